@@ -1,0 +1,1 @@
+//! SRTP/SRTCP transforms (owned by the SRTP work item; see the task brief).

@@ -16,3 +16,13 @@ pub mod io;
 pub mod outbox;
 pub mod packet;
 pub mod srtp;
+pub mod forwarder;
+pub mod relay;
+pub mod rewrite;
+pub mod stats;
+pub mod topology;
+pub mod dataplane;
+pub mod worker;
+
+pub use dataplane::{Dataplane, DataplaneConfig, DataplaneError, DEFAULT_BACKEND};
+pub mod testkit;

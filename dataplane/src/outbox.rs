@@ -109,6 +109,11 @@ impl Outbox {
         (bytes.as_ptr(), bytes.len())
     }
 
+    /// Total bytes queued.
+    pub fn bytes(&self) -> usize {
+        self.lens[..self.len].iter().map(|&l| l as usize).sum()
+    }
+
     /// Iterates over queued datagrams in order.
     pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> + '_ {
         (0..self.len).map(move |i| self.get(i))

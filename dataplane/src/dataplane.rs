@@ -1,0 +1,462 @@
+//! The dataplane handle: starts one pinned worker per configured core, wires their relay rings and
+//! command channels, and is how the control plane (and `sluice bench`) talks to them.
+//!
+//! The handle also keeps the room presence bookkeeping that workers need from each other (which worker
+//! hosts members of which room); that lives here, on the control side, behind a mutex that the packet
+//! path never touches.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Sender};
+
+use crate::forwarder::{Forwarder, ForwarderConfig};
+use crate::io::mmsg::MmsgIo;
+use crate::io::socket::bind_udp;
+use crate::io::uring::UringIo;
+use crate::io::wake::Wake;
+use crate::io::{BackendChoice, BackendKind, DatagramIo, IoConfig};
+use crate::relay::relay_ring;
+use crate::srtp::SrtpEngine;
+use crate::stats::{StatsSnapshot, WorkerStats};
+use crate::topology::{Membership, RoomId, TopologyUpdate, TransportConfig, TransportId};
+use crate::worker::{WorkerLoop, WorkerShared};
+
+/// The backend `BackendChoice::Auto` picks, chosen by measurement (see README, "Decisions").
+pub const DEFAULT_BACKEND: BackendKind = BackendKind::Mmsg;
+
+/// How the dataplane is laid out.
+#[derive(Debug, Clone)]
+pub struct DataplaneConfig {
+    /// Number of workers.
+    pub workers: usize,
+    /// Core of each worker; empty: worker `i` on core `i` (modulo the host's cores).
+    pub cores: Vec<usize>,
+    /// Pin workers to their cores.
+    pub pin: bool,
+    /// Address the worker sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Worker `i` listens on `base_port + i`; 0 lets the kernel pick each port.
+    pub base_port: u16,
+    /// I/O backend.
+    pub backend: BackendChoice,
+    /// Socket and batch sizes.
+    pub io: IoConfig,
+    /// SRTP implementation.
+    pub srtp_engine: SrtpEngine,
+    /// Egress slots per worker (the largest local room must fit).
+    pub outbox_slots: usize,
+    /// Bytes of each cross-worker relay ring.
+    pub relay_ring_bytes: usize,
+    /// Capacity of each worker's command channel.
+    pub command_queue: usize,
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            cores: Vec::new(),
+            pin: true,
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            base_port: 7882,
+            backend: BackendChoice::Auto,
+            io: IoConfig::default(),
+            srtp_engine: SrtpEngine::default(),
+            outbox_slots: 4096,
+            relay_ring_bytes: 1 << 20,
+            command_queue: 4096,
+        }
+    }
+}
+
+/// Why the dataplane could not start or take an update.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataplaneError {
+    /// A worker socket could not be bound.
+    #[error("binding worker {worker} to {addr}: {source}")]
+    Bind {
+        /// Worker index.
+        worker: usize,
+        /// Address tried.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The I/O backend failed to start.
+    #[error("starting the {backend} backend for worker {worker}: {source}")]
+    Backend {
+        /// Worker index.
+        worker: usize,
+        /// Backend.
+        backend: BackendKind,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Bad configuration.
+    #[error("invalid dataplane configuration: {0}")]
+    Config(String),
+    /// A worker index out of range.
+    #[error("no worker {0}")]
+    NoSuchWorker(usize),
+    /// The worker has stopped.
+    #[error("worker {0} has stopped")]
+    WorkerGone(usize),
+}
+
+struct WorkerHandle {
+    thread: Option<JoinHandle<()>>,
+    commands: Sender<TopologyUpdate>,
+    shared: Arc<WorkerShared>,
+    addr: SocketAddr,
+}
+
+#[derive(Default)]
+struct Presence {
+    /// transport → (worker, room, publish ssrc)
+    members: HashMap<TransportId, (usize, RoomId, Option<u32>)>,
+    /// room → members per worker
+    rooms: HashMap<RoomId, Vec<u32>>,
+}
+
+/// A running dataplane.
+pub struct Dataplane {
+    workers: Vec<WorkerHandle>,
+    backend: BackendKind,
+    presence: Mutex<Presence>,
+}
+
+fn resolve_backend(choice: BackendChoice) -> BackendKind {
+    let wanted = match choice {
+        BackendChoice::Auto => DEFAULT_BACKEND,
+        BackendChoice::Uring => BackendKind::Uring,
+        BackendChoice::Mmsg => BackendKind::Mmsg,
+    };
+    if wanted == BackendKind::Uring {
+        if let Err(e) = UringIo::probe() {
+            tracing::warn!(error = %e, "io_uring is unavailable on this host; using the mmsg backend (recvmmsg/sendmmsg)");
+            return BackendKind::Mmsg;
+        }
+    }
+    wanted
+}
+
+impl Dataplane {
+    /// Binds every worker's socket and starts the workers.
+    pub fn start(cfg: DataplaneConfig) -> Result<Self, DataplaneError> {
+        let n = cfg.workers;
+        if n == 0 || n > 64 {
+            return Err(DataplaneError::Config(format!("workers must be 1..=64, got {n}")));
+        }
+        let backend = resolve_backend(cfg.backend);
+        let host_cores = core_affinity::get_core_ids().unwrap_or_default();
+
+        let mut sockets = Vec::with_capacity(n);
+        for i in 0..n {
+            let port = if cfg.base_port == 0 {
+                0
+            } else {
+                cfg.base_port.checked_add(i as u16).ok_or_else(|| {
+                    DataplaneError::Config(format!("base port {} + {i} overflows", cfg.base_port))
+                })?
+            };
+            let addr = SocketAddr::new(cfg.bind_ip, port);
+            let nonblocking = backend == BackendKind::Mmsg;
+            let socket = bind_udp(addr, &cfg.io, nonblocking)
+                .map_err(|source| DataplaneError::Bind { worker: i, addr, source })?;
+            let local = socket
+                .local_addr()
+                .map_err(|source| DataplaneError::Bind { worker: i, addr, source })?;
+            sockets.push((socket, local));
+        }
+
+        let mut shared = Vec::with_capacity(n);
+        for i in 0..n {
+            let wake = Wake::new().map_err(|source| DataplaneError::Backend {
+                worker: i,
+                backend,
+                source,
+            })?;
+            shared.push(Arc::new(WorkerShared::new(Arc::new(WorkerStats::default()), wake)));
+        }
+
+        let mut cores: Vec<Forwarder> = (0..n)
+            .map(|i| {
+                Forwarder::new(
+                    ForwarderConfig {
+                        worker: i,
+                        workers: n,
+                        srtp_engine: cfg.srtp_engine,
+                        ..ForwarderConfig::default()
+                    },
+                    shared[i].stats.clone(),
+                )
+            })
+            .collect();
+        for from in 0..n {
+            for to in 0..n {
+                if from != to {
+                    let (tx, rx) = relay_ring(cfg.relay_ring_bytes);
+                    cores[from].connect_relay_tx(to, tx);
+                    cores[to].connect_relay_rx(rx);
+                }
+            }
+        }
+
+        let mut workers = Vec::with_capacity(n);
+        for (i, ((socket, addr), core)) in sockets.into_iter().zip(cores).enumerate() {
+            let (tx, rx) = bounded(cfg.command_queue.max(1));
+            let core_id = match cfg.cores.get(i) {
+                Some(&c) => Some(c),
+                None if !host_cores.is_empty() => Some(host_cores[i % host_cores.len()].id),
+                None => None,
+            };
+            let pin = cfg.pin;
+            let me = shared[i].clone();
+            let peers = shared.clone();
+            let outbox_slots = cfg.outbox_slots;
+            let io_cfg = cfg.io.clone();
+            let wake = clone_wake(&me);
+            let (ready_tx, ready_rx) = bounded::<Result<(), std::io::Error>>(1);
+            let thread = std::thread::Builder::new()
+                .name(format!("sluice-worker-{i}"))
+                .spawn(move || {
+                    if pin {
+                        if let Some(id) = core_id {
+                            if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                                tracing::warn!(worker = i, core = id, "could not pin worker to its core");
+                            }
+                        }
+                    }
+                    match backend {
+                        BackendKind::Mmsg => match MmsgIo::new(socket, wake, &io_cfg) {
+                            Ok(io) => {
+                                let _ = ready_tx.send(Ok(()));
+                                run_loop(io, core, rx, me, peers, outbox_slots);
+                            }
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                            }
+                        },
+                        BackendKind::Uring => match UringIo::new(socket, wake, &io_cfg) {
+                            Ok(io) => {
+                                let _ = ready_tx.send(Ok(()));
+                                run_loop(io, core, rx, me, peers, outbox_slots);
+                            }
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                            }
+                        },
+                    }
+                })
+                .map_err(|source| DataplaneError::Backend { worker: i, backend, source })?;
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
+                    let _ = thread.join();
+                    return Err(DataplaneError::Backend { worker: i, backend, source });
+                }
+                Err(_) => return Err(DataplaneError::WorkerGone(i)),
+            }
+            tracing::info!(worker = i, %addr, core = ?core_id, %backend, "worker started");
+            workers.push(WorkerHandle {
+                thread: Some(thread),
+                commands: tx,
+                shared: shared[i].clone(),
+                addr,
+            });
+        }
+        Ok(Self {
+            workers,
+            backend,
+            presence: Mutex::new(Presence::default()),
+        })
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    /// Address worker `i` listens on.
+    pub fn worker_addr(&self, i: usize) -> Option<SocketAddr> {
+        self.workers.get(i).map(|w| w.addr)
+    }
+
+    /// Counters of worker `i`.
+    pub fn stats(&self, i: usize) -> Option<StatsSnapshot> {
+        self.workers.get(i).map(|w| w.shared.stats.snapshot())
+    }
+
+    /// Counters summed over all workers.
+    pub fn total_stats(&self) -> StatsSnapshot {
+        self.workers
+            .iter()
+            .fold(StatsSnapshot::default(), |acc, w| acc.merged(&w.shared.stats.snapshot()))
+    }
+
+    /// CPU time (user + system) worker `i` has used so far.
+    pub fn worker_cpu_time(&self, i: usize) -> Option<Duration> {
+        let thread = self.workers.get(i)?.thread.as_ref()?;
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: the pthread_t comes from a JoinHandle we still hold, so the thread is not yet
+        // joined and its id is valid; `clock` is a valid out-pointer.
+        let rc = unsafe { libc::pthread_getcpuclockid(thread.as_pthread_t(), &mut clock) };
+        if rc != 0 {
+            return None;
+        }
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid out-pointer and `clock` a clock id the kernel just gave us.
+        let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+        (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
+
+    /// Sends one update to worker `i` and wakes it.
+    pub fn send(&self, i: usize, update: TopologyUpdate) -> Result<(), DataplaneError> {
+        let w = self.workers.get(i).ok_or(DataplaneError::NoSuchWorker(i))?;
+        w.commands.send(update).map_err(|_| DataplaneError::WorkerGone(i))?;
+        w.shared.wake();
+        Ok(())
+    }
+
+    fn broadcast_except(&self, except: usize, update: &TopologyUpdate) -> Result<(), DataplaneError> {
+        for i in (0..self.workers.len()).filter(|&i| i != except) {
+            self.send(i, update.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Adds a transport to worker `i`.
+    pub fn add_transport(&self, i: usize, cfg: TransportConfig) -> Result<(), DataplaneError> {
+        self.send(i, TopologyUpdate::AddTransport(Box::new(cfg)))
+    }
+
+    /// Removes a transport (and its membership) from worker `i`.
+    pub fn remove_transport(&self, i: usize, id: TransportId) -> Result<(), DataplaneError> {
+        self.forget_member(id)?;
+        self.send(i, TopologyUpdate::RemoveTransport { id })
+    }
+
+    /// Puts a transport of worker `i` into a room; other workers learn that `i` hosts the room.
+    pub fn join(&self, i: usize, m: Membership) -> Result<(), DataplaneError> {
+        if i >= self.workers.len() {
+            return Err(DataplaneError::NoSuchWorker(i));
+        }
+        self.forget_member(m.transport)?;
+        let (room, transport, ssrc) = (m.room, m.transport, m.publish_ssrc);
+        self.send(i, TopologyUpdate::Join(Box::new(m)))?;
+        let members = {
+            let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+            p.members.insert(transport, (i, room, ssrc));
+            let counts = p.rooms.entry(room).or_insert_with(|| vec![0; self.workers.len()]);
+            counts[i] += 1;
+            counts[i]
+        };
+        self.broadcast_except(
+            i,
+            &TopologyUpdate::RemotePresence { room, worker: i, members, gone_source: None },
+        )
+    }
+
+    /// Takes a transport of worker `i` out of its room.
+    pub fn leave(&self, i: usize, transport: TransportId) -> Result<(), DataplaneError> {
+        self.forget_member(transport)?;
+        self.send(i, TopologyUpdate::Leave { transport })
+    }
+
+    /// Server-side mute.
+    pub fn mute(&self, i: usize, transport: TransportId, muted: bool) -> Result<(), DataplaneError> {
+        self.send(i, TopologyUpdate::Mute { transport, muted })
+    }
+
+    /// Returns once every worker has applied every update sent before this call.
+    pub fn sync(&self) -> Result<(), DataplaneError> {
+        let (tx, rx) = bounded(self.workers.len());
+        for i in 0..self.workers.len() {
+            self.send(i, TopologyUpdate::Barrier(tx.clone()))?;
+        }
+        for i in 0..self.workers.len() {
+            rx.recv_timeout(Duration::from_secs(10))
+                .map_err(|_| DataplaneError::WorkerGone(i))?;
+        }
+        Ok(())
+    }
+
+    /// Closes a room on every worker.
+    pub fn close_room(&self, room: RoomId) -> Result<(), DataplaneError> {
+        {
+            let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+            p.rooms.remove(&room);
+            p.members.retain(|_, (_, r, _)| *r != room);
+        }
+        self.broadcast_except(usize::MAX, &TopologyUpdate::CloseRoom { room })
+    }
+
+    /// Updates presence when a member leaves, telling the other workers.
+    fn forget_member(&self, transport: TransportId) -> Result<(), DataplaneError> {
+        let update = {
+            let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+            let Some((worker, room, ssrc)) = p.members.remove(&transport) else {
+                return Ok(());
+            };
+            let Some(counts) = p.rooms.get_mut(&room) else {
+                return Ok(());
+            };
+            counts[worker] = counts[worker].saturating_sub(1);
+            let members = counts[worker];
+            if counts.iter().all(|&c| c == 0) {
+                p.rooms.remove(&room);
+            }
+            (worker, TopologyUpdate::RemotePresence { room, worker, members, gone_source: ssrc })
+        };
+        self.broadcast_except(update.0, &update.1)
+    }
+
+    /// Stops every worker after it sent what it queued, and waits for them.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        for w in &self.workers {
+            let _ = w.commands.send(TopologyUpdate::Shutdown);
+            w.shared.wake();
+        }
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn clone_wake(shared: &WorkerShared) -> Wake {
+    shared.wake_handle()
+}
+
+fn run_loop<B: DatagramIo>(
+    io: B,
+    core: Forwarder,
+    commands: crossbeam_channel::Receiver<TopologyUpdate>,
+    me: Arc<WorkerShared>,
+    peers: Vec<Arc<WorkerShared>>,
+    outbox_slots: usize,
+) {
+    WorkerLoop { io, core, commands, me, peers, outbox_slots }.run();
+}

@@ -1,0 +1,634 @@
+//! The sans-IO forwarding core of one worker.
+//!
+//! [`Forwarder::on_datagram`] takes `now`, the source address and the received bytes, and writes what
+//! must be sent into an [`Outbox`]: it demultiplexes (RFC 7983), finds the transport by remote address,
+//! decrypts SRTP once in place, and for every subscriber in the room maps the packet onto one of the
+//! subscriber's speaker slots, copies it once into an outbox slot, rewrites the header and encrypts it
+//! with the subscriber's key. Members of the same room on other workers get the decrypted packet over a
+//! relay ring ([`crate::relay`]). No sockets, no clocks, no threads: tests drive it directly.
+//!
+//! Invariants:
+//! - nothing here allocates per packet once the tables are built (tables grow only while topology
+//!   updates are applied);
+//! - any byte sequence from a peer ends as forwarded packets or one counted drop, never a panic;
+//! - a publisher never hears itself; a transport that was removed gets nothing more.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+
+use crate::outbox::Outbox;
+use crate::packet::{self, AudioLevel, PacketKind, RtpHeader};
+use crate::relay::{RelayMeta, RelayRx, RelayTx};
+use crate::rewrite::{self, SlotRewriter};
+use crate::srtp::{SrtpContext, SrtpEngine, SrtpError};
+use crate::stats::{DropReason, WorkerStats};
+use crate::topology::{Membership, RoomId, TopologyUpdate, TransportConfig, TransportId};
+
+/// Settings of a forwarding core.
+#[derive(Debug, Clone)]
+pub struct ForwarderConfig {
+    /// This worker's index.
+    pub worker: usize,
+    /// Number of workers in the dataplane.
+    pub workers: usize,
+    /// SRTP implementation used for transports.
+    pub srtp_engine: SrtpEngine,
+    /// RTP clock rate of the forwarded audio (Opus: 48,000).
+    pub clock_rate: u32,
+    /// A slot's source silent this long may be replaced by another source.
+    pub slot_idle: Duration,
+}
+
+impl Default for ForwarderConfig {
+    fn default() -> Self {
+        Self {
+            worker: 0,
+            workers: 1,
+            srtp_engine: SrtpEngine::default(),
+            clock_rate: 48_000,
+            slot_idle: rewrite::DEFAULT_SLOT_IDLE,
+        }
+    }
+}
+
+/// Why a topology update could not be applied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopologyError {
+    /// The SRTP keys were rejected.
+    #[error("transport {id}: bad SRTP keys: {source}")]
+    Keys {
+        /// The transport.
+        id: TransportId,
+        /// Why.
+        source: SrtpError,
+    },
+    /// The update names a transport this worker does not have.
+    #[error("transport {0} is not on this worker")]
+    UnknownTransport(TransportId),
+}
+
+struct Transport {
+    id: TransportId,
+    remote: Option<SocketAddr>,
+    inbound: Option<SrtpContext>,
+    outbound: Option<SrtpContext>,
+    latch_ssrcs: Vec<u32>,
+    audio_level_ext: Option<u8>,
+    room: Option<RoomId>,
+    publish_ssrc: Option<u32>,
+    muted: bool,
+    slots: Vec<SlotRewriter>,
+    last_level: Option<AudioLevel>,
+}
+
+#[derive(Default)]
+struct Room {
+    /// Local member transports (slab indices).
+    members: Vec<usize>,
+    /// Members hosted by each other worker (index = worker).
+    remote_counts: Vec<u32>,
+    /// Workers with `remote_counts > 0`, for the per-packet loop.
+    remote_workers: Vec<usize>,
+}
+
+impl Room {
+    fn is_unused(&self) -> bool {
+        self.members.is_empty() && self.remote_workers.is_empty()
+    }
+}
+
+/// The forwarding core of one worker.
+pub struct Forwarder {
+    cfg: ForwarderConfig,
+    stats: Arc<WorkerStats>,
+    transports: Vec<Option<Transport>>,
+    free: Vec<usize>,
+    by_id: FxHashMap<TransportId, usize>,
+    by_addr: FxHashMap<SocketAddr, usize>,
+    unlatched: FxHashMap<u32, usize>,
+    rooms: FxHashMap<RoomId, Room>,
+    relay_tx: Vec<Option<RelayTx>>,
+    relay_rx: Vec<RelayRx>,
+    relay_scratch: Box<[u8]>,
+    touched: u64,
+    max_fanout: usize,
+}
+
+impl Forwarder {
+    /// A core with empty tables, counting into `stats`.
+    pub fn new(cfg: ForwarderConfig, stats: Arc<WorkerStats>) -> Self {
+        let workers = cfg.workers.max(1);
+        Self {
+            cfg,
+            stats,
+            transports: Vec::new(),
+            free: Vec::new(),
+            by_id: FxHashMap::default(),
+            by_addr: FxHashMap::default(),
+            unlatched: FxHashMap::default(),
+            rooms: FxHashMap::default(),
+            relay_tx: (0..workers).map(|_| None).collect(),
+            relay_rx: Vec::new(),
+            relay_scratch: vec![0u8; crate::outbox::SLOT_SIZE].into_boxed_slice(),
+            touched: 0,
+            max_fanout: 0,
+        }
+    }
+
+    /// Connects the ring that carries this worker's packets to worker `to`.
+    pub fn connect_relay_tx(&mut self, to: usize, tx: RelayTx) {
+        if let Some(slot) = self.relay_tx.get_mut(to) {
+            *slot = Some(tx);
+        }
+    }
+
+    /// Adds a ring on which another worker sends packets to this one.
+    pub fn connect_relay_rx(&mut self, rx: RelayRx) {
+        self.relay_rx.push(rx);
+    }
+
+    /// The counters this core writes.
+    pub fn stats(&self) -> &Arc<WorkerStats> {
+        &self.stats
+    }
+
+    /// The most datagrams one incoming packet can produce here: the largest local room. The I/O loop
+    /// sends the outbox before it has fewer free slots than this.
+    pub fn max_fanout(&self) -> usize {
+        self.max_fanout
+    }
+
+    /// Bit `w` set: a packet was relayed to worker `w` since the last call (so it may need waking).
+    pub fn take_touched(&mut self) -> u64 {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// True when another worker has queued packets for this one.
+    pub fn relays_pending(&self) -> bool {
+        self.relay_rx.iter().any(|rx| !rx.is_empty())
+    }
+
+    /// Number of transports.
+    pub fn transport_count(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// The remote address of a transport, once known (latched or configured).
+    pub fn transport_remote(&self, id: TransportId) -> Option<SocketAddr> {
+        let idx = *self.by_id.get(&id)?;
+        self.transports.get(idx)?.as_ref()?.remote
+    }
+
+    // ---------------------------------------------------------------- topology
+
+    /// Applies one topology update (`Barrier` is answered at once; `Shutdown` is the worker's business).
+    pub fn apply(&mut self, update: TopologyUpdate) -> Result<(), TopologyError> {
+        match update {
+            TopologyUpdate::AddTransport(cfg) => self.add_transport(*cfg)?,
+            TopologyUpdate::RemoveTransport { id } => self.remove_transport(id),
+            TopologyUpdate::Join(m) => self.join(*m)?,
+            TopologyUpdate::Leave { transport } => {
+                let idx = *self
+                    .by_id
+                    .get(&transport)
+                    .ok_or(TopologyError::UnknownTransport(transport))?;
+                self.leave(idx);
+            }
+            TopologyUpdate::RemotePresence {
+                room,
+                worker,
+                members,
+                gone_source,
+            } => self.remote_presence(room, worker, members, gone_source),
+            TopologyUpdate::Mute { transport, muted } => {
+                let t = self
+                    .by_id
+                    .get(&transport)
+                    .and_then(|&i| self.transports.get_mut(i)?.as_mut())
+                    .ok_or(TopologyError::UnknownTransport(transport))?;
+                t.muted = muted;
+            }
+            TopologyUpdate::CloseRoom { room } => {
+                let members = self
+                    .rooms
+                    .get(&room)
+                    .map(|r| r.members.clone())
+                    .unwrap_or_default();
+                for idx in members {
+                    self.leave(idx);
+                }
+                self.rooms.remove(&room);
+                self.recompute_fanout();
+            }
+            TopologyUpdate::Barrier(done) => {
+                let _ = done.send(());
+            }
+            TopologyUpdate::Shutdown => {}
+        }
+        Ok(())
+    }
+
+    fn add_transport(&mut self, cfg: TransportConfig) -> Result<(), TopologyError> {
+        self.remove_transport(cfg.id);
+        let (inbound, outbound) = match &cfg.keys {
+            Some(keys) => {
+                let engine = self.cfg.srtp_engine;
+                let err = |source| TopologyError::Keys { id: cfg.id, source };
+                (
+                    Some(SrtpContext::new(engine, &keys.inbound).map_err(err)?),
+                    Some(SrtpContext::new(engine, &keys.outbound).map_err(err)?),
+                )
+            }
+            None => (None, None),
+        };
+        let t = Transport {
+            id: cfg.id,
+            remote: cfg.remote,
+            inbound,
+            outbound,
+            latch_ssrcs: cfg.latch_ssrcs,
+            audio_level_ext: cfg.audio_level_ext,
+            room: None,
+            publish_ssrc: None,
+            muted: false,
+            slots: Vec::new(),
+            last_level: None,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.transports[i] = Some(t);
+                i
+            }
+            None => {
+                self.transports.push(Some(t));
+                self.transports.len() - 1
+            }
+        };
+        self.by_id.insert(cfg.id, idx);
+        self.index_address(idx);
+        Ok(())
+    }
+
+    /// Indexes a transport by its remote address, or by its latch SSRCs while it has none.
+    fn index_address(&mut self, idx: usize) {
+        let Some(t) = self.transports.get(idx).and_then(Option::as_ref) else {
+            return;
+        };
+        match t.remote {
+            Some(addr) => {
+                if let Some(old) = self.by_addr.insert(addr, idx) {
+                    if old != idx {
+                        tracing::warn!(%addr, "address re-used by a new transport");
+                    }
+                }
+            }
+            None => {
+                for &ssrc in &t.latch_ssrcs {
+                    self.unlatched.insert(ssrc, idx);
+                }
+            }
+        }
+    }
+
+    fn remove_transport(&mut self, id: TransportId) {
+        let Some(idx) = self.by_id.remove(&id) else {
+            return;
+        };
+        self.leave(idx);
+        if let Some(t) = self.transports.get_mut(idx).and_then(Option::take) {
+            if let Some(addr) = t.remote {
+                if self.by_addr.get(&addr) == Some(&idx) {
+                    self.by_addr.remove(&addr);
+                }
+            }
+            for ssrc in t.latch_ssrcs {
+                if self.unlatched.get(&ssrc) == Some(&idx) {
+                    self.unlatched.remove(&ssrc);
+                }
+            }
+            self.free.push(idx);
+        }
+    }
+
+    fn join(&mut self, m: Membership) -> Result<(), TopologyError> {
+        let idx = *self
+            .by_id
+            .get(&m.transport)
+            .ok_or(TopologyError::UnknownTransport(m.transport))?;
+        self.leave(idx);
+        if let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) {
+            t.room = Some(m.room);
+            t.publish_ssrc = m.publish_ssrc;
+            t.slots = m.slot_ssrcs.iter().map(|&s| SlotRewriter::new(s)).collect();
+        }
+        let workers = self.cfg.workers.max(1);
+        let room = self.rooms.entry(m.room).or_insert_with(|| Room {
+            remote_counts: vec![0; workers],
+            ..Room::default()
+        });
+        room.members.push(idx);
+        self.recompute_fanout();
+        Ok(())
+    }
+
+    /// Takes a transport out of its room and frees the slots its stream occupied.
+    fn leave(&mut self, idx: usize) {
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(room_id) = t.room.take() else {
+            return;
+        };
+        let gone = t.publish_ssrc.take();
+        t.slots.clear();
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            room.members.retain(|&m| m != idx);
+            if let Some(ssrc) = gone {
+                release_source(&mut self.transports, &room.members, ssrc);
+            }
+            if room.is_unused() {
+                self.rooms.remove(&room_id);
+            }
+        }
+        self.recompute_fanout();
+    }
+
+    fn remote_presence(&mut self, room_id: RoomId, worker: usize, members: u32, gone: Option<u32>) {
+        if worker == self.cfg.worker || worker >= self.cfg.workers {
+            return;
+        }
+        let workers = self.cfg.workers;
+        let room = self.rooms.entry(room_id).or_insert_with(|| Room {
+            remote_counts: vec![0; workers],
+            ..Room::default()
+        });
+        room.remote_counts[worker] = members;
+        room.remote_workers = (0..workers).filter(|&w| room.remote_counts[w] > 0).collect();
+        if let Some(ssrc) = gone {
+            release_source(&mut self.transports, &room.members, ssrc);
+        }
+        if room.is_unused() {
+            self.rooms.remove(&room_id);
+        }
+    }
+
+    fn recompute_fanout(&mut self) {
+        self.max_fanout = self.rooms.values().map(|r| r.members.len()).max().unwrap_or(0);
+    }
+
+    // ---------------------------------------------------------------- packets
+
+    /// Handles one received datagram. `buf` is decrypted in place.
+    pub fn on_datagram(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8], out: &mut Outbox) {
+        self.stats.packets_in.add(1);
+        self.stats.bytes_in.add(buf.len() as u64);
+        match packet::classify(buf) {
+            PacketKind::Rtp => self.on_rtp(now, from, buf, out),
+            PacketKind::Rtcp => self.on_rtcp(from, buf),
+            // ICE and DTLS arrive with the control plane; until then they are not ours to answer.
+            PacketKind::Stun | PacketKind::Dtls => self.stats.count_drop(DropReason::Unsupported, 1),
+            PacketKind::Unknown => self.stats.count_drop(DropReason::Malformed, 1),
+        }
+    }
+
+    /// Finds the transport of a packet: by address, or (comedia) by the SSRC an unlatched transport
+    /// declared. The bool is true when the address is not latched yet.
+    #[inline]
+    fn lookup(&self, from: SocketAddr, ssrc: Option<u32>) -> Option<(usize, bool)> {
+        if let Some(&idx) = self.by_addr.get(&from) {
+            return Some((idx, false));
+        }
+        self.unlatched.get(&ssrc?).map(|&idx| (idx, true))
+    }
+
+    /// Latches `from` as the remote address of transport `idx` after its first authenticated packet.
+    fn latch(&mut self, idx: usize, from: SocketAddr) {
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        t.remote = Some(from);
+        for ssrc in &t.latch_ssrcs {
+            if self.unlatched.get(ssrc) == Some(&idx) {
+                self.unlatched.remove(ssrc);
+            }
+        }
+        tracing::debug!(transport = t.id, %from, "latched remote address");
+        self.index_address(idx);
+    }
+
+    fn count_srtp_error(&self, e: &SrtpError) {
+        let reason = match e {
+            SrtpError::Replayed => DropReason::Replayed,
+            SrtpError::AuthenticationFailed => DropReason::AuthFailed,
+            _ => DropReason::Malformed,
+        };
+        self.stats.count_drop(reason, 1);
+    }
+
+    fn on_rtp(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8], out: &mut Outbox) {
+        let (ssrc, seq, ts) = match RtpHeader::parse(buf) {
+            Ok(h) => (h.ssrc(), h.sequence_number(), h.timestamp()),
+            Err(_) => return self.stats.count_drop(DropReason::Malformed, 1),
+        };
+        let Some((idx, unlatched)) = self.lookup(from, Some(ssrc)) else {
+            return self.stats.count_drop(DropReason::UnknownSource, 1);
+        };
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return self.stats.count_drop(DropReason::UnknownSource, 1);
+        };
+        if !unlatched {
+            // Cheap checks before spending crypto on the packet.
+            match t.publish_ssrc {
+                Some(p) if p == ssrc => {}
+                Some(_) => return self.stats.count_drop(DropReason::Malformed, 1),
+                None => return self.stats.count_drop(DropReason::Muted, 1),
+            }
+            if t.muted {
+                return self.stats.count_drop(DropReason::Muted, 1);
+            }
+        }
+        let plain_len = match &mut t.inbound {
+            Some(ctx) => match ctx.unprotect_rtp(buf) {
+                Ok(n) => n,
+                Err(e) => return self.count_srtp_error(&e),
+            },
+            None => buf.len(),
+        };
+        if unlatched {
+            self.latch(idx, from);
+            let Some(t) = self.transports.get(idx).and_then(Option::as_ref) else {
+                return;
+            };
+            if t.publish_ssrc != Some(ssrc) || t.muted {
+                return self.stats.count_drop(DropReason::Muted, 1);
+            }
+        }
+        let plain = &buf[..plain_len];
+        let Ok(hdr) = RtpHeader::parse(plain) else {
+            return self.stats.count_drop(DropReason::Malformed, 1);
+        };
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let level = t.audio_level_ext.and_then(|id| hdr.audio_level(id));
+        t.last_level = level;
+        let Some(room_id) = t.room else {
+            return self.stats.count_drop(DropReason::Muted, 1);
+        };
+        let _ = (seq, ts);
+        self.fan_out(now, room_id, Some(idx), &hdr, plain, out);
+        self.relay(room_id, ssrc, level, plain);
+    }
+
+    fn on_rtcp(&mut self, from: SocketAddr, buf: &mut [u8]) {
+        let ssrc = packet::rtcp::first_ssrc(buf);
+        let Some((idx, unlatched)) = self.lookup(from, ssrc) else {
+            return self.stats.count_drop(DropReason::UnknownSource, 1);
+        };
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return self.stats.count_drop(DropReason::UnknownSource, 1);
+        };
+        if let Some(ctx) = &mut t.inbound {
+            if let Err(e) = ctx.unprotect_rtcp(buf) {
+                return self.count_srtp_error(&e);
+            }
+        }
+        if unlatched {
+            self.latch(idx, from);
+        }
+        // Receiver reports and feedback end here for now: audio needs no retransmission or key frames.
+        self.stats.rtcp_in.add(1);
+    }
+
+    /// Sends `plain` (a decrypted packet of `source`, parsed as `hdr`) to every local member of the
+    /// room but the publisher itself.
+    fn fan_out(
+        &mut self,
+        now: Instant,
+        room_id: RoomId,
+        publisher: Option<usize>,
+        hdr: &RtpHeader<'_>,
+        plain: &[u8],
+        out: &mut Outbox,
+    ) {
+        let Some(room) = self.rooms.get(&room_id) else {
+            return;
+        };
+        let source = hdr.ssrc();
+        let (seq, ts) = (hdr.sequence_number(), hdr.timestamp());
+        let (clock_rate, idle) = (self.cfg.clock_rate, self.cfg.slot_idle);
+        for &m in &room.members {
+            if Some(m) == publisher {
+                continue;
+            }
+            let Some(t) = self.transports.get_mut(m).and_then(Option::as_mut) else {
+                continue;
+            };
+            let Some(dest) = t.remote else {
+                continue;
+            };
+            let Some(slot) = pick_slot(&mut t.slots, source, now, idle) else {
+                continue;
+            };
+            let out_ssrc = slot.out_ssrc();
+            let mapped = slot.map(now, source, seq, ts, clock_rate);
+            let outbound = &mut t.outbound;
+            let mut failed = false;
+            let pushed = out.push_with(dest, |buf| {
+                let n = rewrite::write_forwarded(plain, hdr, buf, out_ssrc, mapped)?;
+                match outbound {
+                    Some(ctx) => ctx.protect_rtp(buf, n).map_err(|_| failed = true).ok(),
+                    None => Some(n),
+                }
+            });
+            if !pushed {
+                let reason = if failed { DropReason::Malformed } else { DropReason::QueueFull };
+                self.stats.count_drop(reason, 1);
+            }
+        }
+    }
+
+    /// Hands a decrypted packet to every other worker hosting members of the room.
+    fn relay(&mut self, room_id: RoomId, source: u32, level: Option<AudioLevel>, plain: &[u8]) {
+        let Some(room) = self.rooms.get(&room_id) else {
+            return;
+        };
+        for &w in &room.remote_workers {
+            let Some(tx) = self.relay_tx.get_mut(w).and_then(Option::as_mut) else {
+                continue;
+            };
+            if tx.push(room_id, source, level, plain) {
+                self.stats.relayed_out.add(1);
+                self.touched |= 1u64 << (w % 64);
+            } else {
+                self.stats.count_drop(DropReason::QueueFull, 1);
+            }
+        }
+    }
+
+    /// Forwards packets other workers relayed to this one, stopping early when the outbox has fewer
+    /// free slots than one more packet may need. Returns true when everything queued was handled.
+    pub fn drain_relays(&mut self, now: Instant, out: &mut Outbox) -> bool {
+        let mut scratch = std::mem::take(&mut self.relay_scratch);
+        let mut done = true;
+        for r in 0..self.relay_rx.len() {
+            loop {
+                if out.remaining() < self.max_fanout.max(1) {
+                    done = false;
+                    break;
+                }
+                let Some(meta) = self.relay_rx[r].pop(&mut scratch) else {
+                    break;
+                };
+                self.on_relayed(now, meta, &scratch[..meta.len], out);
+            }
+        }
+        self.relay_scratch = scratch;
+        done
+    }
+
+    /// Forwards one packet another worker decrypted.
+    pub fn on_relayed(&mut self, now: Instant, meta: RelayMeta, plain: &[u8], out: &mut Outbox) {
+        self.stats.relayed_in.add(1);
+        let Ok(hdr) = RtpHeader::parse(plain) else {
+            return self.stats.count_drop(DropReason::Malformed, 1);
+        };
+        self.fan_out(now, meta.room, None, &hdr, plain, out);
+    }
+}
+
+/// The subscriber's slot carrying `source`, or a free one it takes over.
+#[inline]
+fn pick_slot(
+    slots: &mut [SlotRewriter],
+    source: u32,
+    now: Instant,
+    idle: Duration,
+) -> Option<&mut SlotRewriter> {
+    let i = match slots.iter().position(|s| s.source() == Some(source)) {
+        Some(i) => i,
+        None => {
+            let i = slots.iter().position(|s| s.is_free(now, idle))?;
+            slots[i].assign(source);
+            i
+        }
+    };
+    slots.get_mut(i)
+}
+
+/// Frees every slot of `members` that carries `ssrc`.
+fn release_source(transports: &mut [Option<Transport>], members: &[usize], ssrc: u32) {
+    for &m in members {
+        if let Some(t) = transports.get_mut(m).and_then(Option::as_mut) {
+            for s in &mut t.slots {
+                if s.source() == Some(ssrc) {
+                    s.release();
+                }
+            }
+        }
+    }
+}

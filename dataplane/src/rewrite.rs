@@ -1,0 +1,269 @@
+//! Speaker-slot rewriting: each of a subscriber's slots is one continuous outgoing RTP stream, whatever
+//! source currently feeds it (DESIGN.md, media model).
+//!
+//! A slot has its own SSRC. When its source changes, the outgoing sequence number continues at
+//! `last + 1` and the timestamp advances by the wall-clock time since the slot's last packet, so the
+//! receiver's jitter buffer sees one stream with a pause, never a jump back. The source's SSRC goes
+//! into the CSRC list (RFC 3550 §5.1: contributing sources), so receivers can tell who is speaking.
+//! Pure arithmetic over bytes: no I/O, no allocation.
+
+use std::time::{Duration, Instant};
+
+use crate::packet::RtpHeader;
+
+/// A source not heard on a slot for this long may be replaced by another source.
+pub const DEFAULT_SLOT_IDLE: Duration = Duration::from_secs(2);
+
+/// Outgoing sequence number and timestamp for one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapped {
+    /// Outgoing sequence number.
+    pub seq: u16,
+    /// Outgoing RTP timestamp.
+    pub ts: u32,
+    /// The first packet of a new source on this slot (the marker bit is set: start of a talkspurt).
+    pub switched: bool,
+}
+
+/// State of one outgoing slot stream of one subscriber.
+#[derive(Debug, Clone)]
+pub struct SlotRewriter {
+    out_ssrc: u32,
+    source: Option<u32>,
+    seq_delta: u16,
+    ts_delta: u32,
+    last_seq: u16,
+    last_ts: u32,
+    last_at: Option<Instant>,
+    /// The source the current deltas were computed for.
+    anchored: Option<u32>,
+}
+
+impl SlotRewriter {
+    /// A slot that sends with `out_ssrc` and has no source yet.
+    pub fn new(out_ssrc: u32) -> Self {
+        Self {
+            out_ssrc,
+            source: None,
+            seq_delta: 0,
+            ts_delta: 0,
+            last_seq: 0,
+            last_ts: 0,
+            last_at: None,
+            anchored: None,
+        }
+    }
+
+    fn anchor_needed(&self, source: u32) -> bool {
+        self.anchored != Some(source)
+    }
+
+    /// The slot's outgoing SSRC.
+    pub fn out_ssrc(&self) -> u32 {
+        self.out_ssrc
+    }
+
+    /// The source SSRC currently mapped onto this slot.
+    pub fn source(&self) -> Option<u32> {
+        self.source
+    }
+
+    /// True when the slot has no source, or its source has been silent for `idle` or longer.
+    pub fn is_free(&self, now: Instant, idle: Duration) -> bool {
+        match (self.source, self.last_at) {
+            (None, _) => true,
+            (Some(_), Some(at)) => now.saturating_duration_since(at) >= idle,
+            (Some(_), None) => false,
+        }
+    }
+
+    /// Forgets the source (it left); the stream's continuity state is kept for the next one.
+    pub fn release(&mut self) {
+        self.source = None;
+    }
+
+    /// Takes `source` onto this slot; the next [`map`](Self::map) continues the stream from it.
+    pub fn assign(&mut self, source: u32) {
+        self.source = Some(source);
+    }
+
+    /// Maps one packet of `source` with sequence `seq` and timestamp `ts`, arriving at `now`, to the
+    /// slot's outgoing numbering. `clock_rate` is the RTP clock (48,000 for Opus).
+    pub fn map(&mut self, now: Instant, source: u32, seq: u16, ts: u32, clock_rate: u32) -> Mapped {
+        let switched = match self.last_at {
+            None => {
+                // First packet ever on this slot: keep the source's numbering.
+                self.seq_delta = 0;
+                self.ts_delta = 0;
+                true
+            }
+            Some(at) if self.anchor_needed(source) => {
+                let elapsed = now.saturating_duration_since(at);
+                let ticks = (elapsed.as_micros() as u64 * clock_rate as u64 / 1_000_000) as u32;
+                let next_ts = self.last_ts.wrapping_add(ticks.max(1));
+                let next_seq = self.last_seq.wrapping_add(1);
+                self.seq_delta = next_seq.wrapping_sub(seq);
+                self.ts_delta = next_ts.wrapping_sub(ts);
+                true
+            }
+            Some(_) => false,
+        };
+        if switched {
+            self.source = Some(source);
+            self.anchored = Some(source);
+        }
+        let out_seq = seq.wrapping_add(self.seq_delta);
+        let out_ts = ts.wrapping_add(self.ts_delta);
+        if self.last_at.is_none() || (out_seq.wrapping_sub(self.last_seq) as i16) > 0 {
+            self.last_seq = out_seq;
+            self.last_ts = out_ts;
+        }
+        self.last_at = Some(now);
+        Mapped {
+            seq: out_seq,
+            ts: out_ts,
+            switched,
+        }
+    }
+}
+
+/// Writes the forwarded form of the plaintext RTP packet `src` (parsed as `hdr`) into `out`: the slot's
+/// SSRC, mapped sequence number and timestamp, the marker bit set on a source switch, and the source
+/// SSRC prepended to the CSRC list (a packet that already carries 15 CSRCs loses its last one).
+/// Header extensions, payload and padding are copied unchanged. Returns the length written, or `None`
+/// when `out` is too small.
+#[inline]
+pub fn write_forwarded(
+    src: &[u8],
+    hdr: &RtpHeader<'_>,
+    out: &mut [u8],
+    out_ssrc: u32,
+    mapped: Mapped,
+) -> Option<usize> {
+    let cc_in = hdr.csrc_count();
+    let keep = cc_in.min(14);
+    let rest_start = 12 + 4 * cc_in;
+    let rest = src.get(rest_start..)?;
+    let len = 12 + 4 * (keep + 1) + rest.len();
+    let out = out.get_mut(..len)?;
+    let b0 = *src.first()?;
+    let b1 = *src.get(1)?;
+    out[0] = (b0 & 0xF0) | (keep as u8 + 1);
+    out[1] = if mapped.switched { b1 | 0x80 } else { b1 };
+    out[2..4].copy_from_slice(&mapped.seq.to_be_bytes());
+    out[4..8].copy_from_slice(&mapped.ts.to_be_bytes());
+    out[8..12].copy_from_slice(&out_ssrc.to_be_bytes());
+    out[12..16].copy_from_slice(&hdr.ssrc().to_be_bytes());
+    out[16..16 + 4 * keep].copy_from_slice(src.get(12..12 + 4 * keep)?);
+    out[16 + 4 * keep..].copy_from_slice(rest);
+    Some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPUS: u32 = 48_000;
+
+    #[test]
+    fn one_source_keeps_its_numbering() {
+        let t0 = Instant::now();
+        let mut s = SlotRewriter::new(0xAAAA);
+        s.assign(1);
+        let m = s.map(t0, 1, 100, 5000, OPUS);
+        assert_eq!((m.seq, m.ts, m.switched), (100, 5000, true));
+        let m = s.map(t0 + Duration::from_millis(20), 1, 101, 5960, OPUS);
+        assert_eq!((m.seq, m.ts, m.switched), (101, 5960, false));
+    }
+
+    #[test]
+    fn switching_source_continues_the_stream() {
+        let t0 = Instant::now();
+        let mut s = SlotRewriter::new(0xAAAA);
+        s.assign(1);
+        for i in 0..10u16 {
+            s.map(t0 + Duration::from_millis(20 * i as u64), 1, 65530u16.wrapping_add(i), 1000 + 960 * i as u32, OPUS);
+        }
+        // Last out: seq 65530+9 = 3 (wrapped), ts 1000 + 8640.
+        s.release();
+        assert!(s.is_free(t0, DEFAULT_SLOT_IDLE));
+        s.assign(2);
+        // 500 ms after the last packet, a new source with unrelated numbering.
+        let at = t0 + Duration::from_millis(180 + 500);
+        let m = s.map(at, 2, 40_000, 123_456_789, OPUS);
+        assert!(m.switched);
+        assert_eq!(m.seq, 4, "sequence continues at last + 1 across the wrap");
+        assert_eq!(m.ts, 1000 + 8640 + 24_000, "timestamp advances by the 500 ms gap");
+        let m = s.map(at + Duration::from_millis(20), 2, 40_001, 123_456_789 + 960, OPUS);
+        assert_eq!((m.seq, m.ts, m.switched), (5, 1000 + 8640 + 24_000 + 960, false));
+    }
+
+    #[test]
+    fn reordered_packet_does_not_move_the_anchor_back() {
+        let t0 = Instant::now();
+        let mut s = SlotRewriter::new(7);
+        s.assign(1);
+        s.map(t0, 1, 10, 0, OPUS);
+        s.map(t0, 1, 12, 1920, OPUS);
+        let late = s.map(t0, 1, 11, 960, OPUS);
+        assert_eq!(late.seq, 11);
+        s.assign(2);
+        let m = s.map(t0, 2, 500, 0, OPUS);
+        assert_eq!(m.seq, 13, "continues after the highest sequence sent, not the late one");
+    }
+
+    #[test]
+    fn idle_slot_becomes_free() {
+        let t0 = Instant::now();
+        let mut s = SlotRewriter::new(7);
+        s.assign(1);
+        s.map(t0, 1, 1, 1, OPUS);
+        assert!(!s.is_free(t0 + Duration::from_millis(100), DEFAULT_SLOT_IDLE));
+        assert!(s.is_free(t0 + DEFAULT_SLOT_IDLE, DEFAULT_SLOT_IDLE));
+    }
+
+    fn rtp(csrcs: &[u32], ext: bool, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x80 | if ext { 0x10 } else { 0 } | csrcs.len() as u8, 111, 0, 9, 0, 0, 0, 77, 0xDE, 0xAD, 0xBE, 0xEF];
+        for c in csrcs {
+            p.extend_from_slice(&c.to_be_bytes());
+        }
+        if ext {
+            p.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x10, 0x85, 0, 0]);
+        }
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn forwarded_packet_carries_slot_ssrc_and_source_csrc() {
+        let src = rtp(&[0x1111], true, b"opus");
+        let hdr = RtpHeader::parse(&src).unwrap();
+        let mut out = [0u8; 64];
+        let mapped = Mapped { seq: 0x0102, ts: 0x03040506, switched: true };
+        let n = write_forwarded(&src, &hdr, &mut out, 0xCAFE_F00D, mapped).unwrap();
+        assert_eq!(n, src.len() + 4);
+        let f = RtpHeader::parse(&out[..n]).unwrap();
+        assert_eq!(f.ssrc(), 0xCAFE_F00D);
+        assert_eq!(f.sequence_number(), 0x0102);
+        assert_eq!(f.timestamp(), 0x03040506);
+        assert!(f.marker());
+        assert_eq!(f.payload_type(), 111);
+        assert_eq!(f.csrcs().collect::<Vec<_>>(), vec![0xDEAD_BEEF, 0x1111]);
+        assert_eq!(f.audio_level(1).map(|l| l.level), Some(5));
+        assert_eq!(f.payload(), b"opus");
+        assert!(write_forwarded(&src, &hdr, &mut out[..10], 1, mapped).is_none());
+    }
+
+    #[test]
+    fn fifteen_csrcs_stay_fifteen() {
+        let csrcs: Vec<u32> = (1..=15).collect();
+        let src = rtp(&csrcs, false, b"x");
+        let hdr = RtpHeader::parse(&src).unwrap();
+        let mut out = [0u8; 128];
+        let n = write_forwarded(&src, &hdr, &mut out, 9, Mapped { seq: 1, ts: 1, switched: false }).unwrap();
+        let f = RtpHeader::parse(&out[..n]).unwrap();
+        assert_eq!(f.csrc_count(), 15);
+        assert_eq!(f.csrcs().next(), Some(0xDEAD_BEEF));
+        assert_eq!(f.payload(), b"x");
+    }
+}

@@ -1,0 +1,102 @@
+//! What the control plane tells a worker: transports, room membership, mutes.
+//!
+//! Updates travel over a bounded crossbeam channel and are applied by the worker between receive
+//! batches, so the packet path never waits for the control plane. Everything that allocates (SRTP key
+//! schedules, table growth) happens while an update is applied, not per packet.
+
+use std::net::SocketAddr;
+
+use crate::srtp::SrtpKeys;
+
+/// Identifies a transport (one remote 5-tuple: a participant's WebRTC connection, or a plain RTP
+/// transport). Chosen by the control plane, unique per dataplane.
+pub type TransportId = u64;
+
+/// Identifies a room. Chosen by the control plane, unique per dataplane.
+pub type RoomId = u64;
+
+/// SRTP keys of a transport: what it sends us (`inbound`) and what we send it (`outbound`).
+#[derive(Clone, Debug)]
+pub struct TransportKeys {
+    /// Keys the remote uses to protect what it sends us (we unprotect with them).
+    pub inbound: SrtpKeys,
+    /// Keys we protect with when sending to the remote.
+    pub outbound: SrtpKeys,
+}
+
+/// A new transport on a worker.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// Its id.
+    pub id: TransportId,
+    /// Remote address, when known. `None` latches the address from the first authenticated packet
+    /// carrying one of `latch_ssrcs` (comedia).
+    pub remote: Option<SocketAddr>,
+    /// `None`: plain RTP, for trusted local links and for measuring crypto cost.
+    pub keys: Option<TransportKeys>,
+    /// SSRCs whose first authenticated packet may latch `remote` when it is `None`.
+    pub latch_ssrcs: Vec<u32>,
+    /// The RFC 6464 audio-level header-extension id the remote uses, if negotiated.
+    pub audio_level_ext: Option<u8>,
+}
+
+/// Puts a transport into a room.
+#[derive(Clone, Debug)]
+pub struct Membership {
+    /// The room.
+    pub room: RoomId,
+    /// The transport (already added to the same worker).
+    pub transport: TransportId,
+    /// The SSRC it publishes with; `None` for a listener (its RTP is dropped as `Muted`).
+    pub publish_ssrc: Option<u32>,
+    /// SSRCs of its receive slots, in slot order (speaker slots, see DESIGN.md). Empty: hears nothing.
+    pub slot_ssrcs: Vec<u32>,
+}
+
+/// One instruction for a worker.
+#[derive(Clone, Debug)]
+pub enum TopologyUpdate {
+    /// Adds (or replaces) a transport.
+    AddTransport(Box<TransportConfig>),
+    /// Removes a transport and its membership; its traffic stops at once.
+    RemoveTransport {
+        /// The transport.
+        id: TransportId,
+    },
+    /// A local transport joins a room.
+    Join(Box<Membership>),
+    /// A local transport leaves its room.
+    Leave {
+        /// The transport.
+        transport: TransportId,
+    },
+    /// Another worker's membership of a room changed: it now hosts `members` members of `room`
+    /// (0: none; this worker stops relaying that room to it). `gone_source` is the SSRC of a
+    /// publisher that left there, whose speaker slot this worker frees.
+    RemotePresence {
+        /// The room.
+        room: RoomId,
+        /// The other worker's index.
+        worker: usize,
+        /// How many members of `room` that worker hosts now.
+        members: u32,
+        /// A publisher SSRC that left on that worker.
+        gone_source: Option<u32>,
+    },
+    /// Server-side mute of a transport's publishing.
+    Mute {
+        /// The transport.
+        transport: TransportId,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// Closes a room: every local member leaves it.
+    CloseRoom {
+        /// The room.
+        room: RoomId,
+    },
+    /// Answered by the worker once every update queued before it has been applied.
+    Barrier(crossbeam_channel::Sender<()>),
+    /// Stops the worker after it sent what it queued.
+    Shutdown,
+}

@@ -1,0 +1,182 @@
+//! One dataplane worker: a thread pinned to a core, owning its UDP socket (through an I/O backend),
+//! its forwarding core and its end of the command channel.
+//!
+//! The loop, once per turn: apply pending topology updates (try_recv, never blocks), forward what other
+//! workers relayed, then receive a batch, run every datagram through the core, and send the outbox with
+//! one batched call. The outbox is sent early whenever it has fewer free slots than the largest local
+//! room needs, so one packet's fan-out always fits.
+//!
+//! Sleeping and waking: before it may block in `recv`, a worker raises its `parked` flag, then looks at
+//! its relay rings once more (a full fence between the two, mirrored on the producer's side), so a
+//! packet relayed by another worker can never sit unseen while this one sleeps.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, TryRecvError};
+
+use crate::forwarder::Forwarder;
+use crate::io::wake::Wake;
+use crate::io::DatagramIo;
+use crate::outbox::Outbox;
+use crate::stats::{DropReason, WorkerStats};
+use crate::topology::TopologyUpdate;
+
+/// How long an idle worker sleeps before it looks around again (housekeeping tick).
+pub const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// The part of a worker other threads may touch: its counters and its wake-up.
+pub struct WorkerShared {
+    /// Counters, written only by the worker.
+    pub stats: Arc<WorkerStats>,
+    parked: AtomicBool,
+    wake: Wake,
+}
+
+impl WorkerShared {
+    /// Shared state around a wake-up eventfd.
+    pub fn new(stats: Arc<WorkerStats>, wake: Wake) -> Self {
+        Self {
+            stats,
+            parked: AtomicBool::new(false),
+            wake,
+        }
+    }
+
+    /// A handle on the worker's wake-up eventfd, for its I/O backend to wait on.
+    pub fn wake_handle(&self) -> Wake {
+        self.wake.clone()
+    }
+
+    /// Wakes the worker unconditionally (control-plane path).
+    pub fn wake(&self) {
+        self.wake.wake();
+    }
+
+    /// Wakes the worker if it is about to sleep or sleeping (packet path: one atomic load when busy).
+    #[inline]
+    pub fn wake_if_parked(&self) {
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::AcqRel) {
+            self.wake.wake();
+        }
+    }
+}
+
+/// Everything a worker thread runs with.
+pub struct WorkerLoop<B: DatagramIo> {
+    /// The socket backend.
+    pub io: B,
+    /// The forwarding core.
+    pub core: Forwarder,
+    /// Topology updates from the control plane.
+    pub commands: Receiver<TopologyUpdate>,
+    /// This worker's shared state.
+    pub me: Arc<WorkerShared>,
+    /// Every worker's shared state, by index (to wake the ones this one relays to).
+    pub peers: Vec<Arc<WorkerShared>>,
+    /// Egress pool size.
+    pub outbox_slots: usize,
+}
+
+impl<B: DatagramIo> WorkerLoop<B> {
+    /// Runs until a `Shutdown` update arrives or the control plane hangs up.
+    pub fn run(mut self) {
+        let mut out = Outbox::with_capacity(self.outbox_slots);
+        let mut failures = 0u64;
+        loop {
+            // 1. Control: apply every queued update.
+            loop {
+                match self.commands.try_recv() {
+                    Ok(TopologyUpdate::Shutdown) | Err(TryRecvError::Disconnected) => {
+                        self.flush(&mut out);
+                        return;
+                    }
+                    Ok(update) => {
+                        if let Err(e) = self.core.apply(update) {
+                            tracing::warn!(error = %e, "topology update refused");
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+
+            // 2. Packets other workers decrypted for rooms with members here.
+            let now = Instant::now();
+            while !self.core.drain_relays(now, &mut out) {
+                self.flush(&mut out);
+            }
+            self.flush(&mut out);
+
+            // 3. Park, then look once more, so no relayed packet or command waits for the tick.
+            self.me.parked.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let busy = self.core.relays_pending() || !self.commands.is_empty();
+            let timeout = if busy { Duration::ZERO } else { IDLE_TICK };
+
+            // 4. Receive a batch and run it through the core.
+            let fanout = self.core.max_fanout().max(1);
+            let core = &mut self.core;
+            let mut batch_now: Option<Instant> = None;
+            let result = self.io.recv(Some(timeout), |from, buf| {
+                let now = *batch_now.get_or_insert_with(Instant::now);
+                core.on_datagram(now, from, buf, &mut out);
+                if out.remaining() < fanout {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            self.me.parked.store(false, Ordering::Relaxed);
+            if let Err(e) = result {
+                failures += 1;
+                if failures.is_power_of_two() {
+                    tracing::error!(error = %e, failures, "receive failed");
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+
+            // 5. One batched send for the whole batch's fan-out.
+            self.flush(&mut out);
+
+            // 6. Wake the workers this batch relayed to.
+            let mut touched = self.core.take_touched();
+            while touched != 0 {
+                let w = touched.trailing_zeros() as usize;
+                touched &= touched - 1;
+                if let Some(peer) = self.peers.get(w) {
+                    peer.wake_if_parked();
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, out: &mut Outbox) {
+        if out.is_empty() {
+            return;
+        }
+        let stats = &self.me.stats;
+        let queued = out.len();
+        let bytes = out.bytes();
+        match self.io.send(out) {
+            Ok(report) => {
+                stats.packets_out.add(report.sent as u64);
+                // Failures are rare; attribute bytes proportionally rather than re-walking the batch.
+                let sent_bytes = if report.failed == 0 {
+                    bytes
+                } else {
+                    bytes * report.sent / queued.max(1)
+                };
+                stats.bytes_out.add(sent_bytes as u64);
+                stats.count_drop(DropReason::SendFailed, report.failed as u64);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "send failed");
+                stats.count_drop(DropReason::SendFailed, queued as u64);
+                out.clear();
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! `sluice bench`: measures the dataplane the way users will run it.
+//!
+//! It starts the dataplane in-process, creates rooms of plain SRTP transports (publishers and
+//! subscribers, each with its own loopback socket), and drives them from load threads pinned to cores
+//! the workers do not use: a generator that encrypts each tick's packets just before one batch of sends,
+//! and sinks that read every datagram, take one-way latency from the kernel receive timestamp and a send
+//! timestamp carried in a header extension, and decrypt a sample with webrtc-srtp (the independent
+//! oracle) to verify it. `--max` searches for the highest load sustained within the loss budget.
+
+mod generator;
+mod report;
+mod setup;
+mod sink;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use sluice_dataplane::io::BackendChoice;
+use sluice_dataplane::srtp::{SrtpEngine, SrtpProfile};
+
+pub use report::Report;
+
+/// SRTP choice on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SrtpArg {
+    /// A real SRTP profile.
+    Profile(SrtpProfile),
+    /// Plain RTP.
+    None,
+}
+
+impl std::str::FromStr for SrtpArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(SrtpArg::None);
+        }
+        s.parse::<SrtpProfile>()
+            .map(SrtpArg::Profile)
+            .map_err(|_| format!("unknown SRTP profile {s:?}: use aes128gcm, aes256gcm, aescm or none"))
+    }
+}
+
+impl std::fmt::Display for SrtpArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SrtpArg::Profile(p) => f.write_str(p.short_name()),
+            SrtpArg::None => f.write_str("none"),
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let v: f64 = num.trim().parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "s" => v,
+        "ms" => v / 1000.0,
+        "m" | "min" => v * 60.0,
+        _ => return Err(format!("bad duration unit in {s:?}: use ms, s or m")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("duration must be positive: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
+    s.split(',')
+        .map(|c| c.trim().parse::<usize>().map_err(|_| format!("bad core list {s:?}")))
+        .collect()
+}
+
+/// Options of `sluice bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Rooms.
+    #[arg(long, default_value_t = 1)]
+    pub rooms: usize,
+    /// Publishers per room.
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+    /// Subscribers per room.
+    #[arg(long, default_value_t = 50)]
+    pub subscribers: usize,
+    /// Packets per second per publisher (Opus sends 50).
+    #[arg(long, default_value_t = 50)]
+    pub rate: u32,
+    /// Payload bytes per packet.
+    #[arg(long, default_value_t = 160)]
+    pub size: usize,
+    /// Measurement time (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// SRTP profile: aes128gcm, aes256gcm, aescm, or none.
+    #[arg(long, default_value = "aes128gcm")]
+    pub srtp: SrtpArg,
+    /// SRTP implementation in the dataplane: inplace or webrtc-srtp.
+    #[arg(long, default_value = "inplace")]
+    pub srtp_engine: SrtpEngine,
+    /// I/O backend: auto, uring or mmsg.
+    #[arg(long, default_value = "auto")]
+    pub backend: BackendChoice,
+    /// Dataplane workers.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Cores for the workers (comma-separated); default 0..workers.
+    #[arg(long, value_parser = parse_cores)]
+    pub worker_cores: Option<Vec<usize>>,
+    /// Cores for the generator and sinks; default: the cores the workers do not use.
+    #[arg(long, value_parser = parse_cores)]
+    pub load_cores: Option<Vec<usize>>,
+    /// Sink threads reading the subscribers' sockets.
+    #[arg(long, default_value_t = 1)]
+    pub sink_threads: usize,
+    /// Speaker slots per subscriber (at least --publishers).
+    #[arg(long, default_value_t = 8)]
+    pub slots: usize,
+    /// Spread each room's members over all workers (exercises the cross-worker rings).
+    #[arg(long)]
+    pub spread: bool,
+    /// Search for the highest rate sustained with loss within --max-loss.
+    #[arg(long)]
+    pub max: bool,
+    /// Loss budget for --max.
+    #[arg(long, default_value_t = 0.001)]
+    pub max_loss: f64,
+    /// Length of each --max trial.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub trial: Duration,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `sluice bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    validate(&args)?;
+    let mut bed = setup::TestBed::build(&args).context("setting up the bench")?;
+    let report = if args.max {
+        search_max(&args, &mut bed)?
+    } else {
+        run_trial(&args, &mut bed, args.rate, args.duration, !args.json)?
+    };
+    bed.shutdown();
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        report.print_table();
+    }
+    Ok(())
+}
+
+fn validate(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.rooms == 0 || args.subscribers == 0 || args.publishers == 0 {
+        bail!("--rooms, --publishers and --subscribers must be at least 1");
+    }
+    if args.publishers > args.slots {
+        bail!("--publishers ({}) exceeds --slots ({}): subscribers would not hear everyone, and loss could not be counted", args.publishers, args.slots);
+    }
+    if args.slots > 15 {
+        bail!("--slots must be at most 15");
+    }
+    if args.size < 8 || args.size > 1200 {
+        bail!("--size must be 8..=1200 bytes");
+    }
+    if args.rate == 0 {
+        bail!("--rate must be at least 1");
+    }
+    if !(0.0..1.0).contains(&args.max_loss) {
+        bail!("--max-loss must be in [0, 1)");
+    }
+    Ok(())
+}
+
+/// Finds the highest per-publisher rate whose trial loses at most `max_loss`: doubling, then bisection.
+fn search_max(args: &BenchArgs, bed: &mut setup::TestBed) -> anyhow::Result<Report> {
+    let mut lo: Option<Report> = None;
+    let mut hi: Option<u32> = None;
+    let mut rate = args.rate.max(1);
+    let progress = !args.json;
+    for _ in 0..24 {
+        let r = run_trial(args, bed, rate, args.trial, false)?;
+        if progress {
+            eprintln!(
+                "  rate {:>8} pps/publisher: egress {:>10.0} pps, loss {:.5}",
+                rate, r.egress_pps, r.loss_ratio
+            );
+        }
+        let ok = r.loss_ratio <= args.max_loss;
+        if ok {
+            lo = Some(r);
+        } else {
+            hi = Some(rate);
+        }
+        let good = lo.as_ref().map_or(0, |r| r.rate);
+        rate = match hi {
+            None => rate.saturating_mul(2),
+            Some(h) => {
+                if h <= good + good / 50 + 1 {
+                    break;
+                }
+                (good + h) / 2
+            }
+        };
+        if rate == 0 || rate > 10_000_000 {
+            break;
+        }
+        // Let queues drain and slots settle between trials.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let Some(best) = lo else {
+        bail!("even {} pps per publisher lost more than {}", args.rate, args.max_loss);
+    };
+    // Confirm the best rate over the full duration.
+    let confirmed = run_trial(args, bed, best.rate, args.duration, progress)?;
+    Ok(if confirmed.loss_ratio <= args.max_loss { confirmed } else { best })
+}
+
+fn run_trial(
+    args: &BenchArgs,
+    bed: &mut setup::TestBed,
+    rate: u32,
+    duration: Duration,
+    progress: bool,
+) -> anyhow::Result<Report> {
+    let stop_gen = Arc::new(AtomicBool::new(false));
+    let stop_sink = Arc::new(AtomicBool::new(false));
+    let before = bed.measure();
+    let sinks = bed.start_sinks(&stop_sink)?;
+    let generator = bed.start_generator(rate, duration, &stop_gen)?;
+    let started = Instant::now();
+    let bar = progress.then(|| report::progress_bar(duration));
+    while started.elapsed() < duration {
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some(bar) = &bar {
+            let now = bed.measure();
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_position(started.elapsed().as_millis() as u64);
+            bar.set_message(format!(
+                "egress {:.0} pps, ingress {:.0} pps",
+                (now.stats.packets_out - before.stats.packets_out) as f64 / secs,
+                (now.stats.packets_in - before.stats.packets_in) as f64 / secs,
+            ));
+        }
+    }
+    stop_gen.store(true, Ordering::SeqCst);
+    let gen = generator.join().map_err(|_| anyhow::anyhow!("generator thread panicked"))??;
+    let elapsed = started.elapsed();
+    let after = bed.measure();
+    // Packets in flight: give the dataplane and the sinks time to finish them.
+    std::thread::sleep(Duration::from_millis(300));
+    stop_sink.store(true, Ordering::SeqCst);
+    let mut sink_totals = sink::SinkTotals::default();
+    for s in sinks {
+        let t = s.join().map_err(|_| anyhow::anyhow!("sink thread panicked"))??;
+        sink_totals.merge(t);
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(Report::new(args, bed, rate, elapsed, &before, &after, &gen, &sink_totals))
+}

@@ -248,9 +248,21 @@ mod tests {
         seeds
     }
 
-    fn exercise(buf: &[u8]) {
+    /// How often each parser accepted its input, so the test proves it reached the deep paths.
+    #[derive(Default)]
+    struct Hits {
+        rtp: usize,
+        ext_elems: usize,
+        rtcp: usize,
+        report_blocks: usize,
+        stun: usize,
+        stun_attrs: usize,
+    }
+
+    fn exercise(buf: &[u8], hits: &mut Hits) {
         let _ = classify(buf);
         if let Ok(h) = RtpHeader::parse(buf) {
+            hits.rtp += 1;
             let _ = (
                 h.marker(),
                 h.payload_type(),
@@ -266,6 +278,7 @@ mod tests {
             if let Some(exts) = h.extensions() {
                 let _ = (exts.profile(), exts.raw().len(), exts.appbits());
                 for e in exts.iter() {
+                    hits.ext_elems += 1;
                     let _ = AudioLevel::parse(e.data);
                 }
                 let _ = exts.get(1);
@@ -284,27 +297,20 @@ mod tests {
         let mut short = buf.get(..buf.len().min(11)).unwrap_or(&[]).to_vec();
         set_sequence_number(&mut short, 1);
         set_marker(&mut short, true);
-        for p in RtcpCompound::new(buf) {
-            match p {
-                Ok(p) => {
-                    let _ = (p.packet_type(), p.count(), p.padding(), p.padding_len());
-                    let _ = (
-                        p.length_bytes(),
-                        p.sender_ssrc(),
-                        p.media_ssrc(),
-                        p.bytes(),
-                        p.body(),
-                    );
-                    let _ = p.sender_info();
-                    for rb in p.report_blocks() {
-                        let _ = rb.cumulative_lost;
-                    }
-                }
-                Err(_) => {}
+        for p in RtcpCompound::new(buf).flatten() {
+            hits.rtcp += 1;
+            let _ = (p.packet_type(), p.count(), p.padding(), p.padding_len());
+            let _ = (p.sender_ssrc(), p.media_ssrc(), p.sender_info());
+            assert_eq!(p.bytes().len(), p.length_bytes());
+            assert!(p.body().len() + 4 + p.padding_len() == p.length_bytes());
+            for rb in p.report_blocks() {
+                hits.report_blocks += 1;
+                assert!((-(1 << 23)..(1 << 23)).contains(&rb.cumulative_lost));
             }
         }
         let _ = first_ssrc(buf);
         if let Ok(m) = StunMessage::parse(buf) {
+            hits.stun += 1;
             let _ = (
                 m.message_type(),
                 m.method(),
@@ -313,7 +319,8 @@ mod tests {
             );
             let _ = (m.transaction_id(), m.bytes().len());
             for a in m.attributes() {
-                let _ = (a.typ, a.value.len(), a.offset);
+                hits.stun_attrs += 1;
+                assert!(a.offset + 4 + a.value.len() <= m.bytes().len());
             }
             let _ = m.attribute(stun::USERNAME);
         }
@@ -323,8 +330,9 @@ mod tests {
     fn robustness_random_and_mutated_inputs_never_panic() {
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
         let seeds = seeds();
+        let mut hits = Hits::default();
         for s in &seeds {
-            exercise(s);
+            exercise(s, &mut hits);
         }
         let mut buf = Vec::with_capacity(256);
         for i in 0..200_000usize {
@@ -357,7 +365,18 @@ mod tests {
                     }
                 }
             }
-            exercise(&buf);
+            exercise(&buf, &mut hits);
         }
+        eprintln!(
+            "robustness hits: rtp {} ext {} rtcp {} report blocks {} stun {} stun attrs {}",
+            hits.rtp, hits.ext_elems, hits.rtcp, hits.report_blocks, hits.stun, hits.stun_attrs
+        );
+        // The mutated seeds must keep reaching the success paths, or the test proves little.
+        assert!(hits.rtp > 10_000, "rtp {}", hits.rtp);
+        assert!(hits.ext_elems > 10_000, "ext {}", hits.ext_elems);
+        assert!(hits.rtcp > 10_000, "rtcp {}", hits.rtcp);
+        assert!(hits.report_blocks > 1_000, "rb {}", hits.report_blocks);
+        assert!(hits.stun > 5_000, "stun {}", hits.stun);
+        assert!(hits.stun_attrs > 5_000, "stun attrs {}", hits.stun_attrs);
     }
 }

@@ -21,6 +21,26 @@
 //! [`classify`] looks at the first byte as RFC 7983 §7 prescribes (STUN, DTLS, RTP/RTCP share one
 //! 5-tuple under BUNDLE + rtcp-mux), and tells RTP from RTCP by the second byte (RFC 5761 §4).
 //!
+//! # Example
+//!
+//! ```
+//! use sluice_dataplane::packet::{classify, write_one_byte_extensions, PacketKind, RtpHeader};
+//!
+//! // An Opus packet with the audio level (id 1) in a one-byte extension block.
+//! let mut pkt = vec![0x90, 111, 0, 1, 0, 0, 0x03, 0xC0, 0, 0, 0, 42];
+//! let mut ext = [0u8; 8];
+//! let n = write_one_byte_extensions(&mut ext, &[(1, &[0x80 | 25])]).unwrap();
+//! pkt.extend_from_slice(&ext[..n]);
+//! pkt.extend_from_slice(&[0xAB; 40]);
+//!
+//! assert_eq!(classify(&pkt), PacketKind::Rtp);
+//! let rtp = RtpHeader::parse(&pkt).unwrap();
+//! assert_eq!((rtp.ssrc(), rtp.sequence_number(), rtp.payload().len()), (42, 1, 40));
+//! let level = rtp.audio_level(1).unwrap();
+//! assert!(level.voice_activity);
+//! assert_eq!(level.level, 25); // -25 dBov
+//! ```
+//!
 //! # Modules
 //!
 //! - [`rtp`]: the RTP fixed header, CSRCs, padding and in-place writers for header rewriting.
@@ -292,6 +312,10 @@ mod tests {
             set_ssrc(&mut copy, 3);
             set_marker(&mut copy, true);
             set_payload_type(&mut copy, 111);
+        }
+        if let Ok(h) = RtpHeader::parse_encrypted(buf) {
+            assert_eq!(h.header_len() + h.payload().len(), buf.len());
+            let _ = (h.ssrc(), h.audio_level(1));
         }
         // The writers must not panic even on short buffers.
         let mut short = buf.get(..buf.len().min(11)).unwrap_or(&[]).to_vec();

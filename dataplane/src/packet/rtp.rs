@@ -58,6 +58,21 @@ impl<'a> RtpHeader<'a> {
     /// ([`ParseError::BadPadding`], RFC 3550 §5.1 "P").
     #[inline]
     pub fn parse(buf: &'a [u8]) -> Result<Self, ParseError> {
+        Self::parse_inner(buf, true)
+    }
+
+    /// Like [`parse`](Self::parse) but for an SRTP packet before decryption: the header, CSRCs and
+    /// extension block are in the clear and validated the same way, but the padding count is not
+    /// (RFC 3711 §3.1: padding is encrypted and the last bytes are the auth tag), so
+    /// `padding_len()` is 0 and `payload()` is the ciphertext plus tag. Use it to route a packet to its
+    /// SRTP context by SSRC; parse again with [`parse`](Self::parse) after decryption.
+    #[inline]
+    pub fn parse_encrypted(buf: &'a [u8]) -> Result<Self, ParseError> {
+        Self::parse_inner(buf, false)
+    }
+
+    #[inline(always)]
+    fn parse_inner(buf: &'a [u8], check_padding: bool) -> Result<Self, ParseError> {
         let fixed: &[u8; RTP_HEADER_LEN] = buf.first_chunk().ok_or(ParseError::TooShort)?;
         let b0 = fixed[0];
         if b0 >> 6 != 2 {
@@ -83,7 +98,7 @@ impl<'a> RtpHeader<'a> {
         } else {
             None
         };
-        let padding_len = if b0 & 0x20 != 0 {
+        let padding_len = if check_padding && b0 & 0x20 != 0 {
             let count = usize::from(*buf.last().ok_or(ParseError::BadPadding)?);
             if count == 0 || count > buf.len().saturating_sub(header_len) {
                 return Err(ParseError::BadPadding);
@@ -413,6 +428,32 @@ mod tests {
         let mut q = build(false, &[], None, &[], 0);
         q[0] |= 0x20;
         assert_eq!(RtpHeader::parse(&q).unwrap_err(), ParseError::BadPadding);
+    }
+
+    #[test]
+    fn parse_encrypted_skips_padding_check() {
+        // P set, last byte (an auth tag byte in SRTP) is 0: parse refuses, parse_encrypted routes.
+        let mut p = build(
+            false,
+            &[],
+            Some((0xBEDE, &[0x10, 0x85, 0, 0])),
+            &[1, 2, 3, 0],
+            0,
+        );
+        p[0] |= 0x20;
+        assert_eq!(RtpHeader::parse(&p).unwrap_err(), ParseError::BadPadding);
+        let h = RtpHeader::parse_encrypted(&p).unwrap();
+        assert_eq!(h.ssrc(), 0xDEAD_BEEF);
+        assert!(h.has_padding());
+        assert_eq!(h.padding_len(), 0);
+        assert_eq!(h.payload(), &[1, 2, 3, 0]);
+        assert_eq!(h.audio_level(1).map(|a| a.level), Some(5));
+        // Header errors are still errors.
+        p[0] &= 0x3f;
+        assert_eq!(
+            RtpHeader::parse_encrypted(&p).unwrap_err(),
+            ParseError::BadVersion
+        );
     }
 
     #[test]

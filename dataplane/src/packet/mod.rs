@@ -325,6 +325,7 @@ mod tests {
             hits.rtcp += 1;
             let _ = (p.packet_type(), p.count(), p.padding(), p.padding_len());
             let _ = (p.sender_ssrc(), p.media_ssrc(), p.sender_info());
+            assert!(p.bye_ssrcs().count() <= usize::from(p.count()));
             assert_eq!(p.bytes().len(), p.length_bytes());
             assert!(p.body().len() + 4 + p.padding_len() == p.length_bytes());
             for rb in p.report_blocks() {

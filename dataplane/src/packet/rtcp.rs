@@ -228,6 +228,20 @@ impl<'a> RtcpPacket<'a> {
             left: self.count(),
         }
     }
+
+    /// The SSRCs leaving, for a BYE (RFC 3550 §6.6): at most `count()` of them, as many as fit; empty
+    /// for other types. The optional reason after them is not parsed.
+    #[inline]
+    pub fn bye_ssrcs(&self) -> impl Iterator<Item = u32> + 'a {
+        let (data, n) = if self.packet_type() == RTCP_BYE {
+            (self.body(), usize::from(self.count()))
+        } else {
+            (&[][..], 0)
+        };
+        data.chunks_exact(4)
+            .take(n)
+            .filter_map(|c| c.first_chunk::<4>().map(be32))
+    }
 }
 
 /// The sender info of an SR (RFC 3550 §6.4.1).
@@ -388,6 +402,7 @@ mod tests {
         assert_eq!(sdes.sender_ssrc(), Some(0x1111_1111));
         assert_eq!(sdes.report_blocks().count(), 0);
         assert_eq!(sdes.sender_info(), None);
+        assert_eq!(sdes.bye_ssrcs().count(), 0);
         assert_eq!(first_ssrc(&p), Some(0x1111_1111));
     }
 
@@ -417,6 +432,7 @@ mod tests {
         // BYE with SSRC and 4 bytes of padding.
         let p = [0xA1, RTCP_BYE, 0, 2, 0, 0, 0, 9, 0, 0, 0, 4];
         let pkt = RtcpPacket::parse(&p).unwrap();
+        assert_eq!(pkt.bye_ssrcs().collect::<Vec<_>>(), vec![9]);
         assert!(pkt.padding());
         assert_eq!(pkt.padding_len(), 4);
         assert_eq!(pkt.body(), &[0, 0, 0, 9]);

@@ -609,9 +609,8 @@ impl DatagramIo for UringIo {
                 }
                 let mut inflight = todo.len();
                 while inflight > 0 {
-                    if let Err(e) = self.submit_wait(inflight, None) {
-                        return Err(e);
-                    }
+                    // On error the ring is marked broken (SQEs may still point at the Outbox).
+                    self.submit_wait(inflight, None)?;
                     inflight -= self.reap();
                 }
                 retry.clear();

@@ -197,6 +197,21 @@ pub trait DatagramIo {
     fn truncated(&self) -> u64;
 }
 
+/// CPU time consumed so far by the calling thread (`CLOCK_THREAD_CPUTIME_ID`), for per-packet
+/// cost accounting in workers and benchmarks.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the live, exclusively borrowed `ts`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// Is this send error about the socket itself (fatal) rather than about one datagram?
 pub(crate) fn is_fatal_send_error(errno: i32) -> bool {
     matches!(

@@ -233,6 +233,26 @@ fn wake_interrupts_blocked_recv<B: DatagramIo>(mut io: B, wake: Wake) {
         t.elapsed() >= Duration::from_millis(45),
         "stale wake-up was not drained"
     );
+
+    // A wake-up that arrives while the worker is busy sending is not lost either.
+    let live = sink();
+    let mut out = Outbox::with_capacity(1);
+    wake.wake();
+    out.push(live.local_addr().unwrap(), b"x");
+    io.send(&mut out).unwrap();
+    let t = Instant::now();
+    assert_eq!(
+        io.recv(Some(Duration::from_secs(5)), |_, _| ControlFlow::Continue(
+            ()
+        ))
+        .unwrap(),
+        0
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{}: wake-up during send was lost",
+        io.kind()
+    );
     drop(watchdog); // detached; it only sends one datagram to a socket that may be gone
 }
 

@@ -530,7 +530,7 @@ impl DatagramIo for UringIo {
         mut on_datagram: F,
     ) -> io::Result<usize> {
         self.check()?;
-        self.woke = false;
+        // `woke` may already be set by a wake-up reaped during `send`: that one counts too.
         self.reap();
         if self.ready.is_empty() {
             self.arm()?;
@@ -542,6 +542,7 @@ impl DatagramIo for UringIo {
             }
             self.check()?;
         }
+        self.woke = false;
         let mut handed = 0;
         let mut examined = 0;
         while examined < self.recv_batch {

@@ -301,10 +301,10 @@ impl DatagramIo for MmsgIo {
                 }
                 let err = io::Error::last_os_error();
                 let errno = err.raw_os_error().unwrap_or(0);
-                if r == 0 || errno == libc::EINTR {
+                if r != 0 && errno == libc::EINTR {
                     continue;
                 }
-                if is_retry_send_error(errno) {
+                if r == 0 || is_retry_send_error(errno) {
                     retries += 1;
                     if retries > SEND_RETRIES {
                         report.failed += total - (i + j);

@@ -26,9 +26,6 @@ use crate::stats::{StatsSnapshot, WorkerStats};
 use crate::topology::{Membership, RoomId, TopologyUpdate, TransportConfig, TransportId};
 use crate::worker::{WorkerLoop, WorkerShared};
 
-/// The backend `BackendChoice::Auto` picks, chosen by measurement (see README, "Decisions").
-pub const DEFAULT_BACKEND: BackendKind = BackendKind::Mmsg;
-
 /// How the dataplane is laid out.
 #[derive(Debug, Clone)]
 pub struct DataplaneConfig {
@@ -131,21 +128,6 @@ pub struct Dataplane {
     presence: Mutex<Presence>,
 }
 
-fn resolve_backend(choice: BackendChoice) -> BackendKind {
-    let wanted = match choice {
-        BackendChoice::Auto => DEFAULT_BACKEND,
-        BackendChoice::Uring => BackendKind::Uring,
-        BackendChoice::Mmsg => BackendKind::Mmsg,
-    };
-    if wanted == BackendKind::Uring {
-        if let Err(e) = UringIo::probe() {
-            tracing::warn!(error = %e, "io_uring is unavailable on this host; using the mmsg backend (recvmmsg/sendmmsg)");
-            return BackendKind::Mmsg;
-        }
-    }
-    wanted
-}
-
 impl Dataplane {
     /// Binds every worker's socket and starts the workers.
     pub fn start(cfg: DataplaneConfig) -> Result<Self, DataplaneError> {
@@ -153,7 +135,7 @@ impl Dataplane {
         if n == 0 || n > 64 {
             return Err(DataplaneError::Config(format!("workers must be 1..=64, got {n}")));
         }
-        let backend = resolve_backend(cfg.backend);
+        let backend = cfg.backend.resolve();
         let host_cores = core_affinity::get_core_ids().unwrap_or_default();
 
         let mut sockets = Vec::with_capacity(n);

@@ -430,7 +430,7 @@ impl Forwarder {
     }
 
     fn on_rtp(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8], out: &mut Outbox) {
-        let (ssrc, seq, ts) = match RtpHeader::parse(buf) {
+        let (ssrc, seq, ts) = match RtpHeader::parse_encrypted(buf) {
             Ok(h) => (h.ssrc(), h.sequence_number(), h.timestamp()),
             Err(_) => return self.stats.count_drop(DropReason::Malformed, 1),
         };

@@ -24,5 +24,6 @@ pub mod topology;
 pub mod dataplane;
 pub mod worker;
 
-pub use dataplane::{Dataplane, DataplaneConfig, DataplaneError, DEFAULT_BACKEND};
+pub use dataplane::{Dataplane, DataplaneConfig, DataplaneError};
+pub use io::DEFAULT_BACKEND;
 pub mod testkit;

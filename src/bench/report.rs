@@ -10,13 +10,7 @@ use super::setup::{Measurement, TestBed};
 use super::sink::SinkTotals;
 use super::BenchArgs;
 
-/// CPU time of the calling thread.
-pub fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
+pub use sluice_dataplane::io::thread_cpu_time;
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
 pub fn progress_bar(duration: Duration) -> indicatif::ProgressBar {

@@ -81,33 +81,38 @@ impl FromStr for BackendKind {
     }
 }
 
+/// The backend `BackendChoice::Auto` picks: the one `sluice bench` measured cheaper per datagram on
+/// our hosts (mmsg, about 10% less CPU than io_uring; see README, "Decisions").
+pub const DEFAULT_BACKEND: BackendKind = BackendKind::Mmsg;
+
 /// What the operator asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendChoice {
-    /// Use io_uring when [`UringIo::probe`] succeeds, otherwise mmsg (with one log line).
+    /// [`DEFAULT_BACKEND`].
     #[default]
     Auto,
-    /// io_uring or fail.
+    /// io_uring; mmsg (with one log line) where io_uring is unavailable.
     Uring,
     /// recvmmsg/sendmmsg.
     Mmsg,
 }
 
 impl BackendChoice {
-    /// Resolves the choice to a concrete backend. `Auto` probes io_uring and falls back to mmsg
-    /// with one `warn` line saying why; an explicit `Uring` returns the probe's error.
-    pub fn resolve(self) -> io::Result<BackendKind> {
-        match self {
-            BackendChoice::Mmsg => Ok(BackendKind::Mmsg),
-            BackendChoice::Uring => UringIo::probe().map(|()| BackendKind::Uring),
-            BackendChoice::Auto => match UringIo::probe() {
-                Ok(()) => Ok(BackendKind::Uring),
-                Err(e) => {
-                    tracing::warn!(error = %e, "io_uring unavailable, falling back to the mmsg backend");
-                    Ok(BackendKind::Mmsg)
-                }
-            },
+    /// Resolves the choice to a concrete backend. Where io_uring is wanted but [`UringIo::probe`]
+    /// fails (kernel without it, seccomp in containers), falls back to mmsg with one `warn` line.
+    pub fn resolve(self) -> BackendKind {
+        let wanted = match self {
+            BackendChoice::Auto => DEFAULT_BACKEND,
+            BackendChoice::Uring => BackendKind::Uring,
+            BackendChoice::Mmsg => BackendKind::Mmsg,
+        };
+        if wanted == BackendKind::Uring {
+            if let Err(e) = UringIo::probe() {
+                tracing::warn!(error = %e, "io_uring is unavailable on this host; using the mmsg backend (recvmmsg/sendmmsg)");
+                return BackendKind::Mmsg;
+            }
         }
+        wanted
     }
 }
 

@@ -12,6 +12,8 @@
 //!   SSRC when that table is full is refused (`TooManyStreams`) before it reaches `webrtc-srtp`.
 //! - Its SRTP replay window works on the 16-bit sequence number, not the 48-bit index.
 //! - Lengths are validated here before calling it, because some of its paths index without checks.
+//! - SRTCP with the E flag clear is refused (`Malformed`): `webrtc-srtp` 0.17.2 accepts such packets
+//!   for AES-CM without verifying the authentication tag.
 
 use webrtc_srtp::context::Context;
 use webrtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
@@ -165,11 +167,190 @@ impl WebrtcContext {
             return Err(SrtpError::TooShort);
         }
         let ssrc = rtcp_ssrc(buf)?;
+        // The E flag sits before the tag for AES-CM (RFC 3711 §3.4) and last for GCM (RFC 7714 §9.2).
+        let e_at = match self.profile {
+            SrtpProfile::Aes128CmHmacSha1_80 => buf.len() - self.profile.rtcp_overhead(),
+            SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => buf.len() - 4,
+        };
+        if buf[e_at] & 0x80 == 0 {
+            // webrtc-srtp 0.17.2 returns an E=0 AES-CM SRTCP packet *without checking its tag*
+            // (ctrcipher.rs `decrypt_rtcp`), so anyone could inject RTCP. WebRTC peers always
+            // encrypt SRTCP; refuse E=0 here.
+            return Err(SrtpError::Malformed);
+        }
         if !self.is_known_or_room(ssrc) {
             return Err(SrtpError::TooManyStreams);
         }
         let out = self.ctx.decrypt_rtcp(buf).map_err(map_err)?;
         self.admit(ssrc)?;
         copy_back(buf, &out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::srtp::testutil::{keys, rtcp, rtp, with_room};
+    use crate::srtp::SrtpEngine;
+
+    fn pair(
+        profile: SrtpProfile,
+        seed: u8,
+        tx: SrtpEngine,
+        rx: SrtpEngine,
+    ) -> (SrtpContext, SrtpContext) {
+        let k = keys(profile, seed);
+        (
+            SrtpContext::new(tx, &k).unwrap(),
+            SrtpContext::new(rx, &k).unwrap(),
+        )
+    }
+
+    fn send_rtp(tx: &mut SrtpContext, pkt: &[u8]) -> Vec<u8> {
+        let mut b = with_room(pkt, tx.profile().rtp_tag_len() + 7);
+        let n = tx.protect_rtp(&mut b, pkt.len()).unwrap();
+        assert_eq!(n, pkt.len() + tx.profile().rtp_tag_len());
+        b.truncate(n);
+        b
+    }
+
+    fn send_rtcp(tx: &mut SrtpContext, pkt: &[u8]) -> Vec<u8> {
+        let mut b = with_room(pkt, tx.profile().rtcp_overhead());
+        let n = tx.protect_rtcp(&mut b, pkt.len()).unwrap();
+        b.truncate(n);
+        b
+    }
+
+    fn recv_rtp(rx: &mut SrtpContext, srtp: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        let mut b = srtp.to_vec();
+        let n = rx.unprotect_rtp(&mut b)?;
+        b.truncate(n);
+        Ok(b)
+    }
+
+    fn recv_rtcp(rx: &mut SrtpContext, srtcp: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        let mut b = srtcp.to_vec();
+        let n = rx.unprotect_rtcp(&mut b)?;
+        b.truncate(n);
+        Ok(b)
+    }
+
+    /// Each engine unprotects what the other protects, for every profile, SRTP and SRTCP.
+    #[test]
+    fn engines_interoperate_both_ways() {
+        use SrtpEngine::{InPlace, WebrtcSrtp};
+        for profile in SrtpProfile::ALL {
+            for (a, b) in [
+                (InPlace, WebrtcSrtp),
+                (WebrtcSrtp, InPlace),
+                (WebrtcSrtp, WebrtcSrtp),
+            ] {
+                let (mut tx, mut rx) = pair(profile, 20, a, b);
+                assert_eq!(tx.engine(), a);
+                for seq in [65_530u16, 65_531, 65_535, 0, 65_534, 1, 2] {
+                    let p = rtp(0xABCD, seq, 160);
+                    let got = recv_rtp(&mut rx, &send_rtp(&mut tx, &p));
+                    assert_eq!(got.as_ref(), Ok(&p), "{profile:?} {a:?}->{b:?} seq {seq}");
+                }
+                for n in 0..4 {
+                    let c = rtcp(0xABCD, n);
+                    assert_eq!(
+                        recv_rtcp(&mut rx, &send_rtcp(&mut tx, &c)),
+                        Ok(c),
+                        "{profile:?} {a:?}->{b:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn webrtc_engine_maps_errors() {
+        for profile in SrtpProfile::ALL {
+            let (mut tx, mut rx) = pair(profile, 21, SrtpEngine::InPlace, SrtpEngine::WebrtcSrtp);
+            let p = rtp(5, 100, 50);
+            let s = send_rtp(&mut tx, &p);
+            let mut bad = s.clone();
+            bad[40] ^= 1;
+            assert_eq!(
+                recv_rtp(&mut rx, &bad),
+                Err(SrtpError::AuthenticationFailed),
+                "{profile:?}"
+            );
+            assert_eq!(recv_rtp(&mut rx, &s), Ok(p.clone()));
+            assert_eq!(
+                recv_rtp(&mut rx, &s),
+                Err(SrtpError::Replayed),
+                "{profile:?}"
+            );
+            for n in 0..12 {
+                assert!(recv_rtp(&mut rx, &s[..n]).is_err());
+            }
+            let c = rtcp(5, 1);
+            let sc = send_rtcp(&mut tx, &c);
+            let mut bad = sc.clone();
+            bad[12] ^= 1;
+            assert_eq!(
+                recv_rtcp(&mut rx, &bad),
+                Err(SrtpError::AuthenticationFailed),
+                "{profile:?}"
+            );
+            assert_eq!(recv_rtcp(&mut rx, &sc), Ok(c));
+            assert_eq!(
+                recv_rtcp(&mut rx, &sc),
+                Err(SrtpError::Replayed),
+                "{profile:?}"
+            );
+            for n in 0..sc.len() {
+                let r = recv_rtcp(&mut rx, &sc[..n]);
+                assert!(r.is_err(), "{profile:?} len {n} of {}: {r:?}", sc.len());
+            }
+            // No room for the tag.
+            let mut b = p.clone();
+            assert!(matches!(
+                tx.protect_rtp(&mut b, p.len()),
+                Err(SrtpError::BufferTooSmall { .. })
+            ));
+        }
+    }
+
+    /// An unauthenticated E=0 SRTCP packet (here: a valid one truncated so that a payload byte with
+    /// the top bit clear lands where the E flag is read) must be refused by both engines.
+    /// Raw webrtc-srtp 0.17.2 returns it as plaintext without checking the tag (AES-CM).
+    #[test]
+    fn forged_unencrypted_srtcp_is_refused() {
+        let profile = SrtpProfile::Aes128CmHmacSha1_80;
+        let k = keys(profile, 23);
+        let mut forged = rtcp(5, 0);
+        forged.extend_from_slice(&7u32.to_be_bytes()); // E=0, index 7
+        forged.extend_from_slice(&[0u8; 10]); // garbage tag
+        let mut web = SrtpContext::new(SrtpEngine::WebrtcSrtp, &k).unwrap();
+        assert_eq!(recv_rtcp(&mut web, &forged), Err(SrtpError::Malformed));
+        let mut ours = SrtpContext::new(SrtpEngine::InPlace, &k).unwrap();
+        assert_eq!(
+            recv_rtcp(&mut ours, &forged),
+            Err(SrtpError::AuthenticationFailed)
+        );
+    }
+
+    #[test]
+    fn webrtc_engine_bounds_ssrcs() {
+        let profile = SrtpProfile::AeadAes128Gcm;
+        let (mut tx, mut rx) = pair(profile, 22, SrtpEngine::WebrtcSrtp, SrtpEngine::WebrtcSrtp);
+        for ssrc in 0..SrtpContext::MAX_STREAMS as u32 {
+            let p = rtp(ssrc, 1, 10);
+            assert_eq!(recv_rtp(&mut rx, &send_rtp(&mut tx, &p)), Ok(p));
+        }
+        let p = rtp(999, 1, 10);
+        let mut b = with_room(&p, 16);
+        assert_eq!(
+            tx.protect_rtp(&mut b, p.len()),
+            Err(SrtpError::TooManyStreams)
+        );
+        let (mut tx2, _) = pair(profile, 22, SrtpEngine::InPlace, SrtpEngine::InPlace);
+        assert_eq!(
+            recv_rtp(&mut rx, &send_rtp(&mut tx2, &p)),
+            Err(SrtpError::TooManyStreams)
+        );
     }
 }

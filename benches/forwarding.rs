@@ -14,13 +14,28 @@ fn per_packet_path(c: &mut Criterion) {
     let mut g = c.benchmark_group("forward");
     let cases: [(&str, SrtpEngine, Option<SrtpProfile>); 4] = [
         ("none", SrtpEngine::InPlace, None),
-        ("aes128gcm", SrtpEngine::InPlace, Some(SrtpProfile::AeadAes128Gcm)),
-        ("aescm", SrtpEngine::InPlace, Some(SrtpProfile::Aes128CmHmacSha1_80)),
-        ("aes128gcm-webrtc-srtp", SrtpEngine::WebrtcSrtp, Some(SrtpProfile::AeadAes128Gcm)),
+        (
+            "aes128gcm",
+            SrtpEngine::InPlace,
+            Some(SrtpProfile::AeadAes128Gcm),
+        ),
+        (
+            "aescm",
+            SrtpEngine::InPlace,
+            Some(SrtpProfile::Aes128CmHmacSha1_80),
+        ),
+        (
+            "aes128gcm-webrtc-srtp",
+            SrtpEngine::WebrtcSrtp,
+            Some(SrtpProfile::AeadAes128Gcm),
+        ),
     ];
     for fanout in [1u64, 50, 500] {
         for (name, engine, profile) in cases {
-            let RoomFixture { mut core, mut source } = RoomFixture::new(engine, profile, fanout).expect("fixture");
+            let RoomFixture {
+                mut core,
+                mut source,
+            } = RoomFixture::new(engine, profile, fanout).expect("fixture");
             let mut out = Outbox::with_capacity(1024);
             let now = Instant::now();
             g.throughput(Throughput::Elements(fanout));

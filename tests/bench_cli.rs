@@ -9,9 +9,16 @@ fn bench_json(args: &[&str]) -> serde_json::Value {
         .arg("--json")
         .output()
         .expect("sluice runs");
-    assert!(out.status.success(), "sluice bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sluice bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("bench prints one JSON object ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        panic!(
+            "bench prints one JSON object ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
     })
 }
 
@@ -20,20 +27,47 @@ fn bench_reports_every_field_and_verifies_what_it_received() {
     for backend in ["mmsg", "uring"] {
         for srtp in ["aes128gcm", "none"] {
             let r = bench_json(&[
-                "--subscribers", "20", "--publishers", "2", "--rate", "100", "--duration", "1s",
-                "--backend", backend, "--srtp", srtp,
+                "--subscribers",
+                "20",
+                "--publishers",
+                "2",
+                "--rate",
+                "100",
+                "--duration",
+                "1s",
+                "--backend",
+                backend,
+                "--srtp",
+                srtp,
             ]);
-            for key in ["egress_pps", "ingress_pps", "loss_ratio", "dataplane_cpu_s", "backend", "srtp", "workers", "rooms", "publishers", "subscribers"] {
+            for key in [
+                "egress_pps",
+                "ingress_pps",
+                "loss_ratio",
+                "dataplane_cpu_s",
+                "backend",
+                "srtp",
+                "workers",
+                "rooms",
+                "publishers",
+                "subscribers",
+            ] {
                 assert!(r.get(key).is_some(), "missing {key} in {r}");
             }
             for key in ["p50", "p99", "p999"] {
-                assert!(r["latency_us"][key].as_f64().is_some(), "missing latency_us.{key} in {r}");
+                assert!(
+                    r["latency_us"][key].as_f64().is_some(),
+                    "missing latency_us.{key} in {r}"
+                );
             }
             assert_eq!(r["srtp"], srtp);
             assert!(r["received"].as_u64().unwrap() > 0, "{r}");
             assert!(r["verified"].as_u64().unwrap() > 0, "{r}");
             assert_eq!(r["verify_failures"], 0, "{r}");
-            assert!(r["loss_ratio"].as_f64().unwrap() < 0.01, "loopback at 4,000 pps loses nothing: {r}");
+            assert!(
+                r["loss_ratio"].as_f64().unwrap() < 0.01,
+                "loopback at 4,000 pps loses nothing: {r}"
+            );
             assert!(r["egress_pps"].as_f64().unwrap() > 1000.0, "{r}");
         }
     }

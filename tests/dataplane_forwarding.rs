@@ -27,8 +27,11 @@ fn every_subscriber_gets_every_packet_exactly_once_and_publishers_never_hear_the
     each_backend(|backend| {
         for profile in SrtpProfile::ALL.map(Some).into_iter().chain([None]) {
             let dp = start(backend, 1);
-            let mut pubs: Vec<Client> = (1..=2).map(|id| Client::add(&dp, 0, id, profile)).collect();
-            let mut subs: Vec<Client> = (10..15).map(|id| Client::add(&dp, 0, id, profile)).collect();
+            let mut pubs: Vec<Client> =
+                (1..=2).map(|id| Client::add(&dp, 0, id, profile)).collect();
+            let mut subs: Vec<Client> = (10..15)
+                .map(|id| Client::add(&dp, 0, id, profile))
+                .collect();
             for p in &pubs {
                 p.join(&dp, 7, true, 4);
             }
@@ -41,14 +44,34 @@ fn every_subscriber_gets_every_packet_exactly_once_and_publishers_never_hear_the
             }
             for s in &mut subs {
                 let counts = per_sender(&s.receive(QUIET));
-                assert_eq!(counts.get(&1), Some(&200), "{profile:?}: subscriber {} from publisher 1", s.id);
-                assert_eq!(counts.get(&2), Some(&200), "{profile:?}: subscriber {} from publisher 2", s.id);
+                assert_eq!(
+                    counts.get(&1),
+                    Some(&200),
+                    "{profile:?}: subscriber {} from publisher 1",
+                    s.id
+                );
+                assert_eq!(
+                    counts.get(&2),
+                    Some(&200),
+                    "{profile:?}: subscriber {} from publisher 2",
+                    s.id
+                );
             }
             for p in &mut pubs {
                 let counts = per_sender(&p.receive(QUIET));
-                assert_eq!(counts.get(&(p.id as u32)), None, "publisher {} heard itself", p.id);
+                assert_eq!(
+                    counts.get(&(p.id as u32)),
+                    None,
+                    "publisher {} heard itself",
+                    p.id
+                );
                 let other = if p.id == 1 { 2 } else { 1 };
-                assert_eq!(counts.get(&other), Some(&200), "publisher {} hears the other", p.id);
+                assert_eq!(
+                    counts.get(&other),
+                    Some(&200),
+                    "publisher {} hears the other",
+                    p.id
+                );
             }
             let s = dp.total_stats();
             assert_eq!(s.packets_in, 400);
@@ -75,7 +98,11 @@ fn removing_a_subscriber_stops_its_traffic_at_once() {
         dp.remove_transport(0, goes.id).unwrap();
         dp.sync().unwrap();
         publisher.send(50);
-        assert_eq!(goes.receive(QUIET).len(), 0, "a removed subscriber receives nothing");
+        assert_eq!(
+            goes.receive(QUIET).len(),
+            0,
+            "a removed subscriber receives nothing"
+        );
         assert_eq!(stays.receive(QUIET).len(), 50);
         // Leaving the room (transport kept) also stops traffic.
         dp.leave(0, stays.id).unwrap();
@@ -115,7 +142,7 @@ fn bad_packets_are_counted_drops_while_everyone_else_keeps_flowing() {
         sub.join(&dp, 1, false, 1);
         dp.sync().unwrap();
 
-        let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let stranger = common::client_socket();
         let mut sent_ok = 0;
         for round in 0..20u8 {
             // Malformed: truncated RTP, an RTP header whose CSRC count overruns, a random first byte.
@@ -130,12 +157,15 @@ fn bad_packets_are_counted_drops_while_everyone_else_keeps_flowing() {
                 &dp,
                 0,
                 1,
-                std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+                common::client_socket(),
                 Some(sluice_dataplane::topology::TransportKeys {
                     inbound: common::random_keys(SrtpProfile::AeadAes128Gcm),
                     outbound: common::random_keys(SrtpProfile::AeadAes128Gcm),
                 }),
             );
+            // Same sequence number as the publisher's next packet: not a replay, just a bad tag; the
+            // genuine packet with that number must still get through afterwards.
+            impostor.seq = publisher.seq;
             let forged = impostor.next_packet();
             publisher.send_raw(&forged);
             // Replay: a valid packet, then the same bytes again.
@@ -148,11 +178,23 @@ fn bad_packets_are_counted_drops_while_everyone_else_keeps_flowing() {
             sent_ok += 5;
         }
         let got = sub.receive(QUIET);
-        assert_eq!(per_sender(&got).get(&1), Some(&sent_ok), "every valid packet arrived exactly once");
+        assert_eq!(
+            per_sender(&got).get(&1),
+            Some(&sent_ok),
+            "every valid packet arrived exactly once"
+        );
         let s = wait_stats(&dp, "all drops counted", |s| s.total_drops() >= 20 * 6);
         assert_eq!(s.total_drops(), 20 * 6, "{s:?}");
-        assert_eq!(s.drops(DropReason::Malformed), 60, "two bad RTP headers and one unknown first byte per round");
-        assert_eq!(s.drops(DropReason::UnknownSource), 20, "the stranger's packets");
+        assert_eq!(
+            s.drops(DropReason::Malformed),
+            60,
+            "two bad RTP headers and one unknown first byte per round"
+        );
+        assert_eq!(
+            s.drops(DropReason::UnknownSource),
+            20,
+            "the stranger's packets"
+        );
         assert_eq!(s.drops(DropReason::AuthFailed), 20);
         assert_eq!(s.drops(DropReason::Replayed), 20);
         assert_eq!(drops(&dp, DropReason::QueueFull), 0);
@@ -178,15 +220,28 @@ fn a_room_spread_over_two_workers_forwards_through_the_relay_rings() {
         p1.send(100);
         for s in [&mut s0, &mut s1] {
             let counts = per_sender(&s.receive(QUIET));
-            assert_eq!(counts.get(&1), Some(&100), "subscriber {} hears worker 0's publisher", s.id);
-            assert_eq!(counts.get(&2), Some(&100), "subscriber {} hears worker 1's publisher", s.id);
+            assert_eq!(
+                counts.get(&1),
+                Some(&100),
+                "subscriber {} hears worker 0's publisher",
+                s.id
+            );
+            assert_eq!(
+                counts.get(&2),
+                Some(&100),
+                "subscriber {} hears worker 1's publisher",
+                s.id
+            );
         }
         let c0 = per_sender(&p0.receive(QUIET));
         assert_eq!((c0.get(&1), c0.get(&2)), (None, Some(&100)));
         let c1 = per_sender(&p1.receive(QUIET));
         assert_eq!((c1.get(&1), c1.get(&2)), (Some(&100), None));
         let s = dp.total_stats();
-        assert_eq!(s.relayed_out, 200, "each packet crosses to the other worker once: {s:?}");
+        assert_eq!(
+            s.relayed_out, 200,
+            "each packet crosses to the other worker once: {s:?}"
+        );
         assert_eq!(s.relayed_in, 200);
         // The remote publisher leaving frees its slot on the other worker too.
         dp.remove_transport(1, p1.id).unwrap();
@@ -203,7 +258,7 @@ fn a_plain_transport_latches_its_address_from_the_first_authenticated_packet() {
         let mut sub = Client::add(&dp, 0, 2, GCM);
         sub.join(&dp, 1, false, 1);
         // The publisher's transport does not know its remote address: comedia.
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let socket = common::client_socket();
         let keys = sluice_dataplane::topology::TransportKeys {
             inbound: common::random_keys(SrtpProfile::AeadAes128Gcm),
             outbound: common::random_keys(SrtpProfile::AeadAes128Gcm),
@@ -227,18 +282,22 @@ fn a_plain_transport_latches_its_address_from_the_first_authenticated_packet() {
             &dp,
             0,
             1,
-            std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+            common::client_socket(),
             Some(sluice_dataplane::topology::TransportKeys {
                 inbound: common::random_keys(SrtpProfile::AeadAes128Gcm),
                 outbound: common::random_keys(SrtpProfile::AeadAes128Gcm),
             }),
         );
         forger.send(5);
-        wait_stats(&dp, "forged packets rejected", |s| s.drops(DropReason::AuthFailed) == 5);
+        wait_stats(&dp, "forged packets rejected", |s| {
+            s.drops(DropReason::AuthFailed) == 5
+        });
         publisher.send(20);
         assert_eq!(per_sender(&sub.receive(QUIET)).get(&1), Some(&20));
         // Once latched, the forger's address is simply unknown.
         forger.send(5);
-        wait_stats(&dp, "forger now unknown", |s| s.drops(DropReason::UnknownSource) == 5);
+        wait_stats(&dp, "forger now unknown", |s| {
+            s.drops(DropReason::UnknownSource) == 5
+        });
     });
 }

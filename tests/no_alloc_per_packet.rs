@@ -57,7 +57,8 @@ fn allocations_per_packet(engine: SrtpEngine, profile: Option<SrtpProfile>, fano
     let now = Instant::now();
     let (warm, rest) = packets.split_at(500);
     for p in warm {
-        room.core.on_datagram(now, fixture_addr(0), &mut p.clone(), &mut out);
+        room.core
+            .on_datagram(now, fixture_addr(0), &mut p.clone(), &mut out);
         out.clear();
     }
     let mut rest = rest.to_vec();
@@ -75,7 +76,10 @@ fn allocations_per_packet(engine: SrtpEngine, profile: Option<SrtpProfile>, fano
 fn the_packet_path_does_not_allocate_in_steady_state() {
     for profile in SrtpProfile::ALL {
         let a = allocations_per_packet(SrtpEngine::InPlace, Some(profile), 50);
-        assert_eq!(a, 0.0, "{profile:?}: {a} allocations per packet with the in-place engine");
+        assert_eq!(
+            a, 0.0,
+            "{profile:?}: {a} allocations per packet with the in-place engine"
+        );
     }
     let plain = allocations_per_packet(SrtpEngine::InPlace, None, 50);
     assert_eq!(plain, 0.0, "plain RTP: {plain} allocations per packet");
@@ -83,7 +87,10 @@ fn the_packet_path_does_not_allocate_in_steady_state() {
     // What webrtc-srtp allocates (decrypt once + encrypt 50 times per packet), for the README.
     for profile in SrtpProfile::ALL {
         let a = allocations_per_packet(SrtpEngine::WebrtcSrtp, Some(profile), 50);
-        eprintln!("webrtc-srtp engine, {}: {a:.1} allocations per 1→50 packet", profile.name());
+        eprintln!(
+            "webrtc-srtp engine, {}: {a:.1} allocations per 1→50 packet",
+            profile.name()
+        );
         assert!(a > 50.0, "webrtc-srtp allocates at least once per encrypt");
     }
 }

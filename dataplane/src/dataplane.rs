@@ -133,7 +133,9 @@ impl Dataplane {
     pub fn start(cfg: DataplaneConfig) -> Result<Self, DataplaneError> {
         let n = cfg.workers;
         if n == 0 || n > 64 {
-            return Err(DataplaneError::Config(format!("workers must be 1..=64, got {n}")));
+            return Err(DataplaneError::Config(format!(
+                "workers must be 1..=64, got {n}"
+            )));
         }
         let backend = cfg.backend.resolve();
         let host_cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -149,11 +151,17 @@ impl Dataplane {
             };
             let addr = SocketAddr::new(cfg.bind_ip, port);
             let nonblocking = backend == BackendKind::Mmsg;
-            let socket = bind_udp(addr, &cfg.io, nonblocking)
-                .map_err(|source| DataplaneError::Bind { worker: i, addr, source })?;
-            let local = socket
-                .local_addr()
-                .map_err(|source| DataplaneError::Bind { worker: i, addr, source })?;
+            let socket =
+                bind_udp(addr, &cfg.io, nonblocking).map_err(|source| DataplaneError::Bind {
+                    worker: i,
+                    addr,
+                    source,
+                })?;
+            let local = socket.local_addr().map_err(|source| DataplaneError::Bind {
+                worker: i,
+                addr,
+                source,
+            })?;
             sockets.push((socket, local));
         }
 
@@ -164,7 +172,10 @@ impl Dataplane {
                 backend,
                 source,
             })?;
-            shared.push(Arc::new(WorkerShared::new(Arc::new(WorkerStats::default()), wake)));
+            shared.push(Arc::new(WorkerShared::new(
+                Arc::new(WorkerStats::default()),
+                wake,
+            )));
         }
 
         let mut cores: Vec<Forwarder> = (0..n)
@@ -211,7 +222,11 @@ impl Dataplane {
                     if pin {
                         if let Some(id) = core_id {
                             if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
-                                tracing::warn!(worker = i, core = id, "could not pin worker to its core");
+                                tracing::warn!(
+                                    worker = i,
+                                    core = id,
+                                    "could not pin worker to its core"
+                                );
                             }
                         }
                     }
@@ -236,12 +251,20 @@ impl Dataplane {
                         },
                     }
                 })
-                .map_err(|source| DataplaneError::Backend { worker: i, backend, source })?;
+                .map_err(|source| DataplaneError::Backend {
+                    worker: i,
+                    backend,
+                    source,
+                })?;
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
                 Ok(Err(source)) => {
                     let _ = thread.join();
-                    return Err(DataplaneError::Backend { worker: i, backend, source });
+                    return Err(DataplaneError::Backend {
+                        worker: i,
+                        backend,
+                        source,
+                    });
                 }
                 Err(_) => return Err(DataplaneError::WorkerGone(i)),
             }
@@ -284,7 +307,9 @@ impl Dataplane {
     pub fn total_stats(&self) -> StatsSnapshot {
         self.workers
             .iter()
-            .fold(StatsSnapshot::default(), |acc, w| acc.merged(&w.shared.stats.snapshot()))
+            .fold(StatsSnapshot::default(), |acc, w| {
+                acc.merged(&w.shared.stats.snapshot())
+            })
     }
 
     /// CPU time (user + system) worker `i` has used so far.
@@ -297,7 +322,10 @@ impl Dataplane {
         if rc != 0 {
             return None;
         }
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `ts` is a valid out-pointer and `clock` a clock id the kernel just gave us.
         let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
         (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
@@ -306,12 +334,18 @@ impl Dataplane {
     /// Sends one update to worker `i` and wakes it.
     pub fn send(&self, i: usize, update: TopologyUpdate) -> Result<(), DataplaneError> {
         let w = self.workers.get(i).ok_or(DataplaneError::NoSuchWorker(i))?;
-        w.commands.send(update).map_err(|_| DataplaneError::WorkerGone(i))?;
+        w.commands
+            .send(update)
+            .map_err(|_| DataplaneError::WorkerGone(i))?;
         w.shared.wake();
         Ok(())
     }
 
-    fn broadcast_except(&self, except: usize, update: &TopologyUpdate) -> Result<(), DataplaneError> {
+    fn broadcast_except(
+        &self,
+        except: usize,
+        update: &TopologyUpdate,
+    ) -> Result<(), DataplaneError> {
         for i in (0..self.workers.len()).filter(|&i| i != except) {
             self.send(i, update.clone())?;
         }
@@ -340,13 +374,21 @@ impl Dataplane {
         let members = {
             let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
             p.members.insert(transport, (i, room, ssrc));
-            let counts = p.rooms.entry(room).or_insert_with(|| vec![0; self.workers.len()]);
+            let counts = p
+                .rooms
+                .entry(room)
+                .or_insert_with(|| vec![0; self.workers.len()]);
             counts[i] += 1;
             counts[i]
         };
         self.broadcast_except(
             i,
-            &TopologyUpdate::RemotePresence { room, worker: i, members, gone_source: None },
+            &TopologyUpdate::RemotePresence {
+                room,
+                worker: i,
+                members,
+                gone_source: None,
+            },
         )
     }
 
@@ -357,7 +399,12 @@ impl Dataplane {
     }
 
     /// Server-side mute.
-    pub fn mute(&self, i: usize, transport: TransportId, muted: bool) -> Result<(), DataplaneError> {
+    pub fn mute(
+        &self,
+        i: usize,
+        transport: TransportId,
+        muted: bool,
+    ) -> Result<(), DataplaneError> {
         self.send(i, TopologyUpdate::Mute { transport, muted })
     }
 
@@ -399,7 +446,15 @@ impl Dataplane {
             if counts.iter().all(|&c| c == 0) {
                 p.rooms.remove(&room);
             }
-            (worker, TopologyUpdate::RemotePresence { room, worker, members, gone_source: ssrc })
+            (
+                worker,
+                TopologyUpdate::RemotePresence {
+                    room,
+                    worker,
+                    members,
+                    gone_source: ssrc,
+                },
+            )
         };
         self.broadcast_except(update.0, &update.1)
     }
@@ -440,5 +495,13 @@ fn run_loop<B: DatagramIo>(
     peers: Vec<Arc<WorkerShared>>,
     outbox_slots: usize,
 ) {
-    WorkerLoop { io, core, commands, me, peers, outbox_slots }.run();
+    WorkerLoop {
+        io,
+        core,
+        commands,
+        me,
+        peers,
+        outbox_slots,
+    }
+    .run();
 }

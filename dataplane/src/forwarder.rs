@@ -367,7 +367,9 @@ impl Forwarder {
             ..Room::default()
         });
         room.remote_counts[worker] = members;
-        room.remote_workers = (0..workers).filter(|&w| room.remote_counts[w] > 0).collect();
+        room.remote_workers = (0..workers)
+            .filter(|&w| room.remote_counts[w] > 0)
+            .collect();
         if let Some(ssrc) = gone {
             release_source(&mut self.transports, &room.members, ssrc);
         }
@@ -377,20 +379,33 @@ impl Forwarder {
     }
 
     fn recompute_fanout(&mut self) {
-        self.max_fanout = self.rooms.values().map(|r| r.members.len()).max().unwrap_or(0);
+        self.max_fanout = self
+            .rooms
+            .values()
+            .map(|r| r.members.len())
+            .max()
+            .unwrap_or(0);
     }
 
     // ---------------------------------------------------------------- packets
 
     /// Handles one received datagram. `buf` is decrypted in place.
-    pub fn on_datagram(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8], out: &mut Outbox) {
+    pub fn on_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+        out: &mut Outbox,
+    ) {
         self.stats.packets_in.add(1);
         self.stats.bytes_in.add(buf.len() as u64);
         match packet::classify(buf) {
             PacketKind::Rtp => self.on_rtp(now, from, buf, out),
             PacketKind::Rtcp => self.on_rtcp(from, buf),
             // ICE and DTLS arrive with the control plane; until then they are not ours to answer.
-            PacketKind::Stun | PacketKind::Dtls => self.stats.count_drop(DropReason::Unsupported, 1),
+            PacketKind::Stun | PacketKind::Dtls => {
+                self.stats.count_drop(DropReason::Unsupported, 1)
+            }
             PacketKind::Unknown => self.stats.count_drop(DropReason::Malformed, 1),
         }
     }
@@ -546,7 +561,11 @@ impl Forwarder {
                 }
             });
             if !pushed {
-                let reason = if failed { DropReason::Malformed } else { DropReason::QueueFull };
+                let reason = if failed {
+                    DropReason::Malformed
+                } else {
+                    DropReason::QueueFull
+                };
                 self.stats.count_drop(reason, 1);
             }
         }

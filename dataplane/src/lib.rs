@@ -12,16 +12,16 @@
 //! - [`worker`] and [`Dataplane`]: pinned threads that own a socket, a backend and a core each, fed with
 //!   [`topology::TopologyUpdate`]s over bounded crossbeam channels.
 
+pub mod dataplane;
+pub mod forwarder;
 pub mod io;
 pub mod outbox;
 pub mod packet;
-pub mod srtp;
-pub mod forwarder;
 pub mod relay;
 pub mod rewrite;
+pub mod srtp;
 pub mod stats;
 pub mod topology;
-pub mod dataplane;
 pub mod worker;
 
 pub use dataplane::{Dataplane, DataplaneConfig, DataplaneError};

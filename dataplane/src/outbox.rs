@@ -156,6 +156,9 @@ mod tests {
         assert_eq!(out.get(0).1, b"two");
         out.clear();
         assert!(out.is_empty());
-        assert!(!out.push(a, &[0u8; SLOT_SIZE + 1]), "oversized datagram refused");
+        assert!(
+            !out.push(a, &[0u8; SLOT_SIZE + 1]),
+            "oversized datagram refused"
+        );
     }
 }

@@ -52,7 +52,13 @@ fn copy_into(dst: (&mut [u8], &mut [u8]), src: &[u8], at: usize) {
 
 impl RelayTx {
     /// Queues one plaintext packet; false when the ring is full.
-    pub fn push(&mut self, room: RoomId, source: u32, level: Option<AudioLevel>, packet: &[u8]) -> bool {
+    pub fn push(
+        &mut self,
+        room: RoomId,
+        source: u32,
+        level: Option<AudioLevel>,
+        packet: &[u8],
+    ) -> bool {
         let Ok(len) = u16::try_from(packet.len()) else {
             return false;
         };
@@ -113,7 +119,10 @@ impl RelayRx {
         chunk.commit_all();
         let level = match header[12] {
             0xFF => None,
-            b => Some(AudioLevel { voice_activity: b & 0x80 != 0, level: b & 0x7F }),
+            b => Some(AudioLevel {
+                voice_activity: b & 0x80 != 0,
+                level: b & 0x7F,
+            }),
         };
         Some(RelayMeta {
             room: u64::from_le_bytes(header[..8].try_into().ok()?),
@@ -133,11 +142,24 @@ mod tests {
         let (mut tx, mut rx) = relay_ring(4096);
         let mut scratch = [0u8; 2048];
         for round in 0..200u32 {
-            let packet: Vec<u8> = (0..(100 + round % 300)).map(|i| (i + round) as u8).collect();
-            let level = (round % 2 == 0).then_some(AudioLevel { voice_activity: true, level: 33 });
+            let packet: Vec<u8> = (0..(100 + round % 300))
+                .map(|i| (i + round) as u8)
+                .collect();
+            let level = (round % 2 == 0).then_some(AudioLevel {
+                voice_activity: true,
+                level: 33,
+            });
             assert!(tx.push(7, round, level, &packet));
             let meta = rx.pop(&mut scratch).unwrap();
-            assert_eq!(meta, RelayMeta { room: 7, source: round, level, len: packet.len() });
+            assert_eq!(
+                meta,
+                RelayMeta {
+                    room: 7,
+                    source: round,
+                    level,
+                    len: packet.len()
+                }
+            );
             assert_eq!(&scratch[..meta.len], &packet[..]);
         }
         assert!(rx.is_empty());

@@ -182,7 +182,13 @@ mod tests {
         let mut s = SlotRewriter::new(0xAAAA);
         s.assign(1);
         for i in 0..10u16 {
-            s.map(t0 + Duration::from_millis(20 * i as u64), 1, 65530u16.wrapping_add(i), 1000 + 960 * i as u32, OPUS);
+            s.map(
+                t0 + Duration::from_millis(20 * i as u64),
+                1,
+                65530u16.wrapping_add(i),
+                1000 + 960 * i as u32,
+                OPUS,
+            );
         }
         // Last out: seq 65530+9 = 3 (wrapped), ts 1000 + 8640.
         s.release();
@@ -193,9 +199,22 @@ mod tests {
         let m = s.map(at, 2, 40_000, 123_456_789, OPUS);
         assert!(m.switched);
         assert_eq!(m.seq, 4, "sequence continues at last + 1 across the wrap");
-        assert_eq!(m.ts, 1000 + 8640 + 24_000, "timestamp advances by the 500 ms gap");
-        let m = s.map(at + Duration::from_millis(20), 2, 40_001, 123_456_789 + 960, OPUS);
-        assert_eq!((m.seq, m.ts, m.switched), (5, 1000 + 8640 + 24_000 + 960, false));
+        assert_eq!(
+            m.ts,
+            1000 + 8640 + 24_000,
+            "timestamp advances by the 500 ms gap"
+        );
+        let m = s.map(
+            at + Duration::from_millis(20),
+            2,
+            40_001,
+            123_456_789 + 960,
+            OPUS,
+        );
+        assert_eq!(
+            (m.seq, m.ts, m.switched),
+            (5, 1000 + 8640 + 24_000 + 960, false)
+        );
     }
 
     #[test]
@@ -209,7 +228,10 @@ mod tests {
         assert_eq!(late.seq, 11);
         s.assign(2);
         let m = s.map(t0, 2, 500, 0, OPUS);
-        assert_eq!(m.seq, 13, "continues after the highest sequence sent, not the late one");
+        assert_eq!(
+            m.seq, 13,
+            "continues after the highest sequence sent, not the late one"
+        );
     }
 
     #[test]
@@ -223,7 +245,20 @@ mod tests {
     }
 
     fn rtp(csrcs: &[u32], ext: bool, payload: &[u8]) -> Vec<u8> {
-        let mut p = vec![0x80 | if ext { 0x10 } else { 0 } | csrcs.len() as u8, 111, 0, 9, 0, 0, 0, 77, 0xDE, 0xAD, 0xBE, 0xEF];
+        let mut p = vec![
+            0x80 | if ext { 0x10 } else { 0 } | csrcs.len() as u8,
+            111,
+            0,
+            9,
+            0,
+            0,
+            0,
+            77,
+            0xDE,
+            0xAD,
+            0xBE,
+            0xEF,
+        ];
         for c in csrcs {
             p.extend_from_slice(&c.to_be_bytes());
         }
@@ -239,7 +274,11 @@ mod tests {
         let src = rtp(&[0x1111], true, b"opus");
         let hdr = RtpHeader::parse(&src).unwrap();
         let mut out = [0u8; 64];
-        let mapped = Mapped { seq: 0x0102, ts: 0x03040506, switched: true };
+        let mapped = Mapped {
+            seq: 0x0102,
+            ts: 0x03040506,
+            switched: true,
+        };
         let n = write_forwarded(&src, &hdr, &mut out, 0xCAFE_F00D, mapped).unwrap();
         assert_eq!(n, src.len() + 4);
         let f = RtpHeader::parse(&out[..n]).unwrap();
@@ -260,7 +299,18 @@ mod tests {
         let src = rtp(&csrcs, false, b"x");
         let hdr = RtpHeader::parse(&src).unwrap();
         let mut out = [0u8; 128];
-        let n = write_forwarded(&src, &hdr, &mut out, 9, Mapped { seq: 1, ts: 1, switched: false }).unwrap();
+        let n = write_forwarded(
+            &src,
+            &hdr,
+            &mut out,
+            9,
+            Mapped {
+                seq: 1,
+                ts: 1,
+                switched: false,
+            },
+        )
+        .unwrap();
         let f = RtpHeader::parse(&out[..n]).unwrap();
         assert_eq!(f.csrc_count(), 15);
         assert_eq!(f.csrcs().next(), Some(0xDEAD_BEEF));

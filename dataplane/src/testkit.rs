@@ -16,7 +16,9 @@ pub const PUBLISHER_SSRC: u32 = 0xABCD;
 /// Deterministic keys for transport `seed`.
 pub fn fixture_keys(p: SrtpProfile, seed: u8) -> SrtpKeys {
     let key: Vec<u8> = (0..p.master_key_len()).map(|i| i as u8 ^ seed).collect();
-    let salt: Vec<u8> = (0..p.master_salt_len()).map(|i| i as u8 ^ seed ^ 0x55).collect();
+    let salt: Vec<u8> = (0..p.master_salt_len())
+        .map(|i| i as u8 ^ seed ^ 0x55)
+        .collect();
     SrtpKeys::new(p, &key, &salt).expect("fixture key lengths match the profile")
 }
 
@@ -41,9 +43,16 @@ pub struct PacketSource {
 
 impl RoomFixture {
     /// Builds the core and the room.
-    pub fn new(engine: SrtpEngine, profile: Option<SrtpProfile>, fanout: u64) -> Result<Self, SrtpError> {
+    pub fn new(
+        engine: SrtpEngine,
+        profile: Option<SrtpProfile>,
+        fanout: u64,
+    ) -> Result<Self, SrtpError> {
         let mut core = Forwarder::new(
-            ForwarderConfig { srtp_engine: engine, ..ForwarderConfig::default() },
+            ForwarderConfig {
+                srtp_engine: engine,
+                ..ForwarderConfig::default()
+            },
             Arc::new(WorkerStats::default()),
         );
         for id in 0..=fanout {
@@ -62,16 +71,24 @@ impl RoomFixture {
                 room: 1,
                 transport: id,
                 publish_ssrc: (id == 0).then_some(PUBLISHER_SSRC),
-                slot_ssrcs: if id == 0 { vec![] } else { vec![0x1000 + id as u32] },
+                slot_ssrcs: if id == 0 {
+                    vec![]
+                } else {
+                    vec![0x1000 + id as u32]
+                },
             }));
             for u in [add, join] {
-                core.apply(u).map_err(|e| SrtpError::Backend(e.to_string()))?;
+                core.apply(u)
+                    .map_err(|e| SrtpError::Backend(e.to_string()))?;
             }
         }
         let sender = profile
             .map(|p| SrtpContext::new(SrtpEngine::InPlace, &fixture_keys(p, 0)))
             .transpose()?;
-        Ok(Self { core, source: PacketSource { sender, seq: 0 } })
+        Ok(Self {
+            core,
+            source: PacketSource { sender, seq: 0 },
+        })
     }
 }
 

@@ -28,7 +28,9 @@ pub fn pattern(seq: u16, i: usize) -> u8 {
 
 /// Nanoseconds since the Unix epoch (CLOCK_REALTIME, comparable with kernel receive timestamps).
 pub fn realtime_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// One publishing transport.
@@ -43,9 +45,23 @@ pub struct Publisher {
 
 impl Publisher {
     /// A publisher sending from `socket` to `server`, protecting with `keys` (None: plain RTP).
-    pub fn new(socket: UdpSocket, server: SocketAddr, ssrc: u32, keys: Option<SrtpKeys>) -> anyhow::Result<Self> {
-        let srtp = keys.map(|k| SrtpContext::new(SrtpEngine::InPlace, &k)).transpose()?;
-        Ok(Self { socket, server, ssrc, seq: rand::random(), ts: rand::random(), srtp })
+    pub fn new(
+        socket: UdpSocket,
+        server: SocketAddr,
+        ssrc: u32,
+        keys: Option<SrtpKeys>,
+    ) -> anyhow::Result<Self> {
+        let srtp = keys
+            .map(|k| SrtpContext::new(SrtpEngine::InPlace, &k))
+            .transpose()?;
+        Ok(Self {
+            socket,
+            server,
+            ssrc,
+            seq: rand::random(),
+            ts: rand::random(),
+            srtp,
+        })
     }
 
     fn build(&mut self, buf: &mut [u8], size: usize) -> anyhow::Result<usize> {
@@ -62,7 +78,10 @@ impl Publisher {
         buf[19..27].copy_from_slice(&realtime_ns().to_be_bytes());
         buf[27] = 0; // padding
         buf[HEADER_LEN..HEADER_LEN + 2].copy_from_slice(&seq.to_be_bytes());
-        for (i, b) in buf[HEADER_LEN + 2..HEADER_LEN + size].iter_mut().enumerate() {
+        for (i, b) in buf[HEADER_LEN + 2..HEADER_LEN + size]
+            .iter_mut()
+            .enumerate()
+        {
             *b = pattern(seq, i);
         }
         let len = HEADER_LEN + size;
@@ -98,11 +117,20 @@ pub struct Generator {
 impl Generator {
     /// A generator for `publishers` sending `size`-byte payloads.
     pub fn new(publishers: Vec<Publisher>, size: usize) -> Self {
-        Self { publishers, size, buf: vec![0u8; 2048] }
+        Self {
+            publishers,
+            size,
+            buf: vec![0u8; 2048],
+        }
     }
 
     /// Sends `rate` packets per second per publisher until `deadline` or `stop`.
-    pub fn run(&mut self, rate: u32, deadline: Instant, stop: &AtomicBool) -> anyhow::Result<GeneratorTotals> {
+    pub fn run(
+        &mut self,
+        rate: u32,
+        deadline: Instant,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<GeneratorTotals> {
         let cpu0 = super::report::thread_cpu_time();
         let start = Instant::now();
         let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);

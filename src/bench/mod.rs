@@ -37,9 +37,9 @@ impl std::str::FromStr for SrtpArg {
         if s.eq_ignore_ascii_case("none") {
             return Ok(SrtpArg::None);
         }
-        s.parse::<SrtpProfile>()
-            .map(SrtpArg::Profile)
-            .map_err(|_| format!("unknown SRTP profile {s:?}: use aes128gcm, aes256gcm, aescm or none"))
+        s.parse::<SrtpProfile>().map(SrtpArg::Profile).map_err(|_| {
+            format!("unknown SRTP profile {s:?}: use aes128gcm, aes256gcm, aescm or none")
+        })
     }
 }
 
@@ -58,7 +58,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let v: f64 = num.trim().parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}"))?;
     let secs = match unit {
         "s" => v,
         "ms" => v / 1000.0,
@@ -73,7 +76,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
     s.split(',')
-        .map(|c| c.trim().parse::<usize>().map_err(|_| format!("bad core list {s:?}")))
+        .map(|c| {
+            c.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("bad core list {s:?}"))
+        })
         .collect()
 }
 
@@ -216,11 +223,19 @@ fn search_max(args: &BenchArgs, bed: &mut setup::TestBed) -> anyhow::Result<Repo
         std::thread::sleep(Duration::from_millis(300));
     }
     let Some(best) = lo else {
-        bail!("even {} pps per publisher lost more than {}", args.rate, args.max_loss);
+        bail!(
+            "even {} pps per publisher lost more than {}",
+            args.rate,
+            args.max_loss
+        );
     };
     // Confirm the best rate over the full duration.
     let confirmed = run_trial(args, bed, best.rate, args.duration, progress)?;
-    Ok(if confirmed.loss_ratio <= args.max_loss { confirmed } else { best })
+    Ok(if confirmed.loss_ratio <= args.max_loss {
+        confirmed
+    } else {
+        best
+    })
 }
 
 fn run_trial(
@@ -251,7 +266,9 @@ fn run_trial(
         }
     }
     stop_gen.store(true, Ordering::SeqCst);
-    let gen = generator.join().map_err(|_| anyhow::anyhow!("generator thread panicked"))??;
+    let gen = generator
+        .join()
+        .map_err(|_| anyhow::anyhow!("generator thread panicked"))??;
     let elapsed = started.elapsed();
     let after = bed.measure();
     // Packets in flight: give the dataplane and the sinks time to finish them.
@@ -259,11 +276,22 @@ fn run_trial(
     stop_sink.store(true, Ordering::SeqCst);
     let mut sink_totals = sink::SinkTotals::default();
     for s in sinks {
-        let t = s.join().map_err(|_| anyhow::anyhow!("sink thread panicked"))??;
+        let t = s
+            .join()
+            .map_err(|_| anyhow::anyhow!("sink thread panicked"))??;
         sink_totals.merge(t);
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(Report::new(args, bed, rate, elapsed, &before, &after, &gen, &sink_totals))
+    Ok(Report::new(
+        args,
+        bed,
+        rate,
+        elapsed,
+        &before,
+        &after,
+        &gen,
+        &sink_totals,
+    ))
 }

@@ -119,9 +119,18 @@ impl Report {
             egress_pps: egress as f64 / secs,
             ingress_pps: ingress as f64 / secs,
             loss_ratio: loss,
-            latency_us: Latency { p50: q(0.5), p99: q(0.99), p999: q(0.999), max: sink.latency_ns.max() as f64 / 1000.0 },
+            latency_us: Latency {
+                p50: q(0.5),
+                p99: q(0.99),
+                p999: q(0.999),
+                max: sink.latency_ns.max() as f64 / 1000.0,
+            },
             dataplane_cpu_s: cpu,
-            ns_per_egress_packet: if egress == 0 { 0.0 } else { cpu * 1e9 / egress as f64 },
+            ns_per_egress_packet: if egress == 0 {
+                0.0
+            } else {
+                cpu * 1e9 / egress as f64
+            },
             backend: bed.backend.to_string(),
             srtp: args.srtp.to_string(),
             srtp_engine: match args.srtp_engine {
@@ -148,17 +157,55 @@ impl Report {
     /// Prints the human-readable table.
     pub fn print_table(&self) {
         let rows: Vec<(&str, String)> = vec![
-            ("backend / srtp", format!("{} / {} ({})", self.backend, self.srtp, self.srtp_engine)),
+            (
+                "backend / srtp",
+                format!("{} / {} ({})", self.backend, self.srtp, self.srtp_engine),
+            ),
             ("workers", self.workers.to_string()),
-            ("rooms x (pub + sub)", format!("{} x ({} + {})", self.rooms, self.publishers, self.subscribers)),
-            ("rate per publisher", format!("{} pps, {} B payload", self.rate, self.size)),
+            (
+                "rooms x (pub + sub)",
+                format!(
+                    "{} x ({} + {})",
+                    self.rooms, self.publishers, self.subscribers
+                ),
+            ),
+            (
+                "rate per publisher",
+                format!("{} pps, {} B payload", self.rate, self.size),
+            ),
             ("ingress", format!("{:.0} pps", self.ingress_pps)),
             ("egress", format!("{:.0} pps", self.egress_pps)),
-            ("loss", format!("{:.4} % ({} of {})", self.loss_ratio * 100.0, self.expected.saturating_sub(self.received), self.expected)),
-            ("latency p50 / p99 / p99.9", format!("{:.0} / {:.0} / {:.0} us", self.latency_us.p50, self.latency_us.p99, self.latency_us.p999)),
-            ("dataplane CPU", format!("{:.2} s ({:.0} ns per egress packet)", self.dataplane_cpu_s, self.ns_per_egress_packet)),
-            ("load CPU (generator + sinks)", format!("{:.2} s + {:.2} s", self.generator_cpu_s, self.sink_cpu_s)),
-            ("verified by webrtc-srtp", format!("{} ok, {} failed", self.verified, self.verify_failures)),
+            (
+                "loss",
+                format!(
+                    "{:.4} % ({} of {})",
+                    self.loss_ratio * 100.0,
+                    self.expected.saturating_sub(self.received),
+                    self.expected
+                ),
+            ),
+            (
+                "latency p50 / p99 / p99.9",
+                format!(
+                    "{:.0} / {:.0} / {:.0} us",
+                    self.latency_us.p50, self.latency_us.p99, self.latency_us.p999
+                ),
+            ),
+            (
+                "dataplane CPU",
+                format!(
+                    "{:.2} s ({:.0} ns per egress packet)",
+                    self.dataplane_cpu_s, self.ns_per_egress_packet
+                ),
+            ),
+            (
+                "load CPU (generator + sinks)",
+                format!("{:.2} s + {:.2} s", self.generator_cpu_s, self.sink_cpu_s),
+            ),
+            (
+                "verified by webrtc-srtp",
+                format!("{} ok, {} failed", self.verified, self.verify_failures),
+            ),
         ];
         for (k, v) in rows {
             println!("{k:<30} {v}");

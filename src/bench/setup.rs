@@ -76,7 +76,10 @@ fn force_rcvbuf(s: &socket2::Socket, bytes: usize) {
 
 /// Raises the open-file limit to its hard maximum (one socket per member).
 fn raise_nofile() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: valid out-pointer; setrlimit with values the kernel just reported.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
@@ -90,13 +93,18 @@ impl TestBed {
     /// Starts the dataplane and creates every room, member and socket.
     pub fn build(args: &BenchArgs) -> anyhow::Result<Self> {
         raise_nofile();
-        let host_cores = core_affinity::get_core_ids().map(|v| v.len()).unwrap_or(1).max(1);
+        let host_cores = core_affinity::get_core_ids()
+            .map(|v| v.len())
+            .unwrap_or(1)
+            .max(1);
         let worker_cores = args
             .worker_cores
             .clone()
             .unwrap_or_else(|| (0..args.workers).map(|i| i % host_cores).collect());
         let load_cores = args.load_cores.clone().unwrap_or_else(|| {
-            let free: Vec<usize> = (0..host_cores).filter(|c| !worker_cores.contains(c)).collect();
+            let free: Vec<usize> = (0..host_cores)
+                .filter(|c| !worker_cores.contains(c))
+                .collect();
             if free.is_empty() {
                 vec![host_cores - 1]
             } else {
@@ -130,14 +138,15 @@ impl TestBed {
                 } else {
                     room as usize % args.workers
                 };
-                let server = dataplane
-                    .worker_addr(worker)
-                    .context("worker address")?;
+                let server = dataplane.worker_addr(worker).context("worker address")?;
                 let is_pub = m < args.publishers;
                 let socket = loopback_socket(if is_pub { 1 << 20 } else { 4 << 20 })?;
                 let local = socket.local_addr()?;
                 let keys = match profile {
-                    Some(p) => Some(TransportKeys { inbound: random_keys(p)?, outbound: random_keys(p)? }),
+                    Some(p) => Some(TransportKeys {
+                        inbound: random_keys(p)?,
+                        outbound: random_keys(p)?,
+                    }),
                     None => None,
                 };
                 let id = next_id;
@@ -156,20 +165,37 @@ impl TestBed {
                     let ssrc: u32 = rng.random();
                     dataplane.join(
                         worker,
-                        Membership { room, transport: id, publish_ssrc: Some(ssrc), slot_ssrcs: Vec::new() },
+                        Membership {
+                            room,
+                            transport: id,
+                            publish_ssrc: Some(ssrc),
+                            slot_ssrcs: Vec::new(),
+                        },
                     )?;
-                    publishers.push(Publisher::new(socket, server, ssrc, keys.map(|k| k.inbound))?);
+                    publishers.push(Publisher::new(
+                        socket,
+                        server,
+                        ssrc,
+                        keys.map(|k| k.inbound),
+                    )?);
                 } else {
                     let slots: Vec<u32> = (0..args.slots).map(|_| rng.random()).collect();
                     dataplane.join(
                         worker,
-                        Membership { room, transport: id, publish_ssrc: None, slot_ssrcs: slots },
+                        Membership {
+                            room,
+                            transport: id,
+                            publish_ssrc: None,
+                            slot_ssrcs: slots,
+                        },
                     )?;
                     subscribers.push(Subscriber::new(socket, keys.map(|k| k.outbound))?);
                 }
             }
         }
-        dataplane.sync().context("waiting for the workers to apply the topology")?;
+        dataplane
+            .sync()
+            .context("waiting for the workers to apply the topology")?;
 
         let sink_threads = args.sink_threads.clamp(1, subscribers.len().max(1));
         let mut groups: Vec<Vec<Subscriber>> = (0..sink_threads).map(|_| Vec::new()).collect();
@@ -190,7 +216,9 @@ impl TestBed {
     }
 
     fn dataplane(&self) -> &Dataplane {
-        self.dataplane.as_ref().expect("dataplane runs until shutdown")
+        self.dataplane
+            .as_ref()
+            .expect("dataplane runs until shutdown")
     }
 
     /// Number of dataplane workers.
@@ -201,8 +229,13 @@ impl TestBed {
     /// Counters and CPU now.
     pub fn measure(&self) -> Measurement {
         let dp = self.dataplane();
-        let cpu = (0..dp.workers()).filter_map(|i| dp.worker_cpu_time(i)).sum();
-        Measurement { stats: dp.total_stats(), cpu }
+        let cpu = (0..dp.workers())
+            .filter_map(|i| dp.worker_cpu_time(i))
+            .sum();
+        Measurement {
+            stats: dp.total_stats(),
+            cpu,
+        }
     }
 
     fn core_for(&self, i: usize) -> usize {
@@ -210,7 +243,10 @@ impl TestBed {
     }
 
     /// Starts the sink threads; they run until `stop`.
-    pub fn start_sinks(&self, stop: &Arc<AtomicBool>) -> anyhow::Result<Vec<JoinHandle<anyhow::Result<SinkTotals>>>> {
+    pub fn start_sinks(
+        &self,
+        stop: &Arc<AtomicBool>,
+    ) -> anyhow::Result<Vec<JoinHandle<anyhow::Result<SinkTotals>>>> {
         let mut handles = Vec::new();
         for (i, sink) in self.sinks.iter().enumerate() {
             let (sink, stop, core) = (sink.clone(), stop.clone(), self.core_for(i + 1));
@@ -219,7 +255,9 @@ impl TestBed {
                     .name(format!("bench-sink-{i}"))
                     .spawn(move || {
                         core_affinity::set_for_current(core_affinity::CoreId { id: core });
-                        let mut sink = sink.lock().map_err(|_| anyhow::anyhow!("sink state poisoned"))?;
+                        let mut sink = sink
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("sink state poisoned"))?;
                         sink.run(&stop)
                     })?,
             );
@@ -235,11 +273,15 @@ impl TestBed {
         stop: &Arc<AtomicBool>,
     ) -> anyhow::Result<JoinHandle<anyhow::Result<GeneratorTotals>>> {
         let (generator, stop, core) = (self.generator.clone(), stop.clone(), self.core_for(0));
-        Ok(std::thread::Builder::new().name("bench-generator".into()).spawn(move || {
-            core_affinity::set_for_current(core_affinity::CoreId { id: core });
-            let mut g = generator.lock().map_err(|_| anyhow::anyhow!("generator state poisoned"))?;
-            g.run(rate, Instant::now() + duration, &stop)
-        })?)
+        Ok(std::thread::Builder::new()
+            .name("bench-generator".into())
+            .spawn(move || {
+                core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                let mut g = generator
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("generator state poisoned"))?;
+                g.run(rate, Instant::now() + duration, &stop)
+            })?)
     }
 
     /// Stops the dataplane.

@@ -46,8 +46,14 @@ impl Subscriber {
         if rc != 0 {
             return Err(std::io::Error::last_os_error().into());
         }
-        let verify = keys.map(|k| SrtpContext::new(SrtpEngine::WebrtcSrtp, &k)).transpose()?;
-        Ok(Self { socket, verify, received: 0 })
+        let verify = keys
+            .map(|k| SrtpContext::new(SrtpEngine::WebrtcSrtp, &k))
+            .transpose()?;
+        Ok(Self {
+            socket,
+            verify,
+            received: 0,
+        })
     }
 }
 
@@ -72,7 +78,8 @@ impl Default for SinkTotals {
             received: 0,
             verified: 0,
             verify_failures: 0,
-            latency_ns: Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid histogram bounds"),
+            latency_ns: Histogram::new_with_bounds(1, 600_000_000_000, 3)
+                .expect("valid histogram bounds"),
             cpu: Duration::ZERO,
         }
     }
@@ -102,7 +109,14 @@ pub struct Sink {
 impl Sink {
     /// A sink for `subs`, expecting `size`-byte payloads.
     pub fn new(subs: Vec<Subscriber>, size: usize) -> Self {
-        Self { subs, size, bufs: vec![[0u8; BUF]; BATCH], ctrl: vec![[0u8; CTRL]; BATCH], lens_ts: vec![(0, None); BATCH], scratch: vec![0u8; BUF] }
+        Self {
+            subs,
+            size,
+            bufs: vec![[0u8; BUF]; BATCH],
+            ctrl: vec![[0u8; CTRL]; BATCH],
+            lens_ts: vec![(0, None); BATCH],
+            scratch: vec![0u8; BUF],
+        }
     }
 
     /// Reads until `stop`, then sweeps once more.
@@ -158,7 +172,13 @@ impl Sink {
         let fd = self.subs[s].socket.as_raw_fd();
         // SAFETY: hdrs holds BATCH initialised headers whose buffers are valid for writes (see above).
         let n = unsafe {
-            libc::recvmmsg(fd, hdrs.as_mut_ptr(), BATCH as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
+            libc::recvmmsg(
+                fd,
+                hdrs.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
         };
         if n < 0 {
             let e = std::io::Error::last_os_error();
@@ -184,7 +204,8 @@ impl Sink {
             totals.verify_failures += 1;
             return;
         };
-        if let (Some(sent), Some(rx)) = (hdr.extensions().and_then(|e| e.get(SEND_TIME_EXT)), rx_ns) {
+        if let (Some(sent), Some(rx)) = (hdr.extensions().and_then(|e| e.get(SEND_TIME_EXT)), rx_ns)
+        {
             if let Ok(b) = <[u8; 8]>::try_from(sent) {
                 let sent = u64::from_be_bytes(b);
                 let _ = totals.latency_ns.record(rx.saturating_sub(sent).max(1));
@@ -221,7 +242,10 @@ fn payload_ok(packet: &[u8], size: usize) -> bool {
         return false;
     }
     let seq = u16::from_be_bytes([p[0], p[1]]);
-    p[2..].iter().enumerate().all(|(i, &b)| b == pattern(seq, i))
+    p[2..]
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == pattern(seq, i))
 }
 
 /// The SCM_TIMESTAMPNS control message of a received datagram, in nanoseconds since the epoch.

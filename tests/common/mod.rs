@@ -67,6 +67,34 @@ pub fn oracle(keys: &SrtpKeys) -> Context {
     .expect("webrtc-srtp accepts the keys")
 }
 
+/// A loopback socket with a receive buffer large enough to hold a whole test's traffic, since
+/// clients read only after everything was sent.
+pub fn client_socket() -> UdpSocket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    s.set_recv_buffer_size(8 << 20).unwrap();
+    {
+        use std::os::fd::AsRawFd;
+        let v: libc::c_int = 8 << 20;
+        // SAFETY: valid fd; pointer to a c_int of the size passed. Root may exceed rmem_max.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &v as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let socket: UdpSocket = s.into();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    socket
+}
+
 /// One participant: a socket, its transport on the dataplane, and webrtc-srtp contexts.
 pub struct Client {
     pub id: TransportId,
@@ -77,16 +105,24 @@ pub struct Client {
     pub keys: Option<TransportKeys>,
     send_ctx: Option<Context>,
     recv_ctx: Option<Context>,
-    seq: u16,
+    /// Sequence number of the next packet.
+    pub seq: u16,
     ts: u32,
 }
 
 impl Client {
     /// Creates the socket and adds the transport (remote known) to `worker`.
-    pub fn add(dp: &Dataplane, worker: usize, id: TransportId, profile: Option<SrtpProfile>) -> Client {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        let keys = profile.map(|p| TransportKeys { inbound: random_keys(p), outbound: random_keys(p) });
+    pub fn add(
+        dp: &Dataplane,
+        worker: usize,
+        id: TransportId,
+        profile: Option<SrtpProfile>,
+    ) -> Client {
+        let socket = client_socket();
+        let keys = profile.map(|p| TransportKeys {
+            inbound: random_keys(p),
+            outbound: random_keys(p),
+        });
         dp.add_transport(
             worker,
             TransportConfig {
@@ -101,7 +137,13 @@ impl Client {
         Client::with_keys(dp, worker, id, socket, keys)
     }
 
-    pub fn with_keys(dp: &Dataplane, worker: usize, id: TransportId, socket: UdpSocket, keys: Option<TransportKeys>) -> Client {
+    pub fn with_keys(
+        dp: &Dataplane,
+        worker: usize,
+        id: TransportId,
+        socket: UdpSocket,
+        keys: Option<TransportKeys>,
+    ) -> Client {
         Client {
             id,
             worker,
@@ -118,10 +160,17 @@ impl Client {
 
     /// Joins `room` publishing with its SSRC and receiving on `slots` slots.
     pub fn join(&self, dp: &Dataplane, room: RoomId, publish: bool, slots: usize) {
-        let slot_ssrcs = (0..slots as u32).map(|i| 0x5000_0000 + (self.id as u32) * 16 + i).collect();
+        let slot_ssrcs = (0..slots as u32)
+            .map(|i| 0x5000_0000 + (self.id as u32) * 16 + i)
+            .collect();
         dp.join(
             self.worker,
-            Membership { room, transport: self.id, publish_ssrc: publish.then_some(self.ssrc), slot_ssrcs },
+            Membership {
+                room,
+                transport: self.id,
+                publish_ssrc: publish.then_some(self.ssrc),
+                slot_ssrcs,
+            },
         )
         .unwrap();
     }
@@ -194,7 +243,13 @@ impl Client {
                     );
                     got.push((sender, seq));
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => panic!("recv: {e}"),
             }
         }
@@ -221,7 +276,10 @@ pub fn wait_stats(dp: &Dataplane, what: &str, f: impl Fn(&StatsSnapshot) -> bool
         if f(&s) {
             return s;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {s:?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {s:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }

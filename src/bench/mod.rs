@@ -138,6 +138,10 @@ pub struct BenchArgs {
     /// Loss budget for --max.
     #[arg(long, default_value_t = 0.001)]
     pub max_loss: f64,
+    /// For --max: a trial whose p99 one-way latency exceeds this (milliseconds) is not sustained
+    /// (the dataplane is queueing, even if nothing is lost yet).
+    #[arg(long, default_value_t = 20.0)]
+    pub max_p99_ms: f64,
     /// Length of each --max trial.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub trial: Duration,
@@ -196,11 +200,11 @@ fn search_max(args: &BenchArgs, bed: &mut setup::TestBed) -> anyhow::Result<Repo
         let r = run_trial(args, bed, rate, args.trial, false)?;
         if progress {
             eprintln!(
-                "  rate {:>8} pps/publisher: egress {:>10.0} pps, loss {:.5}",
-                rate, r.egress_pps, r.loss_ratio
+                "  rate {:>8} pps/publisher: egress {:>10.0} pps, loss {:.5}, p99 {:>8.0} us, ingress {:.0} pps",
+                rate, r.egress_pps, r.loss_ratio, r.latency_us.p99, r.ingress_pps
             );
         }
-        let ok = r.loss_ratio <= args.max_loss;
+        let ok = sustained(args, &r);
         if ok {
             lo = Some(r);
         } else {
@@ -231,11 +235,20 @@ fn search_max(args: &BenchArgs, bed: &mut setup::TestBed) -> anyhow::Result<Repo
     };
     // Confirm the best rate over the full duration.
     let confirmed = run_trial(args, bed, best.rate, args.duration, progress)?;
-    Ok(if confirmed.loss_ratio <= args.max_loss {
+    Ok(if sustained(args, &confirmed) {
         confirmed
     } else {
         best
     })
+}
+
+/// A trial is sustained when loss stays within budget, the dataplane takes in what was offered
+/// (no backlog building up in its socket buffer), and latency stays bounded.
+fn sustained(args: &BenchArgs, r: &Report) -> bool {
+    let offered = r.rate as f64 * (args.publishers * args.rooms) as f64;
+    r.loss_ratio <= args.max_loss
+        && r.ingress_pps >= 0.97 * offered
+        && r.latency_us.p99 <= args.max_p99_ms * 1000.0
 }
 
 fn run_trial(

@@ -44,9 +44,17 @@ pub fn bind_udp(addr: SocketAddr, cfg: &IoConfig, nonblocking: bool) -> io::Resu
     // and with DF an unconnected socket's IP ID is simply 0. Without it, every datagram takes the
     // kernel's shared, hashed IP-ID generator (`__ip_select_ident`), 5% of a worker's time at 400 kpps.
     let (level, name, value) = if addr.is_ipv6() {
-        (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, libc::IPV6_PMTUDISC_PROBE)
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_PROBE,
+        )
     } else {
-        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_PROBE)
+        (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        )
     };
     if let Err(e) = setsockopt_int(&socket, level, name, value) {
         tracing::debug!(error = %e, "could not set the DF bit; IP IDs will be generated per datagram");

@@ -214,7 +214,7 @@ impl Dataplane {
             let peers = shared.clone();
             let outbox_slots = cfg.outbox_slots;
             let io_cfg = cfg.io.clone();
-            let wake = clone_wake(&me);
+            let wake = me.wake_handle();
             let (ready_tx, ready_rx) = bounded::<Result<(), std::io::Error>>(1);
             let thread = std::thread::Builder::new()
                 .name(format!("sluice-worker-{i}"))
@@ -230,24 +230,17 @@ impl Dataplane {
                             }
                         }
                     }
+                    let ready = |started: std::io::Result<()>| {
+                        let _ = ready_tx.send(started);
+                    };
                     match backend {
                         BackendKind::Mmsg => match MmsgIo::new(socket, wake, &io_cfg) {
-                            Ok(io) => {
-                                let _ = ready_tx.send(Ok(()));
-                                run_loop(io, core, rx, me, peers, outbox_slots);
-                            }
-                            Err(e) => {
-                                let _ = ready_tx.send(Err(e));
-                            }
+                            Ok(io) => run_loop(io, ready, core, rx, me, peers, outbox_slots),
+                            Err(e) => ready(Err(e)),
                         },
                         BackendKind::Uring => match UringIo::new(socket, wake, &io_cfg) {
-                            Ok(io) => {
-                                let _ = ready_tx.send(Ok(()));
-                                run_loop(io, core, rx, me, peers, outbox_slots);
-                            }
-                            Err(e) => {
-                                let _ = ready_tx.send(Err(e));
-                            }
+                            Ok(io) => run_loop(io, ready, core, rx, me, peers, outbox_slots),
+                            Err(e) => ready(Err(e)),
                         },
                     }
                 })
@@ -483,18 +476,17 @@ impl Drop for Dataplane {
     }
 }
 
-fn clone_wake(shared: &WorkerShared) -> Wake {
-    shared.wake_handle()
-}
-
+/// Reports the backend started, then runs the worker loop on this thread.
 fn run_loop<B: DatagramIo>(
     io: B,
+    ready: impl FnOnce(std::io::Result<()>),
     core: Forwarder,
     commands: crossbeam_channel::Receiver<TopologyUpdate>,
     me: Arc<WorkerShared>,
     peers: Vec<Arc<WorkerShared>>,
     outbox_slots: usize,
 ) {
+    ready(Ok(()));
     WorkerLoop {
         io,
         core,

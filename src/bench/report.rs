@@ -82,6 +82,8 @@ pub struct Report {
     pub generator_cpu_s: f64,
     /// CPU seconds of the sink threads.
     pub sink_cpu_s: f64,
+    /// Decrypted packets handed between workers (rooms spread over workers).
+    pub relayed: u64,
     /// Dataplane drops by reason during the measurement.
     pub drops: serde_json::Map<String, serde_json::Value>,
 }
@@ -150,6 +152,7 @@ impl Report {
             verify_failures: sink.verify_failures,
             generator_cpu_s: gen.cpu.as_secs_f64(),
             sink_cpu_s: sink.cpu.as_secs_f64(),
+            relayed: after.stats.relayed_out - before.stats.relayed_out,
             drops,
         }
     }

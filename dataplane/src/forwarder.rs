@@ -66,6 +66,16 @@ pub enum TopologyError {
         /// Why.
         source: SrtpError,
     },
+    /// More receive slots than one SRTP context tracks streams for.
+    #[error("transport {id}: {slots} slots requested, at most {max} supported")]
+    TooManySlots {
+        /// The transport.
+        id: TransportId,
+        /// Slots asked for.
+        slots: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The update names a transport this worker does not have.
     #[error("transport {0} is not on this worker")]
     UnknownTransport(TransportId),
@@ -315,6 +325,11 @@ impl Forwarder {
     }
 
     fn join(&mut self, m: Membership) -> Result<(), TopologyError> {
+        // Each slot is one outgoing SSRC of the transport's SRTP context.
+        let max = SrtpContext::MAX_STREAMS;
+        if m.slot_ssrcs.len() > max {
+            return Err(TopologyError::TooManySlots { id: m.transport, slots: m.slot_ssrcs.len(), max });
+        }
         let idx = *self
             .by_id
             .get(&m.transport)

@@ -347,6 +347,8 @@ impl Dataplane {
 
     /// Adds a transport to worker `i`.
     pub fn add_transport(&self, i: usize, cfg: TransportConfig) -> Result<(), DataplaneError> {
+        // Replacing a transport drops its membership: keep the other workers' presence counts true.
+        self.forget_member(cfg.id)?;
         self.send(i, TopologyUpdate::AddTransport(Box::new(cfg)))
     }
 

@@ -328,7 +328,11 @@ impl Forwarder {
         // Each slot is one outgoing SSRC of the transport's SRTP context.
         let max = SrtpContext::MAX_STREAMS;
         if m.slot_ssrcs.len() > max {
-            return Err(TopologyError::TooManySlots { id: m.transport, slots: m.slot_ssrcs.len(), max });
+            return Err(TopologyError::TooManySlots {
+                id: m.transport,
+                slots: m.slot_ssrcs.len(),
+                max,
+            });
         }
         let idx = *self
             .by_id
@@ -358,7 +362,9 @@ impl Forwarder {
         let Some(room_id) = t.room.take() else {
             return;
         };
-        let gone = t.publish_ssrc.take();
+        // `publish_ssrc` stays: packets sent while out of a room are still decrypted (then dropped
+        // as `muted`), so the SRTP rollover counter keeps up until the transport joins again.
+        let gone = t.publish_ssrc;
         t.slots.clear();
         if let Some(room) = self.rooms.get_mut(&room_id) {
             room.members.retain(|&m| m != idx);
@@ -471,14 +477,13 @@ impl Forwarder {
             return self.stats.count_drop(DropReason::UnknownSource, 1);
         };
         if !unlatched {
-            // Cheap checks before spending crypto on the packet.
+            // Cheap checks before spending crypto on the packet. A muted publisher's packets are
+            // still decrypted below, so its SRTP rollover counter follows the sender through a long
+            // mute (skipping them would desynchronise it and lose every packet after the unmute).
             match t.publish_ssrc {
                 Some(p) if p == ssrc => {}
                 Some(_) => return self.stats.count_drop(DropReason::Malformed, 1),
                 None => return self.stats.count_drop(DropReason::Muted, 1),
-            }
-            if t.muted {
-                return self.stats.count_drop(DropReason::Muted, 1);
             }
         }
         let plain_len = match &mut t.inbound {
@@ -490,12 +495,10 @@ impl Forwarder {
         };
         if unlatched {
             self.latch(idx, from);
-            let Some(t) = self.transports.get(idx).and_then(Option::as_ref) else {
-                return;
-            };
-            if t.publish_ssrc != Some(ssrc) || t.muted {
-                return self.stats.count_drop(DropReason::Muted, 1);
-            }
+        }
+        match self.transports.get(idx).and_then(Option::as_ref) {
+            Some(t) if t.publish_ssrc == Some(ssrc) && !t.muted => {}
+            _ => return self.stats.count_drop(DropReason::Muted, 1),
         }
         let plain = &buf[..plain_len];
         let Ok(hdr) = RtpHeader::parse(plain) else {

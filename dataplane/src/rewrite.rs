@@ -14,6 +14,15 @@ use crate::packet::RtpHeader;
 /// A source not heard on a slot for this long may be replaced by another source.
 pub const DEFAULT_SLOT_IDLE: Duration = Duration::from_secs(2);
 
+/// A source's packet mapping further ahead of the slot's last sequence number than this (packets) is
+/// re-anchored as if the source had switched: after a long mute or a loss burst the slot stream goes on
+/// at last + 1 rather than jumping, which receivers' jitter buffers and the SRTP rollover estimate
+/// (RFC 3711 §3.3.1, which cannot follow jumps of 2^15 or more) both need.
+pub const MAX_FORWARD_JUMP: i16 = 2048;
+/// A packet mapping this far (or more) behind the slot's last sequence number is re-anchored too,
+/// instead of being sent under an old index.
+pub const MAX_BACKWARD_JUMP: i16 = 1024;
+
 /// Outgoing sequence number and timestamp for one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mapped {
@@ -58,6 +67,12 @@ impl SlotRewriter {
         self.anchored != Some(source)
     }
 
+    /// True when `seq`, mapped with the current anchor, lands implausibly far from the last one sent.
+    fn jumps(&self, seq: u16) -> bool {
+        let d = seq.wrapping_add(self.seq_delta).wrapping_sub(self.last_seq) as i16;
+        !(-MAX_BACKWARD_JUMP..=MAX_FORWARD_JUMP).contains(&d)
+    }
+
     /// The slot's outgoing SSRC.
     pub fn out_ssrc(&self) -> u32 {
         self.out_ssrc
@@ -80,6 +95,9 @@ impl SlotRewriter {
     /// Forgets the source (it left); the stream's continuity state is kept for the next one.
     pub fn release(&mut self) {
         self.source = None;
+        // Whoever comes next, even the same SSRC back again, is re-anchored after the last packet
+        // sent: reusing its old numbering would re-encrypt under indices this slot already used.
+        self.anchored = None;
     }
 
     /// Takes `source` onto this slot; the next [`map`](Self::map) continues the stream from it.
@@ -97,7 +115,7 @@ impl SlotRewriter {
                 self.ts_delta = 0;
                 true
             }
-            Some(at) if self.anchor_needed(source) => {
+            Some(at) if self.anchor_needed(source) || self.jumps(seq) => {
                 let elapsed = now.saturating_duration_since(at);
                 let ticks = (elapsed.as_micros() as u64 * clock_rate as u64 / 1_000_000) as u32;
                 let next_ts = self.last_ts.wrapping_add(ticks.max(1));
@@ -232,6 +250,26 @@ mod tests {
             m.seq, 13,
             "continues after the highest sequence sent, not the late one"
         );
+    }
+
+    #[test]
+    fn a_long_gap_in_one_source_is_re_anchored_not_jumped() {
+        let t0 = Instant::now();
+        let mut s = SlotRewriter::new(7);
+        s.assign(1);
+        s.map(t0, 1, 100, 0, OPUS);
+        // 40,000 packets later (a long mute upstream): continue at last + 1, with a marker.
+        let later = t0 + Duration::from_secs(800);
+        let m = s.map(later, 1, 100u16.wrapping_add(40_000), 40_000 * 960, OPUS);
+        assert_eq!(m.seq, 101);
+        assert!(m.switched);
+        assert_eq!(m.ts, 800 * OPUS);
+        // An ordinary small gap (loss) keeps the numbering.
+        let m = s.map(later, 1, 100u16.wrapping_add(40_005), 40_005 * 960, OPUS);
+        assert_eq!((m.seq, m.switched), (106, false));
+        // A hopelessly late packet is re-anchored rather than sent under an old index.
+        let m = s.map(later, 1, 100u16.wrapping_add(30_000), 0, OPUS);
+        assert_eq!((m.seq, m.switched), (107, true));
     }
 
     #[test]

@@ -1,0 +1,1432 @@
+//! Scenario tests of the sans-IO forwarding core ([`Forwarder`]), driven directly with virtual time as
+//! quinn-proto's tests drive a connection: no sockets, no threads, no clocks. Every `Instant` is built
+//! from one `t0`, every datagram is handed to `on_datagram` by hand, and what the core emits is read
+//! back from the [`Outbox`] and decrypted with an independent SRTP implementation (`webrtc-srtp`),
+//! using the keys the subscriber would hold.
+//!
+//! The stories: speaker-slot continuity across a change of speaker, slot take-over after idleness,
+//! two workers joined by relay rings, SRTCP termination and address latching, 100k hostile datagrams,
+//! topology edge cases, and full egress queues. The end-to-end tests over real sockets live in the
+//! root package (`tests/dataplane_forwarding.rs`); these do not repeat them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_dataplane::forwarder::{Forwarder, ForwarderConfig, TopologyError};
+use sluice_dataplane::outbox::Outbox;
+use sluice_dataplane::packet::RtpHeader;
+use sluice_dataplane::relay::relay_ring;
+use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpProfile};
+use sluice_dataplane::stats::{DropReason, StatsSnapshot, WorkerStats};
+use sluice_dataplane::testkit::fixture_keys;
+use sluice_dataplane::topology::{
+    Membership, RoomId, TopologyUpdate, TransportConfig, TransportId, TransportKeys,
+};
+use webrtc_srtp::context::Context;
+use webrtc_srtp::protection_profile::ProtectionProfile;
+
+const ROOM: RoomId = 7;
+/// One Opus frame: 20 ms, 960 ticks of the 48 kHz RTP clock.
+const FRAME: Duration = Duration::from_millis(20);
+const FRAME_TICKS: u32 = 960;
+const AES_CM: SrtpProfile = SrtpProfile::Aes128CmHmacSha1_80;
+/// The RFC 6464 audio-level extension id every peer here negotiates.
+const LEVEL_EXT: u8 = 1;
+const PAYLOAD_LEN: usize = 120;
+
+// ------------------------------------------------------------------------------------------ fixtures
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, 1], port))
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn core_with(cfg: ForwarderConfig) -> Forwarder {
+    Forwarder::new(cfg, Arc::new(WorkerStats::default()))
+}
+
+fn core() -> Forwarder {
+    core_with(ForwarderConfig::default())
+}
+
+fn apply(core: &mut Forwarder, update: TopologyUpdate) {
+    let what = format!("{update:?}");
+    core.apply(update)
+        .unwrap_or_else(|e| panic!("topology update {what} must apply: {e}"));
+}
+
+fn stats(core: &Forwarder) -> StatsSnapshot {
+    core.stats().snapshot()
+}
+
+/// Hands one datagram to the core (in a copy: the core decrypts in place).
+fn feed(core: &mut Forwarder, now: Instant, from: SocketAddr, datagram: &[u8], out: &mut Outbox) {
+    let mut buf = datagram.to_vec();
+    core.on_datagram(now, from, &mut buf, out);
+}
+
+/// Everything queued in the outbox, in order; the outbox is emptied.
+fn take(out: &mut Outbox) -> Vec<(SocketAddr, Vec<u8>)> {
+    let sent = out.iter().map(|(a, b)| (a, b.to_vec())).collect();
+    out.clear();
+    sent
+}
+
+fn oracle_profile(p: SrtpProfile) -> ProtectionProfile {
+    match p {
+        SrtpProfile::Aes128CmHmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
+        SrtpProfile::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
+        SrtpProfile::AeadAes256Gcm => ProtectionProfile::AeadAes256Gcm,
+    }
+}
+
+/// What a subscriber heard in one datagram, after decrypting it with webrtc-srtp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Heard {
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    marker: bool,
+    csrcs: Vec<u32>,
+    /// The publisher that produced the payload (written into the payload by [`Peer::rtp`]).
+    origin: u32,
+    /// The publisher's own sequence number for this payload.
+    origin_seq: u16,
+    level: Option<u8>,
+}
+
+/// One participant as seen from outside the SFU: its address and SRTP keys, a context that protects
+/// what it publishes (the transport's inbound keys) and an independent webrtc-srtp context that
+/// decrypts what the SFU sends it (the transport's outbound keys).
+struct Peer {
+    id: TransportId,
+    addr: SocketAddr,
+    profile: SrtpProfile,
+    keys: TransportKeys,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    sender: SrtpContext,
+    oracle: Context,
+}
+
+impl Peer {
+    /// A peer whose stream starts at sequence `seq` and timestamp `ts` (its own, unrelated numbering).
+    fn new(id: TransportId, profile: SrtpProfile, ssrc: u32, seq: u16, ts: u32) -> Self {
+        let keys = TransportKeys {
+            inbound: fixture_keys(profile, (2 * id + 1) as u8),
+            outbound: fixture_keys(profile, (2 * id + 2) as u8),
+        };
+        let sender = SrtpContext::new(SrtpEngine::InPlace, &keys.inbound)
+            .expect("fixture keys build a sender context");
+        let oracle = Context::new(
+            &keys.outbound.master_key,
+            &keys.outbound.master_salt,
+            oracle_profile(profile),
+            Some(webrtc_srtp::option::srtp_replay_protection(1024)),
+            Some(webrtc_srtp::option::srtcp_replay_protection(1024)),
+        )
+        .expect("webrtc-srtp accepts the fixture keys");
+        Self {
+            id,
+            addr: addr(10_000 + id as u16),
+            profile,
+            keys,
+            ssrc,
+            seq,
+            ts,
+            sender,
+            oracle,
+        }
+    }
+
+    /// A listener-only peer (it never publishes).
+    fn listener(id: TransportId, profile: SrtpProfile) -> Self {
+        Self::new(id, profile, 0x1157_0000 + id as u32, 0, 0)
+    }
+
+    /// The transport the control plane would add for this peer, at its address.
+    fn transport(&self) -> TopologyUpdate {
+        TopologyUpdate::AddTransport(Box::new(TransportConfig {
+            id: self.id,
+            remote: Some(self.addr),
+            keys: Some(self.keys.clone()),
+            latch_ssrcs: vec![],
+            audio_level_ext: Some(LEVEL_EXT),
+        }))
+    }
+
+    fn membership(&self, room: RoomId, publishes: bool, slots: &[u32]) -> Membership {
+        Membership {
+            room,
+            transport: self.id,
+            publish_ssrc: publishes.then_some(self.ssrc),
+            slot_ssrcs: slots.to_vec(),
+        }
+    }
+
+    fn join(&self, room: RoomId, publishes: bool, slots: &[u32]) -> TopologyUpdate {
+        TopologyUpdate::Join(Box::new(self.membership(room, publishes, slots)))
+    }
+
+    /// The peer's next SRTP packet (one 20 ms frame later than the previous one).
+    fn next_rtp(&mut self) -> Vec<u8> {
+        let (seq, ts) = (self.seq, self.ts);
+        self.seq = seq.wrapping_add(1);
+        self.ts = ts.wrapping_add(FRAME_TICKS);
+        self.rtp(seq, ts)
+    }
+
+    /// An SRTP packet with the audio-level extension; the payload names its origin and sequence.
+    fn rtp(&mut self, seq: u16, ts: u32) -> Vec<u8> {
+        let mut p = vec![0x90, 111];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&self.ssrc.to_be_bytes());
+        p.extend_from_slice(&[0xBE, 0xDE, 0, 1, (LEVEL_EXT << 4), 0x80 | 30, 0, 0]);
+        p.extend_from_slice(&self.ssrc.to_be_bytes());
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.resize(p.len() + PAYLOAD_LEN - 6, seq as u8);
+        self.protect_rtp(p)
+    }
+
+    fn protect_rtp(&mut self, mut plain: Vec<u8>) -> Vec<u8> {
+        let len = plain.len();
+        plain.resize(len + self.profile.rtp_tag_len(), 0);
+        let n = self
+            .sender
+            .protect_rtp(&mut plain, len)
+            .expect("a peer protects its own well-formed packet");
+        plain.truncate(n);
+        plain
+    }
+
+    /// An SRTCP receiver report (no report blocks) from `sender_ssrc`, protected with the peer's keys.
+    fn srtcp_rr(&mut self, sender_ssrc: u32) -> Vec<u8> {
+        let mut p = vec![0x80, 201, 0, 1];
+        p.extend_from_slice(&sender_ssrc.to_be_bytes());
+        let len = p.len();
+        p.resize(len + self.profile.rtcp_overhead(), 0);
+        let n = self
+            .sender
+            .protect_rtcp(&mut p, len)
+            .expect("a peer protects its own receiver report");
+        p.truncate(n);
+        p
+    }
+
+    /// Decrypts what the SFU sent this peer with webrtc-srtp and reads the header and payload marks.
+    fn open(&mut self, datagram: &[u8]) -> Heard {
+        let plain = self.oracle.decrypt_rtp(datagram).unwrap_or_else(|e| {
+            panic!(
+                "peer {} cannot decrypt what the SFU sent it with its keys: {e}",
+                self.id
+            )
+        });
+        let h = RtpHeader::parse(&plain).expect("a decrypted forwarded packet parses as RTP");
+        let payload = h.payload();
+        assert_eq!(
+            payload.len(),
+            PAYLOAD_LEN,
+            "the payload is forwarded unchanged"
+        );
+        Heard {
+            ssrc: h.ssrc(),
+            seq: h.sequence_number(),
+            ts: h.timestamp(),
+            marker: h.marker(),
+            csrcs: h.csrcs().collect(),
+            origin: u32::from_be_bytes(payload[..4].try_into().expect("4 bytes")),
+            origin_seq: u16::from_be_bytes(payload[4..6].try_into().expect("2 bytes")),
+            level: h.audio_level(LEVEL_EXT).map(|l| l.level),
+        }
+    }
+
+    /// Decrypts every datagram addressed to this peer, and checks that nothing else was addressed to it.
+    fn hear(&mut self, sent: &[(SocketAddr, Vec<u8>)]) -> Vec<Heard> {
+        let me = self.addr;
+        sent.iter()
+            .filter(|(a, _)| *a == me)
+            .map(|(_, d)| self.open(d))
+            .collect()
+    }
+}
+
+/// Asserts that `heard` is one continuous stream on slot `slot`: consecutive sequence numbers and
+/// 20 ms timestamp steps, each packet carrying `origin` as CSRC[0].
+fn assert_continuous(heard: &[Heard], slot: u32, origin: u32) {
+    for (i, w) in heard.windows(2).enumerate() {
+        assert_eq!(
+            w[1].seq,
+            w[0].seq.wrapping_add(1),
+            "packet {i}: seq steps by 1"
+        );
+        assert_eq!(
+            w[1].ts,
+            w[0].ts.wrapping_add(FRAME_TICKS),
+            "packet {i}: ts steps by one frame"
+        );
+        assert!(!w[1].marker, "packet {i}: no marker inside a talkspurt");
+    }
+    for h in heard {
+        assert_eq!(h.ssrc, slot, "the slot keeps its SSRC");
+        assert_eq!(h.csrcs.first(), Some(&origin), "CSRC[0] names the speaker");
+        assert_eq!(h.origin, origin, "the payload is the speaker's");
+    }
+}
+
+// ------------------------------------------------------------------- 1. speaker-slot continuity
+
+#[test]
+fn a_single_slot_stream_stays_continuous_when_the_speaker_changes() {
+    for profile in SrtpProfile::ALL {
+        const SLOT: u32 = 0x5107_0001;
+        let mut a = Peer::new(1, profile, 0xA1A1_0001, 65_530, 77_777);
+        let mut b = Peer::new(2, profile, 0xB2B2_0002, 4_242, 3_000_000_000);
+        let mut s = Peer::listener(3, profile);
+        let mut core = core();
+        for u in [
+            a.transport(),
+            b.transport(),
+            s.transport(),
+            a.join(ROOM, true, &[]),
+            b.join(ROOM, true, &[]),
+            s.join(ROOM, false, &[SLOT]),
+        ] {
+            apply(&mut core, u);
+        }
+        let mut out = Outbox::with_capacity(16);
+        let t0 = Instant::now();
+
+        // A talks for 20 frames; its sequence numbers wrap on the way.
+        let mut from_a = Vec::new();
+        for i in 0..20u32 {
+            let p = a.next_rtp();
+            feed(&mut core, t0 + FRAME * i, a.addr, &p, &mut out);
+            let sent = take(&mut out);
+            assert_eq!(sent.len(), 1, "{profile}: one subscriber, one copy");
+            from_a.extend(s.hear(&sent));
+        }
+        assert_eq!(from_a.len(), 20, "{profile}");
+        assert_continuous(&from_a, SLOT, a.ssrc);
+        assert!(
+            from_a[0].marker,
+            "{profile}: the first packet opens the talkspurt"
+        );
+        assert_eq!(from_a[0].level, Some(30), "{profile}: extensions are kept");
+        let last = from_a.last().expect("A was heard").clone();
+        let a_last_at = t0 + FRAME * 19;
+
+        // A leaves; B starts 500 ms after A's last packet, with its own numbering.
+        apply(&mut core, TopologyUpdate::Leave { transport: a.id });
+        let mut from_b = Vec::new();
+        for i in 0..20u32 {
+            let p = b.next_rtp();
+            feed(
+                &mut core,
+                a_last_at + ms(500) + FRAME * i,
+                b.addr,
+                &p,
+                &mut out,
+            );
+            from_b.extend(s.hear(&take(&mut out)));
+        }
+        assert_eq!(from_b.len(), 20, "{profile}: B took over the only slot");
+        let first = &from_b[0];
+        assert_eq!(first.ssrc, SLOT, "{profile}: the slot SSRC never changes");
+        assert_eq!(
+            first.seq,
+            last.seq.wrapping_add(1),
+            "{profile}: seq continues at last + 1"
+        );
+        let advance = first.ts.wrapping_sub(last.ts);
+        assert!(
+            advance.abs_diff(24_000) <= FRAME_TICKS,
+            "{profile}: ts advances by 500 ms of 48 kHz (got {advance})"
+        );
+        assert!(
+            first.marker,
+            "{profile}: the new speaker starts a talkspurt"
+        );
+        assert_eq!(first.csrcs, vec![b.ssrc], "{profile}: CSRC[0] is B");
+        assert_continuous(&from_b, SLOT, b.ssrc);
+
+        let st = stats(&core);
+        assert_eq!(st.packets_in, 40, "{profile}");
+        assert_eq!(st.total_drops(), 0, "{profile}: {st:?}");
+    }
+}
+
+// ------------------------------------------------------------------------- 2. slot take-over
+
+#[test]
+fn a_silent_speaker_loses_its_slot_to_a_waiting_one_after_the_idle_time() {
+    const SLOTS: [u32; 2] = [0x5100, 0x5200];
+    let mut p: Vec<Peer> = (1..=3)
+        .map(|id| Peer::new(id, AES_CM, 0xCAFE_0000 + id as u32, 100 * id as u16, 0))
+        .collect();
+    let mut s = Peer::listener(9, AES_CM);
+    let mut core = core();
+    for peer in &p {
+        apply(&mut core, peer.transport());
+        apply(&mut core, peer.join(ROOM, true, &[]));
+    }
+    apply(&mut core, s.transport());
+    apply(&mut core, s.join(ROOM, false, &SLOTS));
+    let idle = ForwarderConfig::default().slot_idle;
+    assert_eq!(idle, Duration::from_secs(2));
+
+    let mut out = Outbox::with_capacity(16);
+    let t0 = Instant::now();
+    let mut heard: Vec<Heard> = Vec::new();
+    let mut tick = |core: &mut Forwarder, p: &mut [Peer], k: u32, talking: &[usize]| {
+        let mut got = Vec::new();
+        for &i in talking {
+            let d = p[i].next_rtp();
+            feed(core, t0 + FRAME * k, p[i].addr, &d, &mut out);
+            got.extend(s.hear(&take(&mut out)));
+        }
+        got
+    };
+
+    // All three talk for one second: the first two get the two slots, in slot order.
+    for k in 0..50 {
+        heard.extend(tick(&mut core, &mut p, k, &[0, 1, 2]));
+    }
+    let by = |heard: &[Heard], who: u32| -> Vec<Heard> {
+        heard.iter().filter(|h| h.origin == who).cloned().collect()
+    };
+    let (p1, p2, p3) = (p[0].ssrc, p[1].ssrc, p[2].ssrc);
+    assert_eq!(by(&heard, p1).len(), 50);
+    assert_eq!(by(&heard, p2).len(), 50);
+    assert!(
+        by(&heard, p3).is_empty(),
+        "no third slot for the third speaker"
+    );
+    assert_continuous(&by(&heard, p1), SLOTS[0], p1);
+    assert_continuous(&by(&heard, p2), SLOTS[1], p2);
+    let slot0_last = by(&heard, p1).last().expect("P1 was heard").clone();
+    let p1_last_at = t0 + FRAME * 49;
+
+    // P1 goes silent. P3 gets nothing until P1 has been silent for the idle time, then its slot.
+    let mut takeover_at = None;
+    for k in 50..200 {
+        let got = tick(&mut core, &mut p, k, &[1, 2]);
+        let now = t0 + FRAME * k;
+        let p3_heard = by(&got, p3);
+        if now.duration_since(p1_last_at) < idle {
+            assert!(p3_heard.is_empty(), "tick {k}: P1's slot is not idle yet");
+        } else if takeover_at.is_none() {
+            assert_eq!(
+                p3_heard.len(),
+                1,
+                "tick {k}: P3 takes the idle slot at once"
+            );
+            takeover_at = Some(k);
+            let first = &p3_heard[0];
+            assert_eq!(first.ssrc, SLOTS[0], "P3 inherits P1's slot, not P2's");
+            assert_eq!(first.seq, slot0_last.seq.wrapping_add(1));
+            assert!(first.marker);
+            let advance = first.ts.wrapping_sub(slot0_last.ts);
+            let expected = (now.duration_since(p1_last_at).as_millis() * 48) as u32;
+            assert!(
+                advance.abs_diff(expected) <= FRAME_TICKS,
+                "ts advance {advance}"
+            );
+        }
+        heard.extend(got);
+    }
+    assert_eq!(
+        takeover_at,
+        Some(149),
+        "2 s after P1's last packet at tick 49"
+    );
+    let after: Vec<Heard> = heard.iter().skip(100).cloned().collect();
+    assert_continuous(&by(&after, p2), SLOTS[1], p2);
+    let p3_heard = by(&heard, p3);
+    assert_eq!(p3_heard.len(), 51, "P3 heard from tick 149 to 199");
+    assert_continuous(&p3_heard, SLOTS[0], p3);
+
+    // P1 comes back: both slots are busy, so it is not heard.
+    for k in 200..220 {
+        let got = tick(&mut core, &mut p, k, &[0, 1, 2]);
+        assert!(by(&got, p1).is_empty(), "tick {k}: P1 has no slot now");
+        assert_eq!(got.len(), 2, "tick {k}: still two speakers");
+    }
+    let st = stats(&core);
+    assert_eq!(st.packets_in, 150 + 300 + 60);
+    assert_eq!(
+        st.total_drops(),
+        0,
+        "not getting a slot is speaker selection, not a drop: {st:?}"
+    );
+}
+
+// ---------------------------------------------------------------------- 3. two workers, relays
+
+/// Two (or more) cores joined by relay rings both ways, with the presence bookkeeping that
+/// `Dataplane::join` / `Dataplane::leave` / `forget_member` do: every join or leave on one worker
+/// is announced to the others as `RemotePresence`.
+struct Cluster {
+    cores: Vec<Forwarder>,
+    members: HashMap<TransportId, (usize, RoomId, Option<u32>)>,
+    counts: HashMap<RoomId, Vec<u32>>,
+}
+
+impl Cluster {
+    fn new(workers: usize, ring_bytes: usize) -> Self {
+        let mut cores: Vec<Forwarder> = (0..workers)
+            .map(|worker| {
+                core_with(ForwarderConfig {
+                    worker,
+                    workers,
+                    ..ForwarderConfig::default()
+                })
+            })
+            .collect();
+        for from in 0..workers {
+            for to in (0..workers).filter(|&to| to != from) {
+                let (tx, rx) = relay_ring(ring_bytes);
+                cores[from].connect_relay_tx(to, tx);
+                cores[to].connect_relay_rx(rx);
+            }
+        }
+        Self {
+            cores,
+            members: HashMap::new(),
+            counts: HashMap::new(),
+        }
+    }
+
+    fn broadcast_except(&mut self, except: usize, update: TopologyUpdate) {
+        for (i, core) in self.cores.iter_mut().enumerate() {
+            if i != except {
+                apply(core, update.clone());
+            }
+        }
+    }
+
+    fn join(&mut self, worker: usize, m: Membership) {
+        self.forget(m.transport);
+        let (room, transport, ssrc) = (m.room, m.transport, m.publish_ssrc);
+        apply(&mut self.cores[worker], TopologyUpdate::Join(Box::new(m)));
+        self.members.insert(transport, (worker, room, ssrc));
+        let n = self.cores.len();
+        let counts = self.counts.entry(room).or_insert_with(|| vec![0; n]);
+        counts[worker] += 1;
+        let members = counts[worker];
+        self.broadcast_except(
+            worker,
+            TopologyUpdate::RemotePresence {
+                room,
+                worker,
+                members,
+                gone_source: None,
+            },
+        );
+    }
+
+    fn leave(&mut self, worker: usize, transport: TransportId) {
+        self.forget(transport);
+        apply(&mut self.cores[worker], TopologyUpdate::Leave { transport });
+    }
+
+    fn forget(&mut self, transport: TransportId) {
+        let Some((worker, room, ssrc)) = self.members.remove(&transport) else {
+            return;
+        };
+        let Some(counts) = self.counts.get_mut(&room) else {
+            return;
+        };
+        counts[worker] = counts[worker].saturating_sub(1);
+        let members = counts[worker];
+        if counts.iter().all(|&c| c == 0) {
+            self.counts.remove(&room);
+        }
+        self.broadcast_except(
+            worker,
+            TopologyUpdate::RemotePresence {
+                room,
+                worker,
+                members,
+                gone_source: ssrc,
+            },
+        );
+    }
+}
+
+#[test]
+fn a_room_spread_over_two_workers_is_decrypted_once_and_relayed_to_the_other() {
+    const SLOT0: u32 = 0x5000;
+    const SLOT1: u32 = 0x5001;
+    let mut c = Cluster::new(2, 64 * 1024);
+    let mut p = Peer::new(1, AES_CM, 0xAAAA_0001, 10, 1000);
+    let mut s0 = Peer::listener(2, AES_CM);
+    let mut s1 = Peer::listener(3, AES_CM);
+    apply(&mut c.cores[0], p.transport());
+    apply(&mut c.cores[0], s0.transport());
+    apply(&mut c.cores[1], s1.transport());
+    c.join(0, p.membership(ROOM, true, &[]));
+    c.join(0, s0.membership(ROOM, false, &[SLOT0]));
+    c.join(1, s1.membership(ROOM, false, &[SLOT1]));
+
+    let (mut out0, mut out1) = (Outbox::with_capacity(8), Outbox::with_capacity(8));
+    let t0 = Instant::now();
+    let (mut heard0, mut heard1) = (Vec::new(), Vec::new());
+    for i in 0..10u32 {
+        let now = t0 + FRAME * i;
+        let d = p.next_rtp();
+        feed(&mut c.cores[0], now, p.addr, &d, &mut out0);
+        assert_eq!(c.cores[0].take_touched(), 1 << 1, "worker 1 needs waking");
+        heard0.extend(s0.hear(&take(&mut out0)));
+        assert!(c.cores[1].relays_pending());
+        assert!(
+            c.cores[1].drain_relays(now + ms(1), &mut out1),
+            "everything drained"
+        );
+        assert!(!c.cores[1].relays_pending());
+        let sent = take(&mut out1);
+        assert_eq!(sent.len(), 1, "one copy for the one subscriber on worker 1");
+        heard1.extend(s1.hear(&sent));
+    }
+    assert_eq!(heard0.len(), 10);
+    assert_eq!(heard1.len(), 10);
+    assert_continuous(&heard0, SLOT0, p.ssrc);
+    assert_continuous(&heard1, SLOT1, p.ssrc);
+    assert_eq!(heard1[0].level, Some(30), "extensions survive the relay");
+
+    let (w0, w1) = (stats(&c.cores[0]), stats(&c.cores[1]));
+    assert_eq!(w0.packets_in, 10);
+    assert_eq!(w0.relayed_out, 10, "each packet crossed the ring once");
+    assert_eq!(w0.relayed_in, 0);
+    assert_eq!(
+        w1.packets_in, 0,
+        "worker 1 never saw ciphertext: no second decryption"
+    );
+    assert_eq!(w1.relayed_in, 10);
+    assert_eq!(w1.relayed_out, 0, "relayed packets are not relayed again");
+    assert_eq!(w0.total_drops() + w1.total_drops(), 0, "{w0:?} {w1:?}");
+
+    // The last member on worker 1 leaves: worker 0 stops relaying the room there.
+    c.leave(1, s1.id);
+    for i in 10..15u32 {
+        let d = p.next_rtp();
+        feed(&mut c.cores[0], t0 + FRAME * i, p.addr, &d, &mut out0);
+        assert_eq!(
+            s0.hear(&take(&mut out0)).len(),
+            1,
+            "worker 0 still serves S0"
+        );
+    }
+    assert_eq!(c.cores[0].take_touched(), 0);
+    assert!(!c.cores[1].relays_pending());
+    assert_eq!(stats(&c.cores[0]).relayed_out, 10);
+}
+
+#[test]
+fn a_publisher_leaving_on_another_worker_frees_its_slot_here_at_once() {
+    const SLOT: u32 = 0x5000;
+    let mut c = Cluster::new(2, 64 * 1024);
+    let mut q = Peer::new(1, AES_CM, 0x0B0B_0001, 7, 7);
+    let mut p = Peer::new(2, AES_CM, 0x0A0A_0002, 30_000, 9);
+    let mut s = Peer::listener(3, AES_CM);
+    apply(&mut c.cores[1], q.transport());
+    apply(&mut c.cores[0], p.transport());
+    apply(&mut c.cores[0], s.transport());
+    c.join(0, s.membership(ROOM, false, &[SLOT]));
+    c.join(0, p.membership(ROOM, true, &[]));
+    c.join(1, q.membership(ROOM, true, &[]));
+
+    let (mut out0, mut out1) = (Outbox::with_capacity(8), Outbox::with_capacity(8));
+    let t0 = Instant::now();
+    // Q, on worker 1, talks: S on worker 0 hears it through the ring.
+    let mut from_q = Vec::new();
+    for i in 0..10u32 {
+        let now = t0 + FRAME * i;
+        let d = q.next_rtp();
+        feed(&mut c.cores[1], now, q.addr, &d, &mut out1);
+        assert!(out1.is_empty(), "nobody on worker 1 listens");
+        assert!(c.cores[0].drain_relays(now, &mut out0));
+        from_q.extend(s.hear(&take(&mut out0)));
+    }
+    assert_eq!(from_q.len(), 10);
+    assert_continuous(&from_q, SLOT, q.ssrc);
+    let q_last = from_q.last().expect("Q was heard").clone();
+
+    // P on worker 0 starts while Q's slot is still fresh: S's only slot is taken.
+    let d = p.next_rtp();
+    feed(&mut c.cores[0], t0 + FRAME * 10, p.addr, &d, &mut out0);
+    assert!(take(&mut out0).is_empty(), "the slot still belongs to Q");
+
+    // Q leaves on worker 1; worker 0 learns it as RemotePresence { gone_source: Q }.
+    c.leave(1, q.id);
+    let now = t0 + FRAME * 11;
+    let d = p.next_rtp();
+    feed(&mut c.cores[0], now, p.addr, &d, &mut out0);
+    let heard = s.hear(&take(&mut out0));
+    assert_eq!(
+        heard.len(),
+        1,
+        "Q's slot was freed at once, not after the idle time"
+    );
+    assert_eq!(heard[0].csrcs.first(), Some(&p.ssrc));
+    assert_eq!(heard[0].ssrc, SLOT);
+    assert_eq!(heard[0].seq, q_last.seq.wrapping_add(1));
+    assert!(heard[0].marker);
+    // Worker 1 hosts nobody in the room any more: P's packets stay on worker 0.
+    assert_eq!(
+        stats(&c.cores[0]).relayed_out,
+        1,
+        "only the packet sent before Q left"
+    );
+}
+
+// ----------------------------------------------------------------------------------- 4. RTCP
+
+#[test]
+fn srtcp_is_authenticated_terminated_and_latches_an_unlatched_transport() {
+    for profile in SrtpProfile::ALL {
+        const LATCH_SSRC: u32 = 0x00C0_FFEE;
+        const SLOT: u32 = 0x5000;
+        let mut p = Peer::new(1, profile, 0x1111_0001, 1, 1);
+        let mut u = Peer::listener(2, profile);
+        let mut core = core();
+        apply(&mut core, p.transport());
+        apply(
+            &mut core,
+            TopologyUpdate::AddTransport(Box::new(TransportConfig {
+                id: u.id,
+                remote: None,
+                keys: Some(u.keys.clone()),
+                latch_ssrcs: vec![LATCH_SSRC],
+                audio_level_ext: None,
+            })),
+        );
+        apply(&mut core, p.join(ROOM, true, &[]));
+        apply(&mut core, u.join(ROOM, false, &[SLOT]));
+        let mut out = Outbox::with_capacity(8);
+        let t0 = Instant::now();
+        let drops = |core: &Forwarder, r| stats(core).drops(r);
+
+        // A valid report from a known transport is counted and ends here.
+        let rr = p.srtcp_rr(p.ssrc);
+        feed(&mut core, t0, p.addr, &rr, &mut out);
+        assert_eq!(stats(&core).rtcp_in, 1, "{profile}");
+        assert!(
+            out.is_empty(),
+            "{profile}: RTCP is terminated, not forwarded"
+        );
+        // The same report again is a replay.
+        feed(&mut core, t0, p.addr, &rr, &mut out);
+        assert_eq!(drops(&core, DropReason::Replayed), 1, "{profile}");
+        // A tampered one fails authentication.
+        let mut bad = p.srtcp_rr(p.ssrc);
+        bad[9] ^= 0x01;
+        feed(&mut core, t0, p.addr, &bad, &mut out);
+        assert_eq!(drops(&core, DropReason::AuthFailed), 1, "{profile}");
+        // A valid one from an address nobody has is an unknown source.
+        let rr = p.srtcp_rr(p.ssrc);
+        feed(&mut core, t0, addr(666), &rr, &mut out);
+        assert_eq!(drops(&core, DropReason::UnknownSource), 1, "{profile}");
+        assert_eq!(stats(&core).rtcp_in, 1, "{profile}");
+
+        // U has no address yet: P's audio has nowhere to go for it.
+        let d = p.next_rtp();
+        feed(&mut core, t0, p.addr, &d, &mut out);
+        assert!(
+            out.is_empty(),
+            "{profile}: an unlatched subscriber gets nothing"
+        );
+        assert_eq!(core.transport_remote(u.id), None);
+
+        // A forged report claiming U's SSRC does not latch.
+        let mut forger = Peer::listener(40, profile);
+        let forged = forger.srtcp_rr(LATCH_SSRC);
+        feed(&mut core, t0, addr(667), &forged, &mut out);
+        assert_eq!(drops(&core, DropReason::AuthFailed), 2, "{profile}");
+        assert_eq!(
+            core.transport_remote(u.id),
+            None,
+            "{profile}: forgery latched"
+        );
+
+        // U's own report, from wherever U happens to be, latches that address.
+        let there = addr(4321);
+        let rr = u.srtcp_rr(LATCH_SSRC);
+        feed(&mut core, t0 + ms(5), there, &rr, &mut out);
+        assert_eq!(stats(&core).rtcp_in, 2, "{profile}");
+        assert_eq!(core.transport_remote(u.id), Some(there), "{profile}");
+
+        // Now U hears P at the latched address.
+        let d = p.next_rtp();
+        feed(&mut core, t0 + ms(20), p.addr, &d, &mut out);
+        let sent = take(&mut out);
+        assert_eq!(sent.len(), 1, "{profile}");
+        assert_eq!(sent[0].0, there, "{profile}");
+        let h = u.open(&sent[0].1);
+        assert_eq!(
+            (h.ssrc, h.csrcs.first()),
+            (SLOT, Some(&p.ssrc)),
+            "{profile}"
+        );
+
+        // The latch is spent: U's SSRC from another address does not move it.
+        let rr = u.srtcp_rr(LATCH_SSRC);
+        feed(&mut core, t0 + ms(40), addr(4322), &rr, &mut out);
+        assert_eq!(drops(&core, DropReason::UnknownSource), 2, "{profile}");
+        assert_eq!(core.transport_remote(u.id), Some(there), "{profile}");
+        assert_eq!(stats(&core).packets_in, 9, "{profile}");
+    }
+}
+
+// ----------------------------------------------------------------------------- 5. robustness
+
+/// xorshift64: deterministic, dependency-free pseudo-random numbers.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    fn byte(&mut self) -> u8 {
+        self.next() as u8
+    }
+}
+
+/// A hostile datagram: random bytes, or a mutation of `template` (a valid SRTP packet).
+fn hostile(rng: &mut XorShift, template: &[u8]) -> Vec<u8> {
+    let mut d = template.to_vec();
+    match rng.below(8) {
+        0 => {
+            // Random bytes, half of them in the RTP/RTCP first-byte range.
+            let len = rng.below(300);
+            d = (0..len).map(|_| rng.byte()).collect();
+            if len > 0 && rng.below(2) == 0 {
+                d[0] = 0x80 | (d[0] & 0x3F);
+            }
+        }
+        1 => {
+            for _ in 0..=rng.below(4) {
+                let i = rng.below(d.len());
+                d[i] ^= 1 << rng.below(8);
+            }
+        }
+        2 => d.truncate(rng.below(d.len())),
+        3 => {
+            for _ in 0..=rng.below(40) {
+                d.push(rng.byte());
+            }
+        }
+        4 => d[0] = (d[0] & 0xF0) | rng.below(16) as u8,
+        5 => {
+            // Header flags: X, P, version, marker/payload type (may turn it into "RTCP").
+            match rng.below(4) {
+                0 => d[0] ^= 0x10,
+                1 => d[0] ^= 0x20,
+                2 => d[0] ^= 0xC0,
+                _ => d[1] = rng.byte(),
+            }
+        }
+        6 => {
+            // The extension length word claims more (or fewer) words than there are.
+            d[14] = rng.byte();
+            d[15] = rng.byte();
+        }
+        _ => {} // an exact replay
+    }
+    d
+}
+
+fn fuzz(profile: SrtpProfile, engine: SrtpEngine, inputs: usize, seed: u64) {
+    const SLOT: u32 = 0x5000;
+    let mut rng = XorShift(seed);
+    let mut a = Peer::new(1, profile, 0xA000_0001, 100, 0);
+    let mut s = Peer::listener(2, profile);
+    let mut core = core_with(ForwarderConfig {
+        srtp_engine: engine,
+        ..ForwarderConfig::default()
+    });
+    for u in [
+        a.transport(),
+        s.transport(),
+        a.join(ROOM, true, &[]),
+        s.join(ROOM, false, &[SLOT]),
+    ] {
+        apply(&mut core, u);
+    }
+    let stranger = addr(31_337);
+    let mut out = Outbox::with_capacity(4);
+    let t0 = Instant::now();
+    let mut template = a.next_rtp();
+    feed(&mut core, t0, a.addr, &template, &mut out);
+    assert_eq!(s.hear(&take(&mut out)).len(), 1);
+    let (mut valid, mut forwarded, mut dropped) = (1u64, 1u64, 0u64);
+    let mut heard = Vec::new();
+
+    for i in 1..inputs {
+        let now = t0 + ms(i as u64);
+        let before = stats(&core);
+        let is_valid = i % 50 == 0;
+        let (d, from) = if is_valid {
+            template = a.next_rtp();
+            (template.clone(), a.addr)
+        } else {
+            let d = if rng.below(10) == 0 {
+                // A fresh packet that never arrives intact.
+                let mut fresh = a.next_rtp();
+                let j = rng.below(fresh.len());
+                fresh[j] ^= 1 << rng.below(8);
+                fresh
+            } else {
+                hostile(&mut rng, &template)
+            };
+            let from = if rng.below(4) == 0 { stranger } else { a.addr };
+            (d, from)
+        };
+        feed(&mut core, now, from, &d, &mut out);
+        let after = stats(&core);
+        let grew = out.len() as u64;
+        let new_drops = after.total_drops() - before.total_drops();
+        let rtcp = after.rtcp_in - before.rtcp_in;
+        assert_eq!(
+            grew + new_drops + rtcp,
+            1,
+            "input {i} ({d:02x?} from {from}) must end as exactly one outcome: \
+             forwarded {grew}, drops {new_drops}, rtcp {rtcp}"
+        );
+        if is_valid {
+            valid += 1;
+            assert_eq!(grew, 1, "input {i}: valid traffic still flows");
+            let sent = take(&mut out);
+            heard.extend(s.hear(&sent));
+        } else {
+            assert_eq!(grew, 0, "input {i}: a hostile datagram was forwarded");
+        }
+        forwarded += grew;
+        dropped += new_drops;
+        out.clear();
+    }
+    let st = stats(&core);
+    assert_eq!(st.packets_in, inputs as u64, "every input counted in");
+    assert_eq!(forwarded, valid);
+    assert_eq!(st.total_drops(), dropped);
+    assert_eq!(forwarded + dropped + st.rtcp_in, inputs as u64);
+    for r in [
+        DropReason::UnknownSource,
+        DropReason::Malformed,
+        DropReason::AuthFailed,
+        DropReason::Replayed,
+        DropReason::Unsupported,
+    ] {
+        assert!(
+            st.drops(r) > 0,
+            "{profile}/{engine}: the inputs never exercised {}: {st:?}",
+            r.name()
+        );
+    }
+    assert_eq!(heard.len() as u64, valid - 1);
+    for h in &heard {
+        assert_eq!((h.ssrc, h.origin), (SLOT, a.ssrc));
+    }
+    for w in heard.windows(2) {
+        assert!(
+            w[1].seq.wrapping_sub(w[0].seq) as i16 > 0,
+            "the subscriber's stream only moves forward"
+        );
+    }
+}
+
+#[test]
+fn a_hundred_thousand_hostile_datagrams_never_panic_and_each_is_counted_exactly_once() {
+    fuzz(AES_CM, SrtpEngine::InPlace, 100_000, 0x5EED_0001);
+}
+
+#[test]
+fn hostile_datagrams_are_counted_the_same_way_for_every_profile_and_engine() {
+    for (n, profile) in SrtpProfile::ALL.into_iter().enumerate() {
+        for engine in [SrtpEngine::InPlace, SrtpEngine::WebrtcSrtp] {
+            fuzz(profile, engine, 10_000, 0xF00D_0000 + n as u64);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------- 6. topology edge cases
+
+#[test]
+fn updates_naming_a_transport_this_worker_does_not_have_are_refused() {
+    let mut core = core();
+    let p = Peer::new(1, AES_CM, 1, 0, 0);
+    let refused = |r: Result<(), TopologyError>| match r {
+        Err(TopologyError::UnknownTransport(id)) => id,
+        other => panic!("expected UnknownTransport, got {other:?}"),
+    };
+    assert_eq!(refused(core.apply(p.join(ROOM, true, &[]))), 1);
+    assert_eq!(
+        refused(core.apply(TopologyUpdate::Leave { transport: 1 })),
+        1
+    );
+    assert_eq!(
+        refused(core.apply(TopologyUpdate::Mute {
+            transport: 1,
+            muted: true
+        })),
+        1
+    );
+    core.apply(TopologyUpdate::RemoveTransport { id: 1 })
+        .expect("removing what is not there is a no-op");
+    assert_eq!(core.transport_count(), 0);
+    assert_eq!(core.max_fanout(), 0, "a refused join created no room");
+}
+
+#[test]
+fn re_adding_a_transport_id_replaces_it_and_its_old_address_no_longer_routes() {
+    const SLOT: u32 = 0x5000;
+    let mut p = Peer::new(1, AES_CM, 0xABAB_0001, 0, 0);
+    let mut s = Peer::listener(2, AES_CM);
+    let mut core = core();
+    for u in [
+        p.transport(),
+        s.transport(),
+        p.join(ROOM, true, &[]),
+        s.join(ROOM, false, &[SLOT]),
+    ] {
+        apply(&mut core, u);
+    }
+    let mut out = Outbox::with_capacity(8);
+    let t0 = Instant::now();
+    let d = p.next_rtp();
+    feed(&mut core, t0, p.addr, &d, &mut out);
+    assert_eq!(s.hear(&take(&mut out)).len(), 1);
+
+    // Both move: the publisher and the subscriber reconnect from new addresses.
+    let (p_old, s_old) = (p.addr, s.addr);
+    p.addr = addr(20_001);
+    s.addr = addr(20_002);
+    apply(&mut core, p.transport());
+    apply(&mut core, s.transport());
+    assert_eq!(core.transport_count(), 2, "replaced, not added");
+    assert_eq!(core.transport_remote(p.id), Some(p.addr));
+    assert_eq!(core.transport_remote(s.id), Some(s.addr));
+
+    let d = p.next_rtp();
+    feed(&mut core, t0 + FRAME, p_old, &d, &mut out);
+    assert_eq!(
+        stats(&core).drops(DropReason::UnknownSource),
+        1,
+        "old address"
+    );
+    // A replaced transport starts outside any room.
+    let d = p.next_rtp();
+    feed(&mut core, t0 + FRAME * 2, p.addr, &d, &mut out);
+    assert_eq!(
+        stats(&core).drops(DropReason::Muted),
+        1,
+        "not in a room yet"
+    );
+    assert!(out.is_empty());
+
+    apply(&mut core, p.join(ROOM, true, &[]));
+    apply(&mut core, s.join(ROOM, false, &[SLOT]));
+    let d = p.next_rtp();
+    feed(&mut core, t0 + FRAME * 3, p.addr, &d, &mut out);
+    let sent = take(&mut out);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, s.addr, "the new address, never {s_old}");
+    assert_eq!(s.hear(&sent)[0].csrcs, vec![p.ssrc]);
+}
+
+#[test]
+fn closing_a_room_stops_all_its_forwarding_and_leaves_other_rooms_alone() {
+    const OTHER: RoomId = 8;
+    let mut p = Peer::new(1, AES_CM, 0x7000_0001, 0, 0);
+    let mut s1 = Peer::listener(2, AES_CM);
+    let mut s2 = Peer::listener(3, AES_CM);
+    let mut q = Peer::new(4, AES_CM, 0x8000_0004, 0, 0);
+    let mut r = Peer::listener(5, AES_CM);
+    let mut core = core();
+    for u in [
+        p.transport(),
+        s1.transport(),
+        s2.transport(),
+        q.transport(),
+        r.transport(),
+        p.join(ROOM, true, &[]),
+        s1.join(ROOM, false, &[0x51]),
+        s2.join(ROOM, false, &[0x52]),
+        q.join(OTHER, true, &[]),
+        r.join(OTHER, false, &[0x53]),
+    ] {
+        apply(&mut core, u);
+    }
+    assert_eq!(core.max_fanout(), 3);
+    let mut out = Outbox::with_capacity(8);
+    let t0 = Instant::now();
+    let d = p.next_rtp();
+    feed(&mut core, t0, p.addr, &d, &mut out);
+    assert_eq!(take(&mut out).len(), 2);
+
+    apply(&mut core, TopologyUpdate::CloseRoom { room: ROOM });
+    assert_eq!(core.max_fanout(), 2, "only the other room is left");
+    for i in 1..=5u32 {
+        let d = p.next_rtp();
+        feed(&mut core, t0 + FRAME * i, p.addr, &d, &mut out);
+        assert!(out.is_empty(), "the closed room forwards nothing");
+        let d = q.next_rtp();
+        feed(&mut core, t0 + FRAME * i, q.addr, &d, &mut out);
+        let sent = take(&mut out);
+        assert!(s1.hear(&sent).is_empty() && s2.hear(&sent).is_empty());
+        assert_eq!(r.hear(&sent).len(), 1, "the other room still forwards");
+    }
+    assert_eq!(
+        stats(&core).drops(DropReason::Muted),
+        5,
+        "no room to publish to"
+    );
+    assert_eq!(
+        core.transport_count(),
+        5,
+        "closing a room keeps the transports"
+    );
+}
+
+#[test]
+fn a_listener_that_sends_rtp_is_dropped_as_muted_before_any_decryption() {
+    let mut l = Peer::new(1, AES_CM, 0x1157_0001, 0, 0);
+    let mut s = Peer::listener(2, AES_CM);
+    let mut core = core();
+    for u in [
+        l.transport(),
+        s.transport(),
+        l.join(ROOM, false, &[0x50]),
+        s.join(ROOM, false, &[0x51]),
+    ] {
+        apply(&mut core, u);
+    }
+    let mut out = Outbox::with_capacity(8);
+    let t0 = Instant::now();
+    for i in 0..3u32 {
+        let d = l.next_rtp();
+        feed(&mut core, t0 + FRAME * i, l.addr, &d, &mut out);
+    }
+    // Garbage with a valid-looking header from the listener costs no crypto either.
+    let mut junk = l.next_rtp();
+    let n = junk.len();
+    junk[n - 1] ^= 0xFF;
+    feed(&mut core, t0 + FRAME * 3, l.addr, &junk, &mut out);
+    assert!(out.is_empty());
+    assert!(s.hear(&take(&mut out)).is_empty());
+    let st = stats(&core);
+    assert_eq!(st.drops(DropReason::Muted), 4, "{st:?}");
+    assert_eq!(st.total_drops(), 4, "{st:?}");
+}
+
+#[test]
+fn a_server_side_mute_silences_a_publisher_and_unmute_brings_it_back() {
+    const SLOT: u32 = 0x5000;
+    let mut p = Peer::new(1, AES_CM, 0x3000_0001, 0, 0);
+    let mut s = Peer::listener(2, AES_CM);
+    let mut core = core();
+    for u in [
+        p.transport(),
+        s.transport(),
+        p.join(ROOM, true, &[]),
+        s.join(ROOM, false, &[SLOT]),
+    ] {
+        apply(&mut core, u);
+    }
+    let mut out = Outbox::with_capacity(8);
+    let t0 = Instant::now();
+    let mut heard = Vec::new();
+    let mut k = 0u32;
+    let mut send = |core: &mut Forwarder, p: &mut Peer, out: &mut Outbox| {
+        let d = p.next_rtp();
+        feed(core, t0 + FRAME * k, p.addr, &d, out);
+        k += 1;
+    };
+    for _ in 0..5 {
+        send(&mut core, &mut p, &mut out);
+        heard.extend(s.hear(&take(&mut out)));
+    }
+    let mute = |muted| TopologyUpdate::Mute {
+        transport: 1,
+        muted,
+    };
+    apply(&mut core, mute(true));
+    for _ in 0..5 {
+        send(&mut core, &mut p, &mut out);
+        assert!(out.is_empty(), "muted: nothing forwarded");
+    }
+    assert_eq!(stats(&core).drops(DropReason::Muted), 5);
+    apply(&mut core, mute(false));
+    for _ in 0..5 {
+        send(&mut core, &mut p, &mut out);
+        heard.extend(s.hear(&take(&mut out)));
+    }
+    assert_eq!(heard.len(), 10, "heard before and after the mute");
+    let origin: Vec<u16> = heard.iter().map(|h| h.origin_seq).collect();
+    assert_eq!(origin, vec![0, 1, 2, 3, 4, 10, 11, 12, 13, 14]);
+    assert!(heard.iter().all(|h| h.ssrc == SLOT && h.csrcs == [p.ssrc]));
+    assert_eq!(stats(&core).total_drops(), 5);
+}
+
+#[test]
+fn a_removed_transport_gets_nothing_more_and_its_packets_are_unknown() {
+    let mut p = Peer::new(1, AES_CM, 0x4000_0001, 0, 0);
+    let mut s = Peer::listener(2, AES_CM);
+    let mut core = core();
+    for u in [
+        p.transport(),
+        s.transport(),
+        p.join(ROOM, true, &[]),
+        s.join(ROOM, false, &[0x50]),
+    ] {
+        apply(&mut core, u);
+    }
+    let mut out = Outbox::with_capacity(8);
+    let t0 = Instant::now();
+    let d = p.next_rtp();
+    feed(&mut core, t0, p.addr, &d, &mut out);
+    assert_eq!(s.hear(&take(&mut out)).len(), 1);
+
+    apply(&mut core, TopologyUpdate::RemoveTransport { id: s.id });
+    let d = p.next_rtp();
+    feed(&mut core, t0 + FRAME, p.addr, &d, &mut out);
+    assert!(out.is_empty(), "the removed subscriber gets nothing");
+    assert_eq!(core.max_fanout(), 1);
+
+    apply(&mut core, TopologyUpdate::RemoveTransport { id: p.id });
+    let d = p.next_rtp();
+    feed(&mut core, t0 + FRAME * 2, p.addr, &d, &mut out);
+    assert_eq!(stats(&core).drops(DropReason::UnknownSource), 1);
+    assert_eq!(core.transport_count(), 0);
+    assert_eq!(core.max_fanout(), 0, "the empty room is gone");
+}
+
+// --------------------------------------------------------------------------------- 7. QueueFull
+
+#[test]
+fn an_outbox_smaller_than_the_fan_out_counts_the_overflow_as_queue_full() {
+    let mut p = Peer::new(1, AES_CM, 0x9000_0001, 0, 0);
+    let mut subs: Vec<Peer> = (2..=6).map(|id| Peer::listener(id, AES_CM)).collect();
+    let mut core = core();
+    apply(&mut core, p.transport());
+    apply(&mut core, p.join(ROOM, true, &[]));
+    for (i, s) in subs.iter().enumerate() {
+        apply(&mut core, s.transport());
+        apply(&mut core, s.join(ROOM, false, &[0x5000 + i as u32]));
+    }
+    assert_eq!(core.max_fanout(), 6);
+    let mut out = Outbox::with_capacity(3);
+    let t0 = Instant::now();
+    let d = p.next_rtp();
+    feed(&mut core, t0, p.addr, &d, &mut out);
+    assert_eq!(out.len(), 3, "as many copies as fit");
+    assert_eq!(stats(&core).drops(DropReason::QueueFull), 2);
+
+    // Still full: every copy of the next packet overflows, and nothing panics.
+    let d = p.next_rtp();
+    feed(&mut core, t0 + FRAME, p.addr, &d, &mut out);
+    assert_eq!(out.len(), 3);
+    assert_eq!(stats(&core).drops(DropReason::QueueFull), 7);
+
+    // Once drained, the subscribers that got the first packet decrypt it; the next fits again.
+    let sent = take(&mut out);
+    let got: usize = subs.iter_mut().map(|s| s.hear(&sent).len()).sum();
+    assert_eq!(got, 3);
+    let mut big = Outbox::with_capacity(core.max_fanout());
+    let d = p.next_rtp();
+    feed(&mut core, t0 + FRAME * 2, p.addr, &d, &mut big);
+    assert_eq!(
+        big.len(),
+        5,
+        "an outbox of max_fanout slots holds a whole fan-out"
+    );
+    assert_eq!(stats(&core).drops(DropReason::QueueFull), 7);
+}
+
+#[test]
+fn draining_relays_stops_before_the_outbox_overflows_and_a_full_ring_counts_queue_full() {
+    let mut c = Cluster::new(2, 4096);
+    let mut p = Peer::new(1, AES_CM, 0x9100_0001, 0, 0);
+    let mut subs: Vec<Peer> = (2..=4).map(|id| Peer::listener(id, AES_CM)).collect();
+    apply(&mut c.cores[0], p.transport());
+    c.join(0, p.membership(ROOM, true, &[]));
+    for (i, s) in subs.iter().enumerate() {
+        apply(&mut c.cores[1], s.transport());
+        c.join(1, s.membership(ROOM, false, &[0x5000 + i as u32]));
+    }
+    assert_eq!(c.cores[1].max_fanout(), 3);
+    let mut out0 = Outbox::with_capacity(8);
+    let t0 = Instant::now();
+    // 4096 bytes hold 25 records of 16 + 150 bytes: the rest overflow, counted on the sender.
+    for i in 0..40u32 {
+        let d = p.next_rtp();
+        feed(&mut c.cores[0], t0 + FRAME * i, p.addr, &d, &mut out0);
+    }
+    let w0 = stats(&c.cores[0]);
+    assert!(w0.relayed_out > 0 && w0.relayed_out < 40, "{w0:?}");
+    assert_eq!(w0.relayed_out + w0.drops(DropReason::QueueFull), 40);
+    assert_eq!(w0.total_drops(), w0.drops(DropReason::QueueFull));
+
+    // An outbox of 4 takes one packet's fan-out of 3, then drain stops rather than overflow.
+    let mut out1 = Outbox::with_capacity(4);
+    let now = t0 + ms(900);
+    assert!(
+        !c.cores[1].drain_relays(now, &mut out1),
+        "not everything fit"
+    );
+    assert_eq!(out1.len(), 3);
+    assert!(c.cores[1].relays_pending(), "the rest waits in the ring");
+    assert_eq!(stats(&c.cores[1]).drops(DropReason::QueueFull), 0);
+    let mut heard = 0;
+    let mut rounds = 1;
+    loop {
+        let sent = take(&mut out1);
+        heard += subs.iter_mut().map(|s| s.hear(&sent).len()).sum::<usize>();
+        if !c.cores[1].relays_pending() {
+            break;
+        }
+        c.cores[1].drain_relays(now, &mut out1);
+        rounds += 1;
+    }
+    assert_eq!(
+        rounds as u64, w0.relayed_out,
+        "one relayed packet per round"
+    );
+    assert_eq!(
+        heard as u64,
+        3 * w0.relayed_out,
+        "every relayed packet reached all 3"
+    );
+    assert_eq!(stats(&c.cores[1]).relayed_in, w0.relayed_out);
+    assert_eq!(stats(&c.cores[1]).total_drops(), 0);
+}
+
+// ------------------------------------------------------------------ regressions
+
+/// Regression: a muted publisher's packets must still pass through SRTP (then be dropped), or after a
+/// mute longer than 2^15 packets (about 11 minutes of 20 ms frames) the RFC 3711 §3.3.1 index
+/// estimate picks the wrong ROC and every packet after the unmute is rejected for good. The slot's
+/// outgoing stream, which jumped 40,000 packets, is re-anchored at last + 1 as well.
+#[test]
+fn a_publisher_unmuted_after_a_long_server_side_mute_is_heard_again() {
+    let mut p = Peer::new(1, AES_CM, 0x3100_0001, 0, 0);
+    let mut s = Peer::listener(2, AES_CM);
+    let mut core = core();
+    for u in [
+        p.transport(),
+        s.transport(),
+        p.join(ROOM, true, &[]),
+        s.join(ROOM, false, &[0x50]),
+    ] {
+        apply(&mut core, u);
+    }
+    let mut out = Outbox::with_capacity(8);
+    let t0 = Instant::now();
+    let d = p.next_rtp();
+    feed(&mut core, t0, p.addr, &d, &mut out);
+    assert_eq!(s.hear(&take(&mut out)).len(), 1);
+    apply(
+        &mut core,
+        TopologyUpdate::Mute {
+            transport: p.id,
+            muted: true,
+        },
+    );
+    for i in 1..=40_000u32 {
+        let d = p.next_rtp();
+        feed(&mut core, t0 + FRAME * i, p.addr, &d, &mut out);
+    }
+    assert!(out.is_empty());
+    apply(
+        &mut core,
+        TopologyUpdate::Mute {
+            transport: p.id,
+            muted: false,
+        },
+    );
+    let mut heard = 0;
+    for i in 0..10u32 {
+        let d = p.next_rtp();
+        feed(&mut core, t0 + FRAME * (40_001 + i), p.addr, &d, &mut out);
+        heard += s.hear(&take(&mut out)).len();
+    }
+    let st = stats(&core);
+    assert_eq!(heard, 10, "unmuted publisher is not heard: {st:?}");
+}
+
+/// Regression: when the same SSRC comes back to a freed slot (a client or plain-RTP tool that
+/// reconnects with a fixed SSRC and a fresh sequence space), the slot must re-anchor after its last
+/// packet. Following the publisher's new numbering would re-encrypt different plaintext under SRTP
+/// indices the slot already used (keystream reuse with AES-CM, nonce reuse with AES-GCM).
+#[test]
+fn a_publisher_that_rejoins_with_the_same_ssrc_continues_the_slot_stream() {
+    const SLOT: u32 = 0x5000;
+    let mut p = Peer::new(1, AES_CM, 0x3200_0001, 100, 5_000);
+    let mut s = Peer::listener(2, AES_CM);
+    let mut core = core();
+    for u in [
+        p.transport(),
+        s.transport(),
+        p.join(ROOM, true, &[]),
+        s.join(ROOM, false, &[SLOT]),
+    ] {
+        apply(&mut core, u);
+    }
+    let mut out = Outbox::with_capacity(8);
+    let t0 = Instant::now();
+    let mut used = std::collections::HashSet::new();
+    let mut heard = Vec::new();
+    for i in 0..10u32 {
+        let d = p.next_rtp();
+        feed(&mut core, t0 + FRAME * i, p.addr, &d, &mut out);
+        let sent = take(&mut out);
+        for (_, d) in &sent {
+            let h = RtpHeader::parse_encrypted(d).expect("the core emits RTP");
+            used.insert((h.ssrc(), h.sequence_number()));
+        }
+        heard.extend(s.hear(&sent));
+    }
+    let last = heard.last().expect("P was heard").clone();
+
+    // P reconnects 1 s later: a new transport (same id and keys) and a new sender whose numbering
+    // starts at 105 again, with the same SSRC.
+    apply(&mut core, TopologyUpdate::Leave { transport: p.id });
+    let mut p2 = Peer::new(1, AES_CM, p.ssrc, 105, 900_000_000);
+    apply(&mut core, p2.transport());
+    apply(&mut core, p2.join(ROOM, true, &[]));
+    let d = p2.next_rtp();
+    feed(&mut core, t0 + FRAME * 9 + ms(1000), p2.addr, &d, &mut out);
+    let sent = take(&mut out);
+    assert_eq!(sent.len(), 1, "{:?}", stats(&core));
+    let h = RtpHeader::parse_encrypted(&sent[0].1).expect("the core emits RTP");
+    let index = (h.ssrc(), h.sequence_number());
+    assert!(
+        !used.contains(&index),
+        "SRTP index {index:x?} of the slot encrypted twice (slot stream ended at seq {})",
+        last.seq
+    );
+    let back = s.hear(&sent);
+    assert_eq!(back[0].seq, last.seq.wrapping_add(1), "seq continues");
+    assert!(back[0].marker, "a new talkspurt");
+    let advance = back[0].ts.wrapping_sub(last.ts);
+    assert!(
+        advance.abs_diff(48_000) <= FRAME_TICKS,
+        "ts advance {advance}"
+    );
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rand::{Rng, RngCore};
+use sluice_dataplane::io::socket::bind_udp;
 use sluice_dataplane::io::{BackendKind, IoConfig};
 use sluice_dataplane::srtp::{SrtpKeys, SrtpProfile};
 use sluice_dataplane::stats::StatsSnapshot;
@@ -48,30 +49,15 @@ fn random_keys(profile: SrtpProfile) -> anyhow::Result<SrtpKeys> {
     Ok(SrtpKeys::new(profile, &key, &salt)?)
 }
 
+/// A non-blocking loopback socket on an ephemeral port with a `rcvbuf`-byte receive buffer (set the
+/// way the workers set theirs, forcing past `rmem_max` where permitted).
 fn loopback_socket(rcvbuf: usize) -> anyhow::Result<UdpSocket> {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
-    // Root may exceed rmem_max; otherwise the kernel caps the request.
-    if s.set_recv_buffer_size(rcvbuf).is_ok() {
-        force_rcvbuf(&s, rcvbuf);
-    }
-    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
-    s.set_nonblocking(true)?;
-    Ok(s.into())
-}
-
-fn force_rcvbuf(s: &socket2::Socket, bytes: usize) {
-    use std::os::fd::AsRawFd;
-    let v = bytes as libc::c_int;
-    // SAFETY: a valid socket fd and a pointer to a c_int of the size we pass.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            &v as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    let cfg = IoConfig {
+        recv_buf_bytes: rcvbuf,
+        send_buf_bytes: 1 << 20,
+        ..IoConfig::default()
+    };
+    Ok(bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)), &cfg, true)?)
 }
 
 /// Raises the open-file limit to its hard maximum (one socket per member).

@@ -9,7 +9,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
-use sluice_dataplane::io::{uring::UringIo, BackendChoice};
+use sluice_dataplane::io::socket::bind_udp;
+use sluice_dataplane::io::{uring::UringIo, BackendChoice, IoConfig};
 use sluice_dataplane::packet::RtpHeader;
 use sluice_dataplane::srtp::{SrtpKeys, SrtpProfile};
 use sluice_dataplane::stats::{DropReason, StatsSnapshot};
@@ -70,25 +71,11 @@ pub fn oracle(keys: &SrtpKeys) -> Context {
 /// A loopback socket with a receive buffer large enough to hold a whole test's traffic, since
 /// clients read only after everything was sent.
 pub fn client_socket() -> UdpSocket {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-    s.set_recv_buffer_size(8 << 20).unwrap();
-    {
-        use std::os::fd::AsRawFd;
-        let v: libc::c_int = 8 << 20;
-        // SAFETY: valid fd; pointer to a c_int of the size passed. Root may exceed rmem_max.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                &v as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-    }
-    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    let socket: UdpSocket = s.into();
+    let cfg = IoConfig {
+        recv_buf_bytes: 16 << 20,
+        ..IoConfig::default()
+    };
+    let socket = bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)), &cfg, false).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();

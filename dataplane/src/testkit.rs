@@ -22,9 +22,10 @@ pub fn fixture_keys(p: SrtpProfile, seed: u8) -> SrtpKeys {
     SrtpKeys::new(p, &key, &salt).expect("fixture key lengths match the profile")
 }
 
-/// Loopback address of fixture transport `id`.
+/// Loopback address of fixture transport `id` (distinct for every id below 2^24).
 pub fn fixture_addr(id: u64) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 20_000 + id as u16))
+    let [_, _, _, _, _, a, b, c] = id.to_be_bytes();
+    SocketAddr::from(([127, a, b, c], 20_000))
 }
 
 /// A room of one publisher (transport 0, at `fixture_addr(0)`) and `fanout` subscribers.

@@ -1,8 +1,10 @@
 //! `sluice`: the selective forwarding unit for voice rooms.
 //!
-//! Subcommands: `bench` measures the dataplane in packets per second (see `sluice bench --help`).
+//! Subcommands: `serve` runs the server (both planes); `bench` measures the dataplane in packets per
+//! second (see `sluice bench --help`).
 
 mod bench;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -22,13 +24,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the server: REST API and signaling over HTTP, dataplane workers over UDP.
+    Serve(serve::ServeArgs),
     /// Measure the dataplane: rooms of plain SRTP transports driven by pinned load-generator threads.
     Bench(bench::BenchArgs),
 }
 
-fn init_logging(json: bool) {
+fn init_logging(json: bool, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -41,8 +46,13 @@ fn init_logging(json: bool) {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    let level = match cli.command {
+        Command::Serve(_) => "info",
+        Command::Bench(_) => "warn",
+    };
+    init_logging(cli.log_json, level);
     let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

@@ -1,0 +1,294 @@
+//! The REST API (DESIGN.md, "Control-plane API"): rooms, participants, health, metrics and the
+//! OpenAPI document generated from these handlers. Admin calls need `Authorization: Bearer <api key>`;
+//! every failure is the JSON error shape from [`crate::error`].
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use sluice_dataplane::stats::{DropReason, StatsSnapshot};
+use sluice_dataplane::Dataplane;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::rooms::{CreateParticipant, CreateRoom, Participant, Role, Room, RoomMode, Rooms};
+
+/// Shared state of the HTTP handlers.
+pub struct AppState {
+    /// Rooms and participants.
+    pub rooms: Mutex<Rooms>,
+    /// API key and token keys.
+    pub auth: Auth,
+    /// Base of `signal_url`, e.g. `ws://127.0.0.1:7880`.
+    pub public_ws_base: String,
+    /// The dataplane, for its counters.
+    pub dataplane: Option<Arc<Dataplane>>,
+}
+
+impl AppState {
+    fn rooms(&self) -> MutexGuard<'_, Rooms> {
+        // A panic while holding the lock cannot leave `Rooms` half-updated in a way that matters more
+        // than refusing every later call; keep serving.
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type Shared = State<Arc<AppState>>;
+
+fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    payload.map(|Json(v)| v).map_err(ApiError::from)
+}
+
+/// `GET /v1/rooms` response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomList {
+    /// Every room.
+    pub rooms: Vec<Room>,
+}
+
+/// `POST /v1/rooms/{room}/participants` response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParticipantGrant {
+    /// Participant id.
+    pub id: String,
+    /// Signed participant token (JWT) for the signaling socket.
+    pub token: String,
+    /// Complete WebSocket URL, token included.
+    pub signal_url: String,
+    /// The participant.
+    pub participant: Participant,
+}
+
+/// Creates a room.
+#[utoipa::path(post, path = "/v1/rooms", request_body = CreateRoom,
+    responses((status = 201, body = Room), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn create_room(
+    State(s): Shared,
+    headers: HeaderMap,
+    payload: Result<Json<CreateRoom>, JsonRejection>,
+) -> Result<(StatusCode, Json<Room>), ApiError> {
+    s.auth.check_admin(&headers)?;
+    let room = s.rooms().create(body(payload)?)?;
+    tracing::info!(room = %room.name, mode = ?room.mode, "room created");
+    Ok((StatusCode::CREATED, Json(room)))
+}
+
+/// Lists rooms.
+#[utoipa::path(get, path = "/v1/rooms", responses((status = 200, body = RoomList), (status = 401, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn list_rooms(State(s): Shared, headers: HeaderMap) -> Result<Json<RoomList>, ApiError> {
+    s.auth.check_admin(&headers)?;
+    Ok(Json(RoomList {
+        rooms: s.rooms().list(),
+    }))
+}
+
+/// One room with its members.
+#[utoipa::path(get, path = "/v1/rooms/{room}", params(("room" = String, Path, description = "Room name")),
+    responses((status = 200, body = Room), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get_room(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Json<Room>, ApiError> {
+    s.auth.check_admin(&headers)?;
+    Ok(Json(s.rooms().get(&room)?.clone()))
+}
+
+/// Closes a room.
+#[utoipa::path(delete, path = "/v1/rooms/{room}", params(("room" = String, Path, description = "Room name")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn delete_room(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.auth.check_admin(&headers)?;
+    let closed = s.rooms().delete(&room)?;
+    tracing::info!(room = %closed.name, members = closed.participants.len(), "room deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Adds a participant and issues its token.
+#[utoipa::path(post, path = "/v1/rooms/{room}/participants", request_body = CreateParticipant,
+    params(("room" = String, Path, description = "Room name")),
+    responses((status = 201, body = ParticipantGrant), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn create_participant(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    payload: Result<Json<CreateParticipant>, JsonRejection>,
+) -> Result<(StatusCode, Json<ParticipantGrant>), ApiError> {
+    s.auth.check_admin(&headers)?;
+    let p = s.rooms().add_participant(&room, body(payload)?)?;
+    let token = s.auth.issue(&room, &p.id, &p.name, p.role)?;
+    let signal_url = format!("{}/v1/signal?token={token}", s.public_ws_base);
+    tracing::info!(%room, participant = %p.id, role = ?p.role, "participant created");
+    Ok((
+        StatusCode::CREATED,
+        Json(ParticipantGrant {
+            id: p.id.clone(),
+            token,
+            signal_url,
+            participant: p,
+        }),
+    ))
+}
+
+/// Removes (kicks) a participant.
+#[utoipa::path(delete, path = "/v1/rooms/{room}/participants/{id}",
+    params(("room" = String, Path, description = "Room name"), ("id" = String, Path, description = "Participant id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn delete_participant(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path((room, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    s.auth.check_admin(&headers)?;
+    s.rooms().remove_participant(&room, &id)?;
+    tracing::info!(%room, participant = %id, "participant removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "the server is up")))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// A per-worker counter: metric name, help text, and how to read it from a snapshot.
+type Counter = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
+
+/// Prometheus text format: per-worker packets, bytes and drops by reason; rooms; participants.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub async fn metrics(State(s): Shared) -> Response {
+    let mut out = String::new();
+    let (rooms, participants) = {
+        let r = s.rooms();
+        let list = r.list();
+        (
+            list.len(),
+            list.iter().map(|r| r.participants.len()).sum::<usize>(),
+        )
+    };
+    let _ = writeln!(out, "# HELP sluice_rooms Rooms on this server.\n# TYPE sluice_rooms gauge\nsluice_rooms {rooms}");
+    let _ = writeln!(
+        out,
+        "# HELP sluice_participants Participants on this server.\n# TYPE sluice_participants gauge\nsluice_participants {participants}"
+    );
+    if let Some(dp) = &s.dataplane {
+        let counters: [Counter; 4] = [
+            (
+                "sluice_packets_in_total",
+                "Datagrams received by a worker.",
+                |x| x.packets_in,
+            ),
+            (
+                "sluice_bytes_in_total",
+                "Bytes received by a worker.",
+                |x| x.bytes_in,
+            ),
+            (
+                "sluice_packets_out_total",
+                "Datagrams sent by a worker.",
+                |x| x.packets_out,
+            ),
+            ("sluice_bytes_out_total", "Bytes sent by a worker.", |x| {
+                x.bytes_out
+            }),
+        ];
+        let snaps: Vec<_> = (0..dp.workers()).filter_map(|i| dp.stats(i)).collect();
+        for (name, help, get) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (i, snap) in snaps.iter().enumerate() {
+                let _ = writeln!(out, "{name}{{worker=\"{i}\"}} {}", get(snap));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sluice_drops_total Datagrams (or copies) not forwarded, by reason.\n# TYPE sluice_drops_total counter"
+        );
+        for (i, snap) in snaps.iter().enumerate() {
+            for r in DropReason::ALL {
+                let _ = writeln!(
+                    out,
+                    "sluice_drops_total{{worker=\"{i}\",reason=\"{}\"}} {}",
+                    r.name(),
+                    snap.drops(r)
+                );
+            }
+        }
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+/// The OpenAPI document of this API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "sluice", description = "Control-plane API of the sluice SFU"),
+    paths(create_room, list_rooms, get_room, delete_room, create_participant, delete_participant, healthz, metrics),
+    components(schemas(Room, RoomList, CreateRoom, CreateParticipant, Participant, ParticipantGrant, RoomMode, Role, ErrorBody, ErrorDetail)),
+    modifiers(&ApiKeyScheme)
+)]
+pub struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "api_key",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such endpoint; see GET /v1/openapi.json")
+}
+
+/// The router with every endpoint.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/rooms", post(create_room).get(list_rooms))
+        .route("/v1/rooms/{room}", get(get_room).delete(delete_room))
+        .route("/v1/rooms/{room}/participants", post(create_participant))
+        .route(
+            "/v1/rooms/{room}/participants/{id}",
+            delete(delete_participant),
+        )
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .with_state(state)
+}

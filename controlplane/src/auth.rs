@@ -1,0 +1,178 @@
+//! Who may call what: the admin API key (a bearer token on REST calls) and participant tokens
+//! (HS256 JWTs naming room, participant and role, with an expiry) checked on the signaling socket.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::HeaderMap;
+use base64::Engine;
+use jsonwebtoken::{
+    decode, encode, errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
+use serde::{Deserialize, Serialize};
+use subtle_compare::ct_eq;
+
+use crate::error::ApiError;
+use crate::rooms::Role;
+
+/// How long a participant token is valid by default.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
+
+mod subtle_compare {
+    /// Constant-time equality of two byte strings (length may leak, content does not).
+    pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// A fresh random secret, URL-safe base64 (for API keys and token secrets).
+pub fn random_secret() -> String {
+    let bytes: [u8; 24] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What a participant token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Room name.
+    pub room: String,
+    /// Participant id.
+    pub sub: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+}
+
+/// Keys of this server.
+#[derive(Clone)]
+pub struct Auth {
+    api_key: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// `api_key` guards admin calls; `token_secret` signs participant tokens.
+    pub fn new(api_key: &str, token_secret: &[u8], ttl: Duration) -> Self {
+        Self {
+            api_key: api_key.to_string(),
+            encoding: EncodingKey::from_secret(token_secret),
+            decoding: DecodingKey::from_secret(token_secret),
+            ttl,
+        }
+    }
+
+    /// Checks `Authorization: Bearer <api key>`.
+    pub fn check_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+            return Err(ApiError::unauthorized(
+                "missing_api_key",
+                "this call needs `Authorization: Bearer <api key>`",
+            ));
+        };
+        let presented = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if ct_eq(presented.trim().as_bytes(), self.api_key.as_bytes()) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized(
+                "bad_api_key",
+                "the API key is not valid",
+            ))
+        }
+    }
+
+    /// Signs a token for a participant.
+    pub fn issue(
+        &self,
+        room: &str,
+        participant: &str,
+        name: &str,
+        role: Role,
+    ) -> Result<String, ApiError> {
+        let exp = SystemTime::now()
+            .checked_add(self.ttl)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(u64::MAX, |d| d.as_secs());
+        let claims = Claims {
+            room: room.into(),
+            sub: participant.into(),
+            name: name.into(),
+            role,
+            exp,
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
+    }
+
+    /// Verifies a participant token: signature, algorithm and expiry (no leeway).
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = 0;
+        v.set_required_spec_claims(&["exp", "sub"]);
+        decode::<Claims>(token, &self.decoding, &v)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => {
+                    ApiError::unauthorized("expired_token", "the participant token has expired")
+                }
+                _ => ApiError::unauthorized(
+                    "bad_token",
+                    format!("the participant token is not valid: {e}"),
+                ),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_fail_clearly() {
+        let auth = Auth::new("key", b"secret", DEFAULT_TOKEN_TTL);
+        let t = auth.issue("room", "p_1", "alice", Role::Listener).unwrap();
+        let c = auth.verify(&t).unwrap();
+        assert_eq!(
+            (c.room.as_str(), c.sub.as_str(), c.role),
+            ("room", "p_1", Role::Listener)
+        );
+        let other = Auth::new("key", b"other secret", DEFAULT_TOKEN_TTL);
+        assert_eq!(other.verify(&t).unwrap_err().code, "bad_token");
+        assert_eq!(auth.verify("garbage").unwrap_err().code, "bad_token");
+        let expired = Auth::new("key", b"secret", Duration::ZERO);
+        let t = expired
+            .issue("room", "p_1", "alice", Role::Speaker)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(auth.verify(&t).unwrap_err().code, "expired_token");
+    }
+
+    #[test]
+    fn admin_calls_need_the_key() {
+        let auth = Auth::new("k3y", b"s", DEFAULT_TOKEN_TTL);
+        let mut h = HeaderMap::new();
+        assert_eq!(auth.check_admin(&h).unwrap_err().code, "missing_api_key");
+        h.insert("authorization", "Bearer nope".parse().unwrap());
+        assert_eq!(auth.check_admin(&h).unwrap_err().code, "bad_api_key");
+        h.insert("authorization", "Bearer k3y".parse().unwrap());
+        assert!(auth.check_admin(&h).is_ok());
+    }
+}

@@ -1,0 +1,348 @@
+//! Rooms and participants: the control plane's state, as plain data with the rules on it (names,
+//! limits, roles). No I/O here; the HTTP layer holds it behind a mutex (control plane only — the
+//! packet path never touches it).
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+/// Longest room or participant name.
+pub const MAX_NAME_LEN: usize = 64;
+/// Default number of speaker slots per subscriber.
+pub const DEFAULT_LAST_N: u32 = 8;
+/// Default largest room that stays a P2P mesh in `auto` mode.
+pub const DEFAULT_P2P_MAX: u32 = 8;
+/// Default participant limit.
+pub const DEFAULT_MAX_PARTICIPANTS: u32 = 500;
+/// Hard participant limit (a room must fit the server).
+pub const LIMIT_MAX_PARTICIPANTS: u32 = 10_000;
+
+/// How a room carries media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomMode {
+    /// P2P while small, SFU from `p2p_max + 1` members.
+    #[default]
+    Auto,
+    /// Members connect to each other; the server relays signaling only.
+    P2p,
+    /// Members connect to the server.
+    Sfu,
+}
+
+/// What a participant may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Publishes and listens.
+    #[default]
+    Speaker,
+    /// Listens only.
+    Listener,
+}
+
+/// `POST /v1/rooms` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoom {
+    /// Unique, URL-safe: letters, digits, `-`, `_`, `.`; 1 to 64 characters.
+    pub name: String,
+    /// Media mode (default `auto`).
+    #[serde(default)]
+    pub mode: Option<RoomMode>,
+    /// Speaker slots per subscriber, 1..=15 (default 8).
+    #[serde(default)]
+    pub last_n: Option<u32>,
+    /// Largest P2P mesh in `auto` mode, 2..=16 (default 8).
+    #[serde(default)]
+    pub p2p_max: Option<u32>,
+    /// Participant limit (default 500).
+    #[serde(default)]
+    pub max_participants: Option<u32>,
+}
+
+/// `POST /v1/rooms/{room}/participants` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateParticipant {
+    /// Display name, 1 to 64 characters, unique in the room.
+    pub name: String,
+    /// `speaker` (default) or `listener`.
+    #[serde(default)]
+    pub role: Option<Role>,
+}
+
+/// A participant as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Participant {
+    /// Server-given id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// A room as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Room {
+    /// Name (the room's address).
+    pub name: String,
+    /// Configured mode.
+    pub mode: RoomMode,
+    /// Speaker slots per subscriber.
+    pub last_n: u32,
+    /// Largest P2P mesh in `auto` mode.
+    pub p2p_max: u32,
+    /// Participant limit.
+    pub max_participants: u32,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+    /// Members.
+    pub participants: Vec<Participant>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Checks a room name: 1..=64 of `[A-Za-z0-9._-]`.
+pub fn validate_room_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_name",
+            format!("room name must be 1 to {MAX_NAME_LEN} characters of letters, digits, '-', '_' or '.'"),
+        ))
+    }
+}
+
+fn validate_participant_name(name: &str) -> Result<(), ApiError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty()
+        || name.chars().count() > MAX_NAME_LEN
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!("participant name must be 1 to {MAX_NAME_LEN} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn in_range(field: &str, v: Option<u32>, default: u32, lo: u32, hi: u32) -> Result<u32, ApiError> {
+    let v = v.unwrap_or(default);
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{field} must be in {lo}..={hi}, got {v}"),
+        ))
+    }
+}
+
+/// Every room of this server.
+#[derive(Debug, Default)]
+pub struct Rooms {
+    rooms: BTreeMap<String, Room>,
+    next_participant: u64,
+}
+
+impl Rooms {
+    /// Creates a room.
+    pub fn create(&mut self, req: CreateRoom) -> Result<Room, ApiError> {
+        validate_room_name(&req.name)?;
+        if self.rooms.contains_key(&req.name) {
+            return Err(ApiError::conflict(
+                "duplicate_name",
+                format!("room {:?} already exists", req.name),
+            ));
+        }
+        let room = Room {
+            mode: req.mode.unwrap_or_default(),
+            last_n: in_range("last_n", req.last_n, DEFAULT_LAST_N, 1, 15)?,
+            p2p_max: in_range("p2p_max", req.p2p_max, DEFAULT_P2P_MAX, 2, 16)?,
+            max_participants: in_range(
+                "max_participants",
+                req.max_participants,
+                DEFAULT_MAX_PARTICIPANTS,
+                1,
+                LIMIT_MAX_PARTICIPANTS,
+            )?,
+            created_at: now_secs(),
+            participants: Vec::new(),
+            name: req.name,
+        };
+        self.rooms.insert(room.name.clone(), room.clone());
+        Ok(room)
+    }
+
+    /// Every room, by name.
+    pub fn list(&self) -> Vec<Room> {
+        self.rooms.values().cloned().collect()
+    }
+
+    /// One room.
+    pub fn get(&self, name: &str) -> Result<&Room, ApiError> {
+        self.rooms.get(name).ok_or_else(|| unknown_room(name))
+    }
+
+    /// Removes a room; returns it (the caller says `bye` to its members).
+    pub fn delete(&mut self, name: &str) -> Result<Room, ApiError> {
+        self.rooms.remove(name).ok_or_else(|| unknown_room(name))
+    }
+
+    /// Adds a participant.
+    pub fn add_participant(
+        &mut self,
+        room: &str,
+        req: CreateParticipant,
+    ) -> Result<Participant, ApiError> {
+        validate_participant_name(&req.name)?;
+        let r = self.rooms.get_mut(room).ok_or_else(|| unknown_room(room))?;
+        if r.participants.iter().any(|p| p.name == req.name) {
+            return Err(ApiError::conflict(
+                "duplicate_name",
+                format!(
+                    "a participant named {:?} is already in room {room:?}",
+                    req.name
+                ),
+            ));
+        }
+        if r.participants.len() as u32 >= r.max_participants {
+            return Err(ApiError::conflict(
+                "room_full",
+                format!(
+                    "room {room:?} is full ({} participants)",
+                    r.max_participants
+                ),
+            ));
+        }
+        self.next_participant += 1;
+        let p = Participant {
+            id: format!(
+                "p_{:x}_{:08x}",
+                self.next_participant,
+                rand::random::<u32>()
+            ),
+            name: req.name,
+            role: req.role.unwrap_or_default(),
+            created_at: now_secs(),
+        };
+        r.participants.push(p.clone());
+        Ok(p)
+    }
+
+    /// Removes a participant; returns it.
+    pub fn remove_participant(&mut self, room: &str, id: &str) -> Result<Participant, ApiError> {
+        let r = self.rooms.get_mut(room).ok_or_else(|| unknown_room(room))?;
+        let i = r
+            .participants
+            .iter()
+            .position(|p| p.id == id)
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "unknown_participant",
+                    format!("no participant {id:?} in room {room:?}"),
+                )
+            })?;
+        Ok(r.participants.remove(i))
+    }
+}
+
+fn unknown_room(name: &str) -> ApiError {
+    ApiError::not_found("unknown_room", format!("no room named {name:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(name: &str) -> CreateRoom {
+        CreateRoom {
+            name: name.into(),
+            mode: None,
+            last_n: None,
+            p2p_max: None,
+            max_participants: None,
+        }
+    }
+
+    #[test]
+    fn names_are_url_safe() {
+        for ok in ["a", "team-1", "x.y_z", &"n".repeat(64)] {
+            assert!(validate_room_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "a/b", "é", &"n".repeat(65), "a?b"] {
+            assert_eq!(
+                validate_room_name(bad).unwrap_err().code,
+                "invalid_name",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn rooms_enforce_uniqueness_limits_and_defaults() {
+        let mut rooms = Rooms::default();
+        let r = rooms.create(room("a")).unwrap();
+        assert_eq!(
+            (r.mode, r.last_n, r.p2p_max, r.max_participants),
+            (RoomMode::Auto, 8, 8, 500)
+        );
+        assert_eq!(rooms.create(room("a")).unwrap_err().code, "duplicate_name");
+        let mut big = room("b");
+        big.last_n = Some(99);
+        assert_eq!(rooms.create(big).unwrap_err().code, "invalid_field");
+        let mut small = room("c");
+        small.max_participants = Some(1);
+        rooms.create(small).unwrap();
+        let p = |n: &str| CreateParticipant {
+            name: n.into(),
+            role: None,
+        };
+        let alice = rooms.add_participant("c", p("alice")).unwrap();
+        assert_eq!(
+            rooms.add_participant("c", p("bob")).unwrap_err().code,
+            "room_full"
+        );
+        assert!(
+            rooms.add_participant("a", p("alice")).is_ok(),
+            "same name in another room is fine"
+        );
+        assert_eq!(
+            rooms.add_participant("a", p("alice")).unwrap_err().code,
+            "duplicate_name"
+        );
+        assert_eq!(
+            rooms.add_participant("zz", p("x")).unwrap_err().code,
+            "unknown_room"
+        );
+        assert_eq!(
+            rooms.remove_participant("c", "nope").unwrap_err().code,
+            "unknown_participant"
+        );
+        assert_eq!(
+            rooms.remove_participant("c", &alice.id).unwrap().name,
+            "alice"
+        );
+        assert_eq!(rooms.delete("c").unwrap().name, "c");
+        assert_eq!(rooms.get("c").unwrap_err().code, "unknown_room");
+    }
+}

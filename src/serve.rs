@@ -1,0 +1,232 @@
+//! `sluice serve`: both planes in one process. Configuration comes from flags, then environment
+//! variables, then a TOML file, then embedded defaults (HTTP on 127.0.0.1:7880, UDP from 7882, one
+//! worker per core). Without a configured API key, one is generated on first start, stored in the
+//! state directory (mode 0600) and printed once. SIGTERM or SIGINT shuts down gracefully and exits 0.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use sluice_controlplane::api::{router, AppState};
+use sluice_controlplane::auth::{random_secret, Auth, DEFAULT_TOKEN_TTL};
+use sluice_controlplane::rooms::Rooms;
+use sluice_dataplane::io::BackendChoice;
+use sluice_dataplane::{Dataplane, DataplaneConfig};
+
+/// Options of `sluice serve` (each also settable by environment variable or config file).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// TOML configuration file (keys as the long flags, with `_` for `-`).
+    #[arg(long, env = "SLUICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address (REST, signaling, web page).
+    #[arg(long, env = "SLUICE_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// Address the UDP workers bind to.
+    #[arg(long, env = "SLUICE_UDP_BIND")]
+    pub udp_bind: Option<IpAddr>,
+    /// First UDP port; worker i listens on udp_port + i (0: ephemeral ports).
+    #[arg(long, env = "SLUICE_UDP_PORT")]
+    pub udp_port: Option<u16>,
+    /// Dataplane workers (default: one per core).
+    #[arg(long, env = "SLUICE_WORKERS")]
+    pub workers: Option<usize>,
+    /// I/O backend: auto, uring or mmsg.
+    #[arg(long, env = "SLUICE_BACKEND")]
+    pub backend: Option<BackendChoice>,
+    /// Admin API key (default: generated on first start and kept in the state directory).
+    #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Address given to clients in ICE candidates (default: the UDP bind address).
+    #[arg(long, env = "SLUICE_PUBLIC_IP")]
+    pub public_ip: Option<IpAddr>,
+    /// Directory for the generated API key and token secret.
+    #[arg(long, env = "SLUICE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    http: Option<SocketAddr>,
+    udp_bind: Option<IpAddr>,
+    udp_port: Option<u16>,
+    workers: Option<usize>,
+    backend: Option<String>,
+    api_key: Option<String>,
+    public_ip: Option<IpAddr>,
+    state_dir: Option<PathBuf>,
+}
+
+/// The resolved configuration.
+#[derive(Debug)]
+struct Settings {
+    http: SocketAddr,
+    udp_bind: IpAddr,
+    udp_port: u16,
+    workers: usize,
+    backend: BackendChoice,
+    api_key: Option<String>,
+    public_ip: Option<IpAddr>,
+    state_dir: PathBuf,
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("sluice");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/state/sluice"),
+        None => PathBuf::from(".sluice"),
+    }
+}
+
+fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let backend = match (args.backend, file.backend) {
+        (Some(b), _) => b,
+        (None, Some(b)) => b
+            .parse()
+            .map_err(|e| anyhow::anyhow!("config backend: {e}"))?,
+        (None, None) => BackendChoice::Auto,
+    };
+    let cores = core_affinity::get_core_ids().map_or(1, |c| c.len()).max(1);
+    let workers = args.workers.or(file.workers).unwrap_or(cores);
+    if workers == 0 || workers > 64 {
+        bail!("workers must be 1..=64, got {workers}");
+    }
+    Ok(Settings {
+        http: args
+            .http
+            .or(file.http)
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7880))),
+        udp_bind: args
+            .udp_bind
+            .or(file.udp_bind)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        udp_port: args.udp_port.or(file.udp_port).unwrap_or(7882),
+        workers,
+        backend,
+        api_key: args.api_key.or(file.api_key).filter(|k| !k.is_empty()),
+        public_ip: args.public_ip.or(file.public_ip),
+        state_dir: args
+            .state_dir
+            .or(file.state_dir)
+            .unwrap_or_else(default_state_dir),
+    })
+}
+
+/// Reads a secret from `dir/name`, or creates it (0600). Returns (secret, created).
+fn load_or_create_secret(dir: &Path, name: &str) -> anyhow::Result<(String, bool)> {
+    let path = dir.join(name);
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim().to_string();
+        if !s.is_empty() {
+            return Ok((s, false));
+        }
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating state directory {}", dir.display()))?;
+    let secret = random_secret();
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{secret}")?;
+    Ok((secret, true))
+}
+
+/// Runs the server until SIGTERM/SIGINT.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = resolve(args)?;
+    let (api_key, generated) = match &settings.api_key {
+        Some(k) => (k.clone(), false),
+        None => load_or_create_secret(&settings.state_dir, "admin.key")?,
+    };
+    let (token_secret, _) = load_or_create_secret(&settings.state_dir, "token.secret")?;
+
+    let dataplane = Arc::new(
+        Dataplane::start(DataplaneConfig {
+            workers: settings.workers,
+            bind_ip: settings.udp_bind,
+            base_port: settings.udp_port,
+            backend: settings.backend,
+            ..DataplaneConfig::default()
+        })
+        .context("starting the dataplane")?,
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sluice-control")
+        .enable_all()
+        .build()
+        .context("starting the control-plane runtime")?;
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(settings.http)
+            .await
+            .with_context(|| format!("binding HTTP to {}", settings.http))?;
+        let http = listener.local_addr()?;
+        let state = Arc::new(AppState {
+            rooms: Mutex::new(Rooms::default()),
+            auth: Auth::new(&api_key, token_secret.as_bytes(), DEFAULT_TOKEN_TTL),
+            public_ws_base: format!("ws://{http}"),
+            dataplane: Some(dataplane.clone()),
+        });
+        let udp: Vec<String> = (0..dataplane.workers())
+            .filter_map(|i| dataplane.worker_addr(i))
+            .map(|a| a.to_string())
+            .collect();
+        println!("sluice listening on http://{http} (UDP {}, backend {})", udp.join(" "), dataplane.backend());
+        if generated {
+            println!(
+                "admin API key (generated, stored in {}): {api_key}",
+                settings.state_dir.join("admin.key").display()
+            );
+        }
+        if let Some(ip) = settings.public_ip {
+            tracing::info!(%ip, "public IP for ICE candidates");
+        }
+        tracing::info!(%http, workers = dataplane.workers(), backend = %dataplane.backend(), "sluice started");
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("HTTP server")
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match Arc::try_unwrap(dataplane) {
+        Ok(dp) => dp.shutdown(),
+        Err(dp) => drop(dp),
+    }
+    tracing::info!("sluice stopped");
+    result
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}

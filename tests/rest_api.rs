@@ -1,0 +1,413 @@
+//! The REST API of a real `sluice serve` process on loopback: the happy path, then every error one by
+//! one (each must be the JSON error shape with a fitting status), then a graceful SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const KEY: &str = "test-admin-key";
+
+struct Server {
+    child: Child,
+    base: String,
+    _state: tempdir::TempDir,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct TempDir(pub std::path::PathBuf);
+    impl TempDir {
+        pub fn new(tag: &str) -> Self {
+            let p = std::env::temp_dir().join(format!(
+                "sluice-{tag}-{}-{}",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let state = tempdir::TempDir::new("rest");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--udp-port",
+                "0",
+                "--workers",
+                "1",
+            ])
+            .arg("--state-dir")
+            .arg(&state.0)
+            .args(extra)
+            .env_remove("SLUICE_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sluice serve starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines
+            .next()
+            .expect("a first line")
+            .expect("readable stdout");
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {first:?}"))
+            .to_string();
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            base,
+            _state: state,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id() as i32;
+        // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("sluice did not stop within 5 s of SIGTERM");
+    }
+}
+
+fn http() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// Asserts the JSON error shape with `status` and `code`.
+fn expect_error(resp: reqwest::blocking::Response, status: StatusCode, code: &str) {
+    assert_eq!(resp.status(), status, "status for {code}");
+    let body: Value = resp.json().expect("error bodies are JSON");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[test]
+fn rooms_and_participants_happy_path_then_graceful_stop() {
+    let s = Server::start(&["--api-key", KEY]);
+    let c = http();
+    assert_eq!(
+        c.get(s.url("/healthz")).send().unwrap().status(),
+        StatusCode::OK
+    );
+
+    let r = c
+        .post(s.url("/v1/rooms"))
+        .bearer_auth(KEY)
+        .json(&json!({"name": "standup", "last_n": 4}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let room: Value = r.json().unwrap();
+    assert_eq!(
+        (
+            room["name"].as_str(),
+            room["last_n"].as_u64(),
+            room["mode"].as_str()
+        ),
+        (Some("standup"), Some(4), Some("auto"))
+    );
+
+    let r = c
+        .post(s.url("/v1/rooms/standup/participants"))
+        .bearer_auth(KEY)
+        .json(&json!({"name": "alice"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let grant: Value = r.json().unwrap();
+    let id = grant["id"].as_str().unwrap().to_string();
+    let token = grant["token"].as_str().unwrap();
+    assert_eq!(token.split('.').count(), 3, "a JWT");
+    assert!(grant["signal_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("ws://127.0.0.1:"));
+    assert!(grant["signal_url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/v1/signal?token={token}")));
+
+    let one: Value = c
+        .get(s.url("/v1/rooms/standup"))
+        .bearer_auth(KEY)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(one["participants"][0]["name"], "alice");
+    let all: Value = c
+        .get(s.url("/v1/rooms"))
+        .bearer_auth(KEY)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(all["rooms"].as_array().unwrap().len(), 1);
+
+    let metrics = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(metrics.contains("sluice_rooms 1"), "{metrics}");
+    assert!(metrics.contains("sluice_participants 1"), "{metrics}");
+    assert!(
+        metrics.contains("sluice_packets_in_total{worker=\"0\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sluice_drops_total{worker=\"0\",reason=\"auth_failed\"} 0"),
+        "{metrics}"
+    );
+
+    let spec: Value = c
+        .get(s.url("/v1/openapi.json"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    for path in [
+        "/v1/rooms",
+        "/v1/rooms/{room}",
+        "/v1/rooms/{room}/participants",
+        "/v1/rooms/{room}/participants/{id}",
+        "/healthz",
+        "/metrics",
+    ] {
+        assert!(spec["paths"].get(path).is_some(), "openapi lacks {path}");
+    }
+
+    assert_eq!(
+        c.delete(s.url(&format!("/v1/rooms/standup/participants/{id}")))
+            .bearer_auth(KEY)
+            .send()
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.delete(s.url("/v1/rooms/standup"))
+            .bearer_auth(KEY)
+            .send()
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let status = s.terminate();
+    assert!(status.success(), "graceful SIGTERM exits 0: {status:?}");
+}
+
+#[test]
+fn every_error_is_the_json_error_shape_with_a_fitting_status() {
+    let s = Server::start(&["--api-key", KEY]);
+    let c = http();
+    let rooms = s.url("/v1/rooms");
+
+    // Authentication.
+    expect_error(
+        c.get(&rooms).send().unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "missing_api_key",
+    );
+    expect_error(
+        c.get(&rooms).bearer_auth("wrong").send().unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "bad_api_key",
+    );
+
+    // Bad JSON, wrong types, unknown fields, wrong content type.
+    let post = |body: &str| {
+        c.post(&rooms)
+            .bearer_auth(KEY)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+    expect_error(post("{not json"), StatusCode::BAD_REQUEST, "bad_json");
+    expect_error(post(r#"{"name": 5}"#), StatusCode::BAD_REQUEST, "bad_json");
+    expect_error(
+        post(r#"{"name": "a", "colour": "red"}"#),
+        StatusCode::BAD_REQUEST,
+        "bad_json",
+    );
+    expect_error(
+        c.post(&rooms)
+            .bearer_auth(KEY)
+            .body(r#"{"name":"a"}"#)
+            .send()
+            .unwrap(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "bad_json",
+    );
+
+    // Invalid values.
+    expect_error(
+        post(r#"{"name": "has space"}"#),
+        StatusCode::BAD_REQUEST,
+        "invalid_name",
+    );
+    expect_error(
+        post(r#"{"name": "ok", "last_n": 0}"#),
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    );
+    expect_error(
+        post(r#"{"name": "ok", "mode": "carrier-pigeon"}"#),
+        StatusCode::BAD_REQUEST,
+        "bad_json",
+    );
+
+    // Duplicates, unknown rooms and participants, full rooms.
+    assert_eq!(
+        post(r#"{"name": "r1", "max_participants": 1}"#).status(),
+        StatusCode::CREATED
+    );
+    expect_error(
+        post(r#"{"name": "r1"}"#),
+        StatusCode::CONFLICT,
+        "duplicate_name",
+    );
+    expect_error(
+        c.get(s.url("/v1/rooms/nope"))
+            .bearer_auth(KEY)
+            .send()
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "unknown_room",
+    );
+    expect_error(
+        c.delete(s.url("/v1/rooms/nope"))
+            .bearer_auth(KEY)
+            .send()
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "unknown_room",
+    );
+    let join = |room: &str, name: &str| {
+        c.post(s.url(&format!("/v1/rooms/{room}/participants")))
+            .bearer_auth(KEY)
+            .json(&json!({"name": name}))
+            .send()
+            .unwrap()
+    };
+    expect_error(join("nope", "x"), StatusCode::NOT_FOUND, "unknown_room");
+    assert_eq!(join("r1", "alice").status(), StatusCode::CREATED);
+    expect_error(join("r1", "bob"), StatusCode::CONFLICT, "room_full");
+    assert_eq!(post(r#"{"name": "r2"}"#).status(), StatusCode::CREATED);
+    assert_eq!(join("r2", "alice").status(), StatusCode::CREATED);
+    expect_error(join("r2", "alice"), StatusCode::CONFLICT, "duplicate_name");
+    expect_error(join("r2", ""), StatusCode::BAD_REQUEST, "invalid_name");
+    expect_error(
+        c.post(s.url("/v1/rooms/r2/participants"))
+            .bearer_auth(KEY)
+            .json(&json!({"name": "x", "role": "king"}))
+            .send()
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+        "bad_json",
+    );
+    expect_error(
+        c.delete(s.url("/v1/rooms/r2/participants/p_nope"))
+            .bearer_auth(KEY)
+            .send()
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "unknown_participant",
+    );
+
+    // Routing.
+    expect_error(
+        c.get(s.url("/v2/nothing")).send().unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    expect_error(
+        c.put(&rooms).bearer_auth(KEY).send().unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+
+    // The server is still fine after all that.
+    assert_eq!(
+        c.get(s.url("/healthz")).send().unwrap().status(),
+        StatusCode::OK
+    );
+    assert!(s.terminate().success());
+}
+
+#[test]
+fn an_api_key_is_generated_on_first_start_and_kept() {
+    let state = tempdir::TempDir::new("key");
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args([
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--udp-port",
+                "0",
+                "--workers",
+                "1",
+                "--state-dir",
+            ])
+            .arg(&state.0)
+            .env_remove("SLUICE_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        assert!(first.contains("listening on http://"), "{first}");
+        let second = std::thread::spawn(move || lines.next().and_then(Result::ok));
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert!(child.wait().unwrap().success());
+        second.join().unwrap()
+    };
+    let printed = start().expect("the generated key is printed on first start");
+    let key = printed.rsplit(' ').next().unwrap().to_string();
+    let stored = std::fs::read_to_string(state.0.join("admin.key")).unwrap();
+    assert_eq!(stored.trim(), key);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(state.0.join("admin.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the key file is private");
+    assert_eq!(start(), None, "a kept key is not printed again");
+}

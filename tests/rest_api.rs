@@ -411,3 +411,69 @@ fn an_api_key_is_generated_on_first_start_and_kept() {
     assert_eq!(mode & 0o777, 0o600, "the key file is private");
     assert_eq!(start(), None, "a kept key is not printed again");
 }
+
+#[test]
+fn flags_beat_environment_beat_the_config_file() {
+    let dir = tempdir::TempDir::new("cfg");
+    let cfg = dir.0.join("sluice.toml");
+    std::fs::write(
+        &cfg,
+        "api_key = \"from-file\"\nworkers = 1\nudp_port = 0\nhttp = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let admin_ok = |env_key: Option<&str>, flag_key: Option<&str>, try_key: &str| -> bool {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(["serve", "--config"])
+            .arg(&cfg)
+            .arg("--state-dir")
+            .arg(&dir.0);
+        cmd.env_remove("SLUICE_API_KEY");
+        if let Some(k) = env_key {
+            cmd.env("SLUICE_API_KEY", k);
+        }
+        if let Some(k) = flag_key {
+            cmd.args(["--api-key", k]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let first = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .next()
+            .unwrap()
+            .unwrap();
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap()
+            .to_string();
+        let status = http()
+            .get(format!("{base}/v1/rooms"))
+            .bearer_auth(try_key)
+            .send()
+            .unwrap()
+            .status();
+        // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert!(child.wait().unwrap().success());
+        status == StatusCode::OK
+    };
+    assert!(admin_ok(None, None, "from-file"));
+    assert!(admin_ok(Some("from-env"), None, "from-env"));
+    assert!(!admin_ok(Some("from-env"), None, "from-file"));
+    assert!(admin_ok(Some("from-env"), Some("from-flag"), "from-flag"));
+
+    std::fs::write(&cfg, "colour = \"red\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown field"),
+        "a bad config file is refused clearly"
+    );
+}

@@ -186,7 +186,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             auth: Auth::new(&api_key, token_secret.as_bytes(), DEFAULT_TOKEN_TTL),
             public_ws_base: format!("ws://{http}"),
             dataplane: Some(dataplane.clone()),
+            hub: Default::default(),
         });
+        let on_shutdown = state.clone();
         let udp: Vec<String> = (0..dataplane.workers())
             .filter_map(|i| dataplane.worker_addr(i))
             .map(|a| a.to_string())
@@ -203,7 +205,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         tracing::info!(%http, workers = dataplane.workers(), backend = %dataplane.backend(), "sluice started");
         axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                // Every member gets `bye` before the sockets close.
+                on_shutdown.hub.close_all();
+            })
             .await
             .context("HTTP server")
     });

@@ -2,7 +2,7 @@
 //! one (each must be the JSON error shape with a fitting status), then a graceful SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::blocking::Client;
@@ -11,91 +11,9 @@ use serde_json::{json, Value};
 
 const KEY: &str = "test-admin-key";
 
-struct Server {
-    child: Child,
-    base: String,
-    _state: tempdir::TempDir,
-}
+mod common;
 
-mod tempdir {
-    /// A directory removed on drop.
-    pub struct TempDir(pub std::path::PathBuf);
-    impl TempDir {
-        pub fn new(tag: &str) -> Self {
-            let p = std::env::temp_dir().join(format!(
-                "sluice-{tag}-{}-{}",
-                std::process::id(),
-                rand::random::<u32>()
-            ));
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let state = tempdir::TempDir::new("rest");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args([
-                "serve",
-                "--http",
-                "127.0.0.1:0",
-                "--udp-port",
-                "0",
-                "--workers",
-                "1",
-            ])
-            .arg("--state-dir")
-            .arg(&state.0)
-            .args(extra)
-            .env_remove("SLUICE_API_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sluice serve starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines
-            .next()
-            .expect("a first line")
-            .expect("readable stdout");
-        let base = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {first:?}"))
-            .to_string();
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            base,
-            _state: state,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id() as i32;
-        // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        for _ in 0..100 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!("sluice did not stop within 5 s of SIGTERM");
-    }
-}
+use common::server::{tempdir, Server};
 
 fn http() -> Client {
     Client::builder()

@@ -30,10 +30,13 @@ pub struct AppState {
     pub public_ws_base: String,
     /// The dataplane, for its counters.
     pub dataplane: Option<Arc<Dataplane>>,
+    /// Connected signaling sockets.
+    pub hub: crate::signal::Hub,
 }
 
 impl AppState {
-    fn rooms(&self) -> MutexGuard<'_, Rooms> {
+    /// The rooms, locked.
+    pub fn rooms(&self) -> MutexGuard<'_, Rooms> {
         // A panic while holding the lock cannot leave `Rooms` half-updated in a way that matters more
         // than refusing every later call; keep serving.
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
@@ -112,6 +115,7 @@ pub async fn delete_room(
 ) -> Result<StatusCode, ApiError> {
     s.auth.check_admin(&headers)?;
     let closed = s.rooms().delete(&room)?;
+    s.hub.close_room(&room);
     tracing::info!(room = %closed.name, members = closed.participants.len(), "room deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -154,6 +158,7 @@ pub async fn delete_participant(
 ) -> Result<StatusCode, ApiError> {
     s.auth.check_admin(&headers)?;
     s.rooms().remove_participant(&room, &id)?;
+    s.hub.kick(&room, &id);
     tracing::info!(%room, participant = %id, "participant removed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -279,6 +284,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/rooms/{room}/participants/{id}",
             delete(delete_participant),
         )
+        .route("/v1/signal", get(crate::signal::signal))
         .route("/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

@@ -9,3 +9,4 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod rooms;
+pub mod signal;

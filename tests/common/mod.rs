@@ -274,3 +274,4 @@ pub fn wait_stats(dp: &Dataplane, what: &str, f: impl Fn(&StatsSnapshot) -> bool
 pub fn drops(dp: &Dataplane, r: DropReason) -> u64 {
     dp.total_stats().drops(r)
 }
+pub mod server;

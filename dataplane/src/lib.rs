@@ -14,6 +14,7 @@
 
 pub mod dataplane;
 pub mod forwarder;
+pub mod ice;
 pub mod io;
 pub mod outbox;
 pub mod packet;

@@ -272,6 +272,7 @@ fn a_plain_transport_latches_its_address_from_the_first_authenticated_packet() {
                 keys: Some(keys),
                 latch_ssrcs: vec![publisher.ssrc],
                 audio_level_ext: Some(1),
+                ice: None,
             },
         )
         .unwrap();
@@ -299,5 +300,73 @@ fn a_plain_transport_latches_its_address_from_the_first_authenticated_packet() {
         wait_stats(&dp, "forger now unknown", |s| {
             s.drops(DropReason::UnknownSource) == 5
         });
+    });
+}
+
+#[test]
+fn the_worker_answers_ice_checks_and_latches_the_nominated_address() {
+    use sluice_dataplane::ice::{self, IceCredentials};
+    each_backend(|backend| {
+        let dp = start(backend, 1);
+        let mut sub = Client::add(&dp, 0, 2, None);
+        sub.join(&dp, 1, false, 1);
+        let pwd = "server-password-1234567";
+        dp.add_transport(
+            0,
+            TransportConfig {
+                id: 1,
+                remote: None,
+                keys: None,
+                latch_ssrcs: vec![],
+                audio_level_ext: None,
+                ice: Some(IceCredentials::new("srvU", pwd, "cliU")),
+            },
+        )
+        .unwrap();
+        let mut publisher = Client::with_keys(&dp, 0, 1, common::client_socket(), None);
+        publisher.join(&dp, 1, true, 0);
+        dp.sync().unwrap();
+
+        let mut req = [0u8; 256];
+        let n = ice::write_binding_request(
+            &[9; 12],
+            "srvU:cliU",
+            "wrong-password-12345678",
+            1,
+            2,
+            true,
+            &mut req,
+        )
+        .unwrap();
+        publisher.send_raw(&req[..n]);
+        let n =
+            ice::write_binding_request(&[7; 12], "srvU:cliU", pwd, 1, 2, true, &mut req).unwrap();
+        publisher.send_raw(&req[..n]);
+        let mut buf = [0u8; 512];
+        let (len, from) = publisher
+            .socket
+            .recv_from(&mut buf)
+            .expect("a binding response");
+        assert_eq!(from, publisher.server);
+        let msg = ice::verify_message(&buf[..len], pwd.as_bytes())
+            .expect("the response is signed with our password");
+        assert_eq!(
+            msg.transaction_id(),
+            &[7; 12],
+            "only the good check was answered"
+        );
+        assert_eq!(
+            ice::xor_mapped_address(&msg),
+            Some(publisher.socket.local_addr().unwrap())
+        );
+
+        publisher.send(20);
+        assert_eq!(
+            per_sender(&sub.receive(QUIET)).get(&1),
+            Some(&20),
+            "media from the nominated address flows"
+        );
+        let s = dp.total_stats();
+        assert_eq!((s.stun_answered, s.drops(DropReason::AuthFailed)), (1, 1));
     });
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::forwarder::{Forwarder, ForwarderConfig};
 use crate::io::mmsg::MmsgIo;
@@ -23,7 +23,7 @@ use crate::io::{BackendChoice, BackendKind, DatagramIo, IoConfig};
 use crate::relay::relay_ring;
 use crate::srtp::SrtpEngine;
 use crate::stats::{StatsSnapshot, WorkerStats};
-use crate::topology::{Membership, RoomId, TopologyUpdate, TransportConfig, TransportId};
+use crate::topology::{Membership, RoomId, TopologyUpdate, TransportConfig, TransportId, Upcall};
 use crate::worker::{WorkerLoop, WorkerShared};
 
 /// How the dataplane is laid out.
@@ -124,6 +124,7 @@ struct Presence {
 /// A running dataplane.
 pub struct Dataplane {
     workers: Vec<WorkerHandle>,
+    upcalls: Receiver<Upcall>,
     backend: BackendKind,
     presence: Mutex<Presence>,
 }
@@ -201,6 +202,7 @@ impl Dataplane {
             }
         }
 
+        let (upcall_tx, upcall_rx) = bounded(4096);
         let mut workers = Vec::with_capacity(n);
         for (i, ((socket, addr), core)) in sockets.into_iter().zip(cores).enumerate() {
             let (tx, rx) = bounded(cfg.command_queue.max(1));
@@ -213,6 +215,7 @@ impl Dataplane {
             let me = shared[i].clone();
             let peers = shared.clone();
             let outbox_slots = cfg.outbox_slots;
+            let upcalls = upcall_tx.clone();
             let io_cfg = cfg.io.clone();
             let wake = me.wake_handle();
             let (ready_tx, ready_rx) = bounded::<Result<(), std::io::Error>>(1);
@@ -235,11 +238,15 @@ impl Dataplane {
                     };
                     match backend {
                         BackendKind::Mmsg => match MmsgIo::new(socket, wake, &io_cfg) {
-                            Ok(io) => run_loop(io, ready, core, rx, me, peers, outbox_slots),
+                            Ok(io) => {
+                                run_loop(io, ready, core, rx, me, peers, outbox_slots, i, upcalls)
+                            }
                             Err(e) => ready(Err(e)),
                         },
                         BackendKind::Uring => match UringIo::new(socket, wake, &io_cfg) {
-                            Ok(io) => run_loop(io, ready, core, rx, me, peers, outbox_slots),
+                            Ok(io) => {
+                                run_loop(io, ready, core, rx, me, peers, outbox_slots, i, upcalls)
+                            }
                             Err(e) => ready(Err(e)),
                         },
                     }
@@ -271,9 +278,15 @@ impl Dataplane {
         }
         Ok(Self {
             workers,
+            upcalls: upcall_rx,
             backend,
             presence: Mutex::new(Presence::default()),
         })
+    }
+
+    /// What the workers report (ICE consent expiry, ...), for the control plane to drain.
+    pub fn upcalls(&self) -> &Receiver<Upcall> {
+        &self.upcalls
     }
 
     /// Number of workers.
@@ -479,6 +492,7 @@ impl Drop for Dataplane {
 }
 
 /// Reports the backend started, then runs the worker loop on this thread.
+#[allow(clippy::too_many_arguments)]
 fn run_loop<B: DatagramIo>(
     io: B,
     ready: impl FnOnce(std::io::Result<()>),
@@ -487,6 +501,8 @@ fn run_loop<B: DatagramIo>(
     me: Arc<WorkerShared>,
     peers: Vec<Arc<WorkerShared>>,
     outbox_slots: usize,
+    index: usize,
+    upcalls: Sender<Upcall>,
 ) {
     ready(Ok(()));
     WorkerLoop {
@@ -496,6 +512,8 @@ fn run_loop<B: DatagramIo>(
         me,
         peers,
         outbox_slots,
+        index,
+        upcalls,
     }
     .run();
 }

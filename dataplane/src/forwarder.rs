@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
+use crate::ice::{self, Consent, IceCredentials, IceError};
 use crate::outbox::Outbox;
 use crate::packet::{self, AudioLevel, PacketKind, RtpHeader};
 use crate::relay::{RelayMeta, RelayRx, RelayTx};
@@ -93,6 +94,9 @@ struct Transport {
     muted: bool,
     slots: Vec<SlotRewriter>,
     last_level: Option<AudioLevel>,
+    ice: Option<IceCredentials>,
+    /// Consent freshness; started by the first housekeeping pass after the transport was added.
+    consent: Option<Consent>,
 }
 
 #[derive(Default)]
@@ -120,6 +124,8 @@ pub struct Forwarder {
     by_id: FxHashMap<TransportId, usize>,
     by_addr: FxHashMap<SocketAddr, usize>,
     unlatched: FxHashMap<u32, usize>,
+    /// ICE transports by their local (server-side) ufrag.
+    by_ufrag: FxHashMap<String, usize>,
     rooms: FxHashMap<RoomId, Room>,
     relay_tx: Vec<Option<RelayTx>>,
     relay_rx: Vec<RelayRx>,
@@ -140,6 +146,7 @@ impl Forwarder {
             by_id: FxHashMap::default(),
             by_addr: FxHashMap::default(),
             unlatched: FxHashMap::default(),
+            by_ufrag: FxHashMap::default(),
             rooms: FxHashMap::default(),
             relay_tx: (0..workers).map(|_| None).collect(),
             relay_rx: Vec::new(),
@@ -267,6 +274,8 @@ impl Forwarder {
             muted: false,
             slots: Vec::new(),
             last_level: None,
+            ice: cfg.ice,
+            consent: None,
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -279,6 +288,13 @@ impl Forwarder {
             }
         };
         self.by_id.insert(cfg.id, idx);
+        if let Some(ufrag) = self.transports[idx]
+            .as_ref()
+            .and_then(|t| t.ice.as_ref())
+            .map(|c| c.local_ufrag.clone())
+        {
+            self.by_ufrag.insert(ufrag, idx);
+        }
         self.index_address(idx);
         Ok(())
     }
@@ -318,6 +334,11 @@ impl Forwarder {
             for ssrc in t.latch_ssrcs {
                 if self.unlatched.get(&ssrc) == Some(&idx) {
                     self.unlatched.remove(&ssrc);
+                }
+            }
+            if let Some(c) = t.ice {
+                if self.by_ufrag.get(c.local_ufrag.as_str()) == Some(&idx) {
+                    self.by_ufrag.remove(c.local_ufrag.as_str());
                 }
             }
             self.free.push(idx);
@@ -423,10 +444,9 @@ impl Forwarder {
         match packet::classify(buf) {
             PacketKind::Rtp => self.on_rtp(now, from, buf, out),
             PacketKind::Rtcp => self.on_rtcp(from, buf),
-            // ICE and DTLS arrive with the control plane; until then they are not ours to answer.
-            PacketKind::Stun | PacketKind::Dtls => {
-                self.stats.count_drop(DropReason::Unsupported, 1)
-            }
+            PacketKind::Stun => self.on_stun(now, from, buf, out),
+            // DTLS arrives with the control plane's upcall channel; until then it is not ours.
+            PacketKind::Dtls => self.stats.count_drop(DropReason::Unsupported, 1),
             PacketKind::Unknown => self.stats.count_drop(DropReason::Malformed, 1),
         }
     }
@@ -515,6 +535,75 @@ impl Forwarder {
         let _ = (seq, ts);
         self.fan_out(now, room_id, Some(idx), &hdr, plain, out);
         self.relay(room_id, ssrc, level, plain);
+    }
+
+    /// ICE-lite (RFC 8445 §7.3): answers a valid connectivity check, refreshes consent, and latches
+    /// the address a nominating check (USE-CANDIDATE) came from. Failed checks are counted drops.
+    fn on_stun(&mut self, now: Instant, from: SocketAddr, buf: &[u8], out: &mut Outbox) {
+        let by_addr = self.by_addr.get(&from).copied();
+        let idx = match ice::request_username(buf).and_then(ice::split_username) {
+            Some((local, _)) => match self.by_ufrag.get(local) {
+                Some(&i) => i,
+                None => return self.stats.count_drop(DropReason::UnknownSource, 1),
+            },
+            // Not a binding request (an indication, a response): nothing for a lite agent to do.
+            None if by_addr.is_some() => return self.stats.count_drop(DropReason::Unsupported, 1),
+            None => return self.stats.count_drop(DropReason::UnknownSource, 1),
+        };
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return self.stats.count_drop(DropReason::UnknownSource, 1);
+        };
+        let Some(creds) = &t.ice else {
+            return self.stats.count_drop(DropReason::Unsupported, 1);
+        };
+        let req = match ice::check_binding_request(buf, creds) {
+            Ok(r) => r,
+            Err(
+                IceError::BadIntegrity | IceError::UnknownUsername | IceError::MissingIntegrity,
+            ) => return self.stats.count_drop(DropReason::AuthFailed, 1),
+            Err(_) => return self.stats.count_drop(DropReason::Malformed, 1),
+        };
+        let answered = out.push_with(from, |slot| {
+            ice::write_binding_success(&req, from, creds, slot).ok()
+        });
+        if !answered {
+            return self.stats.count_drop(DropReason::QueueFull, 1);
+        }
+        self.stats.stun_answered.add(1);
+        match &mut t.consent {
+            Some(c) => c.refresh(now),
+            None => t.consent = Some(Consent::new(now)),
+        }
+        if req.use_candidate && t.remote != Some(from) {
+            if let Some(old) = t.remote.take() {
+                if self.by_addr.get(&old) == Some(&idx) {
+                    self.by_addr.remove(&old);
+                }
+            }
+            self.latch(idx, from);
+        }
+    }
+
+    /// Removes every ICE transport whose consent expired (no valid check for
+    /// [`ice::CONSENT_TIMEOUT`], RFC 7675) and returns their ids, for the control plane. Call it from
+    /// housekeeping (about once a second); the 30 s of a new transport start at its first call.
+    pub fn expire_consent(&mut self, now: Instant) -> Vec<TransportId> {
+        let mut expired = Vec::new();
+        for t in self.transports.iter_mut().flatten() {
+            if t.ice.is_none() {
+                continue;
+            }
+            match &t.consent {
+                Some(c) if c.expired(now) => expired.push(t.id),
+                Some(_) => {}
+                None => t.consent = Some(Consent::new(now)),
+            }
+        }
+        for &id in &expired {
+            tracing::info!(transport = id, "ICE consent expired: transport removed");
+            self.remove_transport(id);
+        }
+        expired
     }
 
     fn on_rtcp(&mut self, from: SocketAddr, buf: &mut [u8]) {

@@ -483,6 +483,48 @@ pub fn write_binding_success(
     w.fingerprint()
 }
 
+/// Writes a Binding request as a controlling full-ICE client sends it (RFC 8445 §7.1.1): USERNAME
+/// `username` ("<remote ufrag>:<own ufrag>"), ICE-CONTROLLING with `tie_breaker`, PRIORITY,
+/// USE-CANDIDATE when nominating, MESSAGE-INTEGRITY keyed with the remote agent's password, and
+/// FINGERPRINT. For tests, load generators and node-to-node links. Returns the bytes written.
+pub fn write_binding_request(
+    transaction_id: &[u8; 12],
+    username: &str,
+    remote_pwd: &str,
+    priority: u32,
+    tie_breaker: u64,
+    use_candidate: bool,
+    out: &mut [u8],
+) -> Result<usize, IceError> {
+    let mut w = Writer { buf: out, pos: 0 };
+    w.header(BINDING_REQUEST, transaction_id)?;
+    let user = username.as_bytes();
+    let user_len = u16::try_from(user.len()).map_err(|_| IceError::Malformed)?;
+    w.put(&attr::USERNAME.to_be_bytes())?;
+    w.put(&user_len.to_be_bytes())?;
+    w.put(user)?;
+    w.put(&[0u8; 3][..(4 - user.len() % 4) % 4])?;
+    w.put(&attr::ICE_CONTROLLING.to_be_bytes())?;
+    w.put(&8u16.to_be_bytes())?;
+    w.put(&tie_breaker.to_be_bytes())?;
+    w.put(&attr::PRIORITY.to_be_bytes())?;
+    w.put(&4u16.to_be_bytes())?;
+    w.put(&priority.to_be_bytes())?;
+    if use_candidate {
+        w.put(&attr::USE_CANDIDATE.to_be_bytes())?;
+        w.put(&0u16.to_be_bytes())?;
+    }
+    let mi = w.pos;
+    if w.buf.len() < mi + MI_ATTR_LEN {
+        return Err(IceError::BufferTooSmall);
+    }
+    let tag = integrity_tag(w.buf, mi, remote_pwd.as_bytes())?;
+    w.put(&attr::MESSAGE_INTEGRITY.to_be_bytes())?;
+    w.put(&(MI_LEN as u16).to_be_bytes())?;
+    w.put(&tag)?;
+    w.fingerprint()
+}
+
 /// Writes an unauthenticated Binding error response (ERROR-CODE with its reason phrase, then
 /// FINGERPRINT; RFC 8489 §9.1.3.2 forbids MESSAGE-INTEGRITY when the request did not verify).
 /// `code` must be 300..=699 (use [`IceError::error_code`]). Returns the bytes written (at most 52).
@@ -723,6 +765,49 @@ mod tests {
         ];
         attrs.extend_from_slice(extra);
         build(0x0001, &attrs, Some(pwd), &[], true)
+    }
+
+    #[test]
+    fn our_own_request_writer_is_accepted_by_the_checker() {
+        let creds = IceCredentials::new("srvU", "server-password-22chars", "cliU");
+        let mut buf = [0u8; 256];
+        for nominate in [false, true] {
+            let n = write_binding_request(
+                &TXID,
+                "srvU:cliU",
+                "server-password-22chars",
+                7,
+                9,
+                nominate,
+                &mut buf,
+            )
+            .unwrap();
+            let req = check_binding_request(&buf[..n], &creds).unwrap();
+            assert_eq!(
+                (req.use_candidate, req.priority, req.controlling),
+                (nominate, Some(7), true)
+            );
+            // Same bytes as the independent builder above.
+            let reference = build(
+                0x0001,
+                &[
+                    (attr::USERNAME, &b"srvU:cliU"[..]),
+                    (attr::ICE_CONTROLLING, &9u64.to_be_bytes()[..]),
+                    (attr::PRIORITY, &7u32.to_be_bytes()[..]),
+                ]
+                .into_iter()
+                .chain(nominate.then_some((attr::USE_CANDIDATE, &[][..])))
+                .collect::<Vec<_>>(),
+                Some("server-password-22chars"),
+                &[],
+                true,
+            );
+            assert_eq!(&buf[..n], &reference[..]);
+        }
+        assert_eq!(
+            write_binding_request(&TXID, "srvU:cliU", "pw", 1, 1, true, &mut buf[..40]),
+            Err(IceError::BufferTooSmall)
+        );
     }
 
     fn good_check() -> Vec<u8> {

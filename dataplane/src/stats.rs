@@ -91,6 +91,8 @@ pub struct WorkerStats {
     pub relayed_in: Counter,
     /// RTCP packets authenticated and terminated here.
     pub rtcp_in: Counter,
+    /// ICE connectivity checks answered.
+    pub stun_answered: Counter,
     drops: [Counter; DropReason::ALL.len()],
 }
 
@@ -120,6 +122,7 @@ impl WorkerStats {
             relayed_out: self.relayed_out.get(),
             relayed_in: self.relayed_in.get(),
             rtcp_in: self.rtcp_in.get(),
+            stun_answered: self.stun_answered.get(),
             drops,
         }
     }
@@ -142,6 +145,8 @@ pub struct StatsSnapshot {
     pub relayed_in: u64,
     /// See [`WorkerStats::rtcp_in`].
     pub rtcp_in: u64,
+    /// See [`WorkerStats::stun_answered`].
+    pub stun_answered: u64,
     /// Drops indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::ALL.len()],
 }
@@ -166,6 +171,7 @@ impl StatsSnapshot {
         self.relayed_out += other.relayed_out;
         self.relayed_in += other.relayed_in;
         self.rtcp_in += other.rtcp_in;
+        self.stun_answered += other.stun_answered;
         for (a, b) in self.drops.iter_mut().zip(&other.drops) {
             *a += b;
         }

@@ -67,6 +67,7 @@ impl RoomFixture {
                 keys,
                 latch_ssrcs: vec![],
                 audio_level_ext: Some(1),
+                ice: None,
             }));
             let join = TopologyUpdate::Join(Box::new(Membership {
                 room: 1,

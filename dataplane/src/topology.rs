@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 
+use crate::ice::IceCredentials;
 use crate::srtp::SrtpKeys;
 
 /// Identifies a transport (one remote 5-tuple: a participant's WebRTC connection, or a plain RTP
@@ -38,6 +39,10 @@ pub struct TransportConfig {
     pub latch_ssrcs: Vec<u32>,
     /// The RFC 6464 audio-level header-extension id the remote uses, if negotiated.
     pub audio_level_ext: Option<u8>,
+    /// ICE-lite credentials (WebRTC transports): the worker answers the remote's connectivity checks,
+    /// latches the address a check nominates (USE-CANDIDATE) and drops the transport when no valid
+    /// check arrived for 30 s (consent freshness, RFC 7675). `None` for plain transports.
+    pub ice: Option<IceCredentials>,
 }
 
 /// Puts a transport into a room.
@@ -99,4 +104,18 @@ pub enum TopologyUpdate {
     Barrier(crossbeam_channel::Sender<()>),
     /// Stops the worker after it sent what it queued.
     Shutdown,
+}
+
+/// What a worker tells the control plane (over a bounded crossbeam channel; never blocks the worker:
+/// when the channel is full the upcall is dropped and logged).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Upcall {
+    /// A WebRTC transport's ICE consent expired (RFC 7675); the worker already removed it.
+    ConsentExpired {
+        /// The worker.
+        worker: usize,
+        /// The transport.
+        transport: TransportId,
+    },
 }

@@ -15,14 +15,17 @@ use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, TryRecvError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::forwarder::Forwarder;
 use crate::io::wake::Wake;
 use crate::io::DatagramIo;
 use crate::outbox::Outbox;
 use crate::stats::{DropReason, WorkerStats};
-use crate::topology::TopologyUpdate;
+use crate::topology::{TopologyUpdate, Upcall};
+
+/// How often a worker runs housekeeping (ICE consent expiry).
+pub const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// How long an idle worker sleeps before it looks around again (housekeeping tick).
 pub const IDLE_TICK: Duration = Duration::from_millis(100);
@@ -79,6 +82,10 @@ pub struct WorkerLoop<B: DatagramIo> {
     pub peers: Vec<Arc<WorkerShared>>,
     /// Egress pool size.
     pub outbox_slots: usize,
+    /// This worker's index (for upcalls).
+    pub index: usize,
+    /// Where the worker reports to the control plane.
+    pub upcalls: Sender<Upcall>,
 }
 
 impl<B: DatagramIo> WorkerLoop<B> {
@@ -86,6 +93,7 @@ impl<B: DatagramIo> WorkerLoop<B> {
     pub fn run(mut self) {
         let mut out = Outbox::with_capacity(self.outbox_slots);
         let mut failures = 0u64;
+        let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
         loop {
             // 1. Control: apply every queued update.
             loop {
@@ -105,6 +113,10 @@ impl<B: DatagramIo> WorkerLoop<B> {
 
             // 2. Packets other workers decrypted for rooms with members here.
             let now = Instant::now();
+            if now >= next_housekeeping {
+                next_housekeeping = now + HOUSEKEEPING;
+                self.housekeeping(now);
+            }
             while !self.core.drain_relays(now, &mut out) {
                 self.flush(&mut out);
             }
@@ -149,6 +161,21 @@ impl<B: DatagramIo> WorkerLoop<B> {
                 if let Some(peer) = self.peers.get(w) {
                     peer.wake_if_parked();
                 }
+            }
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        for transport in self.core.expire_consent(now) {
+            let upcall = Upcall::ConsentExpired {
+                worker: self.index,
+                transport,
+            };
+            if self.upcalls.try_send(upcall).is_err() {
+                tracing::warn!(
+                    transport,
+                    "upcall channel full or closed: consent expiry not reported"
+                );
             }
         }
     }

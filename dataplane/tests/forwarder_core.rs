@@ -158,6 +158,7 @@ impl Peer {
             keys: Some(self.keys.clone()),
             latch_ssrcs: vec![],
             audio_level_ext: Some(LEVEL_EXT),
+            ice: None,
         }))
     }
 
@@ -705,6 +706,7 @@ fn srtcp_is_authenticated_terminated_and_latches_an_unlatched_transport() {
                 keys: Some(u.keys.clone()),
                 latch_ssrcs: vec![LATCH_SSRC],
                 audio_level_ext: None,
+                ice: None,
             })),
         );
         apply(&mut core, p.join(ROOM, true, &[]));

@@ -145,6 +145,7 @@ impl TestBed {
                         keys: keys.clone(),
                         latch_ssrcs: Vec::new(),
                         audio_level_ext: Some(super::generator::AUDIO_LEVEL_EXT),
+                        ice: None,
                     },
                 )?;
                 if is_pub {

@@ -118,6 +118,7 @@ impl Client {
                 keys: keys.clone(),
                 latch_ssrcs: vec![],
                 audio_level_ext: Some(1),
+                ice: None,
             },
         )
         .unwrap();

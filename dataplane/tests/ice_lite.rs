@@ -1,0 +1,192 @@
+//! ICE-lite in the forwarding core, driven with virtual time: a WebRTC transport's connectivity
+//! checks are answered, the nominated address is latched and then carries media, bad checks are
+//! counted drops, and consent expires 30 s after the last valid check.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_dataplane::forwarder::{Forwarder, ForwarderConfig};
+use sluice_dataplane::ice::{self, IceCredentials};
+use sluice_dataplane::outbox::Outbox;
+use sluice_dataplane::stats::{DropReason, WorkerStats};
+use sluice_dataplane::topology::{Membership, TopologyUpdate, TransportConfig};
+
+const SERVER_PWD: &str = "server-password-1234567";
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn check(username: &str, pwd: &str, nominate: bool, txid: u8) -> Vec<u8> {
+    let mut buf = [0u8; 256];
+    let n = ice::write_binding_request(&[txid; 12], username, pwd, 100, 42, nominate, &mut buf)
+        .expect("request fits");
+    buf[..n].to_vec()
+}
+
+fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 111];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 0]);
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[7u8; 40]);
+    p
+}
+
+/// A core with a listener (plain, known address) and a WebRTC publisher with ICE credentials and
+/// no address yet.
+fn setup() -> (Forwarder, Arc<WorkerStats>) {
+    let stats = Arc::new(WorkerStats::default());
+    let mut core = Forwarder::new(ForwarderConfig::default(), stats.clone());
+    let updates = [
+        TopologyUpdate::AddTransport(Box::new(TransportConfig {
+            id: 1,
+            remote: None,
+            keys: None,
+            latch_ssrcs: vec![],
+            audio_level_ext: None,
+            ice: Some(IceCredentials::new("srvU", SERVER_PWD, "cliU")),
+        })),
+        TopologyUpdate::AddTransport(Box::new(TransportConfig {
+            id: 2,
+            remote: Some(addr(9000)),
+            keys: None,
+            latch_ssrcs: vec![],
+            audio_level_ext: None,
+            ice: None,
+        })),
+        TopologyUpdate::Join(Box::new(Membership {
+            room: 1,
+            transport: 1,
+            publish_ssrc: Some(0xAA),
+            slot_ssrcs: vec![],
+        })),
+        TopologyUpdate::Join(Box::new(Membership {
+            room: 1,
+            transport: 2,
+            publish_ssrc: None,
+            slot_ssrcs: vec![0xB0],
+        })),
+    ];
+    for u in updates {
+        core.apply(u).expect("topology applies");
+    }
+    (core, stats)
+}
+
+#[test]
+fn a_nominating_check_is_answered_latches_the_address_and_media_flows() {
+    let (mut core, stats) = setup();
+    let mut out = Outbox::with_capacity(16);
+    let t0 = Instant::now();
+    let client = addr(5555);
+
+    // Before any check, the publisher's media is from an unknown source.
+    core.on_datagram(t0, client, &mut rtp(0xAA, 1), &mut out);
+    assert_eq!(stats.drops(DropReason::UnknownSource), 1);
+
+    // A plain check (no USE-CANDIDATE) is answered but latches nothing.
+    core.on_datagram(
+        t0,
+        client,
+        &mut check("srvU:cliU", SERVER_PWD, false, 1),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    let (to, resp) = out.get(0);
+    assert_eq!(to, client);
+    let msg = ice::verify_message(resp, SERVER_PWD.as_bytes())
+        .expect("response verifies with the server password");
+    assert_eq!(
+        ice::xor_mapped_address(&msg),
+        Some(client),
+        "XOR-MAPPED-ADDRESS is the client's address"
+    );
+    assert_eq!(msg.transaction_id(), &[1u8; 12]);
+    out.clear();
+    assert_eq!(core.transport_remote(1), None);
+
+    // The nominating check latches.
+    core.on_datagram(
+        t0,
+        client,
+        &mut check("srvU:cliU", SERVER_PWD, true, 2),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    out.clear();
+    assert_eq!(core.transport_remote(1), Some(client));
+    core.on_datagram(t0, client, &mut rtp(0xAA, 2), &mut out);
+    assert_eq!(out.len(), 1, "the publisher's RTP now reaches the listener");
+    assert_eq!(out.get(0).0, addr(9000));
+    assert_eq!(stats.snapshot().stun_answered, 2);
+}
+
+#[test]
+fn bad_checks_are_counted_and_answer_nothing() {
+    let (mut core, stats) = setup();
+    let mut out = Outbox::with_capacity(16);
+    let t0 = Instant::now();
+    core.on_datagram(
+        t0,
+        addr(1),
+        &mut check("srvU:cliU", "wrong-password-123456789", true, 1),
+        &mut out,
+    );
+    core.on_datagram(
+        t0,
+        addr(1),
+        &mut check("nobody:cliU", SERVER_PWD, true, 2),
+        &mut out,
+    );
+    core.on_datagram(
+        t0,
+        addr(1),
+        &mut check("srvU:someone-else", SERVER_PWD, true, 3),
+        &mut out,
+    );
+    let mut flipped = check("srvU:cliU", SERVER_PWD, true, 4);
+    flipped[30] ^= 1;
+    core.on_datagram(t0, addr(1), &mut flipped, &mut out);
+    assert!(out.is_empty(), "no answer to a bad check");
+    assert_eq!(core.transport_remote(1), None, "and no latching");
+    let s = stats.snapshot();
+    assert_eq!(
+        s.drops(DropReason::AuthFailed),
+        2,
+        "wrong password, wrong remote ufrag: {s:?}"
+    );
+    assert_eq!(s.drops(DropReason::UnknownSource), 1, "unknown local ufrag");
+    assert_eq!(
+        s.drops(DropReason::Malformed),
+        1,
+        "damaged message (fingerprint)"
+    );
+}
+
+#[test]
+fn consent_expires_thirty_seconds_after_the_last_valid_check() {
+    let (mut core, _) = setup();
+    let mut out = Outbox::with_capacity(16);
+    let t0 = Instant::now();
+    // A transport that never completes a check expires 30 s after the first housekeeping pass.
+    assert!(core.expire_consent(t0).is_empty());
+    core.on_datagram(
+        t0 + Duration::from_secs(10),
+        addr(5),
+        &mut check("srvU:cliU", SERVER_PWD, true, 1),
+        &mut out,
+    );
+    // Consent refreshed at t0+10 s: still alive at t0+39 s, gone at t0+40 s.
+    assert!(core.expire_consent(t0 + Duration::from_secs(39)).is_empty());
+    assert_eq!(core.expire_consent(t0 + Duration::from_secs(40)), vec![1]);
+    assert_eq!(
+        core.transport_count(),
+        1,
+        "only the plain transport is left; it has no consent to lose"
+    );
+    assert!(core
+        .expire_consent(t0 + Duration::from_secs(1000))
+        .is_empty());
+}

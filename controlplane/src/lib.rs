@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod dtls;
 pub mod error;
 pub mod rooms;
 pub mod signal;

@@ -26,7 +26,7 @@ use crate::relay::{RelayMeta, RelayRx, RelayTx};
 use crate::rewrite::{self, SlotRewriter};
 use crate::srtp::{SrtpContext, SrtpEngine, SrtpError};
 use crate::stats::{DropReason, WorkerStats};
-use crate::topology::{Membership, RoomId, TopologyUpdate, TransportConfig, TransportId};
+use crate::topology::{Membership, RoomId, TopologyUpdate, TransportConfig, TransportId, Upcall};
 
 /// Settings of a forwarding core.
 #[derive(Debug, Clone)]
@@ -132,6 +132,10 @@ pub struct Forwarder {
     relay_scratch: Box<[u8]>,
     touched: u64,
     max_fanout: usize,
+    /// Reports for the control plane, drained by the worker.
+    upcalls: Vec<Upcall>,
+    /// Datagrams the control plane asked to send (DTLS flights), drained into the outbox.
+    control_out: Vec<(SocketAddr, Vec<u8>)>,
 }
 
 impl Forwarder {
@@ -153,6 +157,8 @@ impl Forwarder {
             relay_scratch: vec![0u8; crate::outbox::SLOT_SIZE].into_boxed_slice(),
             touched: 0,
             max_fanout: 0,
+            upcalls: Vec::new(),
+            control_out: Vec::new(),
         }
     }
 
@@ -240,6 +246,31 @@ impl Forwarder {
                 }
                 self.rooms.remove(&room);
                 self.recompute_fanout();
+            }
+            TopologyUpdate::SetKeys { transport, keys } => {
+                let engine = self.cfg.srtp_engine;
+                let err = |source| TopologyError::Keys {
+                    id: transport,
+                    source,
+                };
+                let inbound = SrtpContext::new(engine, &keys.inbound).map_err(err)?;
+                let outbound = SrtpContext::new(engine, &keys.outbound).map_err(err)?;
+                let t = self
+                    .by_id
+                    .get(&transport)
+                    .and_then(|&i| self.transports.get_mut(i)?.as_mut())
+                    .ok_or(TopologyError::UnknownTransport(transport))?;
+                t.inbound = Some(inbound);
+                t.outbound = Some(outbound);
+            }
+            TopologyUpdate::Transmit {
+                transport,
+                datagram,
+            } => {
+                let to = self
+                    .transport_remote(transport)
+                    .ok_or(TopologyError::UnknownTransport(transport))?;
+                self.control_out.push((to, datagram));
             }
             TopologyUpdate::Barrier(done) => {
                 let _ = done.send(());
@@ -445,8 +476,7 @@ impl Forwarder {
             PacketKind::Rtp => self.on_rtp(now, from, buf, out),
             PacketKind::Rtcp => self.on_rtcp(from, buf),
             PacketKind::Stun => self.on_stun(now, from, buf, out),
-            // DTLS arrives with the control plane's upcall channel; until then it is not ours.
-            PacketKind::Dtls => self.stats.count_drop(DropReason::Unsupported, 1),
+            PacketKind::Dtls => self.on_dtls(from, buf),
             PacketKind::Unknown => self.stats.count_drop(DropReason::Malformed, 1),
         }
     }
@@ -582,6 +612,48 @@ impl Forwarder {
             }
             self.latch(idx, from);
         }
+    }
+
+    /// DTLS goes up to the control plane, which runs the handshakes, but only from an address ICE
+    /// confirmed for a transport that has ICE: a forged datagram from elsewhere cannot disturb one.
+    fn on_dtls(&mut self, from: SocketAddr, buf: &[u8]) {
+        let Some(&idx) = self.by_addr.get(&from) else {
+            return self.stats.count_drop(DropReason::UnknownSource, 1);
+        };
+        match self.transports.get(idx).and_then(Option::as_ref) {
+            Some(t) if t.ice.is_some() => {
+                // Handshake traffic only: a few datagrams per transport, so a copy is fine here.
+                let transport = t.id;
+                self.upcalls.push(Upcall::Dtls {
+                    worker: self.cfg.worker,
+                    transport,
+                    datagram: buf.to_vec(),
+                });
+            }
+            _ => self.stats.count_drop(DropReason::Unsupported, 1),
+        }
+    }
+
+    /// Hands over what the core has to tell the control plane.
+    pub fn drain_upcalls(&mut self) -> std::vec::Drain<'_, Upcall> {
+        self.upcalls.drain(..)
+    }
+
+    /// Moves datagrams the control plane asked to send into `out`; false when some did not fit.
+    pub fn drain_control_out(&mut self, out: &mut Outbox) -> bool {
+        while let Some((to, datagram)) = self.control_out.first() {
+            if !out.push(*to, datagram) {
+                if out.is_empty() {
+                    // Larger than a slot: it can never be sent.
+                    self.stats.count_drop(DropReason::Malformed, 1);
+                    self.control_out.remove(0);
+                    continue;
+                }
+                return false;
+            }
+            self.control_out.remove(0);
+        }
+        true
     }
 
     /// Removes every ICE transport whose consent expired (no valid check for

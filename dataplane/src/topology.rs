@@ -100,6 +100,21 @@ pub enum TopologyUpdate {
         /// The room.
         room: RoomId,
     },
+    /// Installs (or replaces) a transport's SRTP keys, e.g. once its DTLS handshake completed; its
+    /// address, ICE state and membership stay.
+    SetKeys {
+        /// The transport.
+        transport: TransportId,
+        /// The keys.
+        keys: Box<TransportKeys>,
+    },
+    /// Sends one datagram (a DTLS flight) to the transport's latched address.
+    Transmit {
+        /// The transport.
+        transport: TransportId,
+        /// The datagram.
+        datagram: Vec<u8>,
+    },
     /// Answered by the worker once every update queued before it has been applied.
     Barrier(crossbeam_channel::Sender<()>),
     /// Stops the worker after it sent what it queued.
@@ -117,5 +132,14 @@ pub enum Upcall {
         worker: usize,
         /// The transport.
         transport: TransportId,
+    },
+    /// A DTLS datagram from a transport's ICE-confirmed address, for the control plane's handshake.
+    Dtls {
+        /// The worker.
+        worker: usize,
+        /// The transport.
+        transport: TransportId,
+        /// The datagram.
+        datagram: Vec<u8>,
     },
 }

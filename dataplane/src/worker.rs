@@ -111,6 +111,11 @@ impl<B: DatagramIo> WorkerLoop<B> {
                 }
             }
 
+            // Datagrams the control plane asked to send (DTLS flights).
+            while !self.core.drain_control_out(&mut out) {
+                self.flush(&mut out);
+            }
+
             // 2. Packets other workers decrypted for rooms with members here.
             let now = Instant::now();
             if now >= next_housekeeping {
@@ -152,6 +157,7 @@ impl<B: DatagramIo> WorkerLoop<B> {
 
             // 5. One batched send for the whole batch's fan-out.
             self.flush(&mut out);
+            self.report_upcalls();
 
             // 6. Wake the workers this batch relayed to.
             let mut touched = self.core.take_touched();
@@ -167,17 +173,21 @@ impl<B: DatagramIo> WorkerLoop<B> {
 
     fn housekeeping(&mut self, now: Instant) {
         for transport in self.core.expire_consent(now) {
-            let upcall = Upcall::ConsentExpired {
+            self.upcall(Upcall::ConsentExpired {
                 worker: self.index,
                 transport,
-            };
-            if self.upcalls.try_send(upcall).is_err() {
-                tracing::warn!(
-                    transport,
-                    "upcall channel full or closed: consent expiry not reported"
-                );
-            }
+            });
         }
+    }
+
+    fn report_upcalls(&mut self) {
+        for u in self.core.drain_upcalls() {
+            send_upcall(&self.upcalls, u);
+        }
+    }
+
+    fn upcall(&self, u: Upcall) {
+        send_upcall(&self.upcalls, u);
     }
 
     fn flush(&mut self, out: &mut Outbox) {
@@ -205,5 +215,12 @@ impl<B: DatagramIo> WorkerLoop<B> {
                 out.clear();
             }
         }
+    }
+}
+
+/// Reports to the control plane without ever blocking the worker.
+fn send_upcall(tx: &Sender<Upcall>, u: Upcall) {
+    if let Err(e) = tx.try_send(u) {
+        tracing::warn!(upcall = ?e.into_inner(), "upcall channel full or closed: dropped");
     }
 }

@@ -190,3 +190,85 @@ fn consent_expires_thirty_seconds_after_the_last_valid_check() {
         .expire_consent(t0 + Duration::from_secs(1000))
         .is_empty());
 }
+
+#[test]
+fn dtls_goes_up_only_from_the_confirmed_address_and_flights_and_keys_come_back_down() {
+    use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpKeys, SrtpProfile};
+    use sluice_dataplane::topology::{TransportKeys, Upcall};
+    let (mut core, stats) = setup();
+    let mut out = Outbox::with_capacity(16);
+    let t0 = Instant::now();
+    let client = addr(5555);
+    let hello = [22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xAA];
+
+    // Before ICE confirmed an address, DTLS is from nobody.
+    core.on_datagram(t0, client, &mut hello.clone(), &mut out);
+    assert_eq!(stats.drops(DropReason::UnknownSource), 1);
+    assert_eq!(core.drain_upcalls().count(), 0);
+
+    core.on_datagram(
+        t0,
+        client,
+        &mut check("srvU:cliU", SERVER_PWD, true, 1),
+        &mut out,
+    );
+    out.clear();
+    core.on_datagram(t0, client, &mut hello.clone(), &mut out);
+    let ups: Vec<Upcall> = core.drain_upcalls().collect();
+    assert_eq!(
+        ups,
+        vec![Upcall::Dtls {
+            worker: 0,
+            transport: 1,
+            datagram: hello.to_vec()
+        }]
+    );
+    // DTLS from the plain transport's address is not ours to handle.
+    core.on_datagram(t0, addr(9000), &mut hello.clone(), &mut out);
+    assert_eq!(stats.drops(DropReason::Unsupported), 1);
+
+    // The control plane's flight goes to the latched address.
+    core.apply(TopologyUpdate::Transmit {
+        transport: 1,
+        datagram: vec![22, 1, 2, 3],
+    })
+    .expect("known transport");
+    assert!(core.drain_control_out(&mut out));
+    assert_eq!(out.get(0), (client, &[22u8, 1, 2, 3][..]));
+    out.clear();
+    assert!(core
+        .apply(TopologyUpdate::Transmit {
+            transport: 77,
+            datagram: vec![1]
+        })
+        .is_err());
+
+    // Keys installed after the handshake: SRTP from the client now decrypts and is forwarded.
+    let k =
+        |b: u8| SrtpKeys::new(SrtpProfile::AeadAes128Gcm, &[b; 16], &[b; 12]).expect("key lengths");
+    core.apply(TopologyUpdate::SetKeys {
+        transport: 1,
+        keys: Box::new(TransportKeys {
+            inbound: k(1),
+            outbound: k(2),
+        }),
+    })
+    .expect("keys install");
+    let mut sender = SrtpContext::new(SrtpEngine::InPlace, &k(1)).expect("context");
+    let mut p = rtp(0xAA, 5);
+    let len = p.len();
+    p.resize(len + 16, 0);
+    let n = sender.protect_rtp(&mut p, len).expect("protect");
+    p.truncate(n);
+    core.on_datagram(t0, client, &mut p, &mut out);
+    assert_eq!(
+        out.len(),
+        1,
+        "decrypted with the installed keys and forwarded"
+    );
+    assert_eq!(
+        core.transport_remote(1),
+        Some(client),
+        "SetKeys kept the latched address"
+    );
+}

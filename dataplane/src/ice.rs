@@ -407,6 +407,19 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Appends MESSAGE-INTEGRITY keyed with `key`, then FINGERPRINT; returns the message length.
+    fn sign(mut self, key: &[u8]) -> Result<usize, IceError> {
+        let mi = self.pos;
+        if self.buf.len() < mi + MI_ATTR_LEN {
+            return Err(IceError::BufferTooSmall);
+        }
+        let tag = integrity_tag(self.buf, mi, key)?;
+        self.put(&attr::MESSAGE_INTEGRITY.to_be_bytes())?;
+        self.put(&(MI_LEN as u16).to_be_bytes())?;
+        self.put(&tag)?;
+        self.fingerprint()
+    }
+
     fn header(&mut self, typ: u16, transaction_id: &[u8; 12]) -> Result<(), IceError> {
         self.put(&typ.to_be_bytes())?;
         self.put(&[0, 0])?;
@@ -472,15 +485,7 @@ pub fn write_binding_success(
         }
     }
 
-    let mi = w.pos;
-    if w.buf.len() < mi + MI_ATTR_LEN {
-        return Err(IceError::BufferTooSmall);
-    }
-    let tag = integrity_tag(w.buf, mi, creds.local_pwd.as_bytes())?;
-    w.put(&attr::MESSAGE_INTEGRITY.to_be_bytes())?;
-    w.put(&(MI_LEN as u16).to_be_bytes())?;
-    w.put(&tag)?;
-    w.fingerprint()
+    w.sign(creds.local_pwd.as_bytes())
 }
 
 /// Writes a Binding request as a controlling full-ICE client sends it (RFC 8445 §7.1.1): USERNAME
@@ -514,15 +519,7 @@ pub fn write_binding_request(
         w.put(&attr::USE_CANDIDATE.to_be_bytes())?;
         w.put(&0u16.to_be_bytes())?;
     }
-    let mi = w.pos;
-    if w.buf.len() < mi + MI_ATTR_LEN {
-        return Err(IceError::BufferTooSmall);
-    }
-    let tag = integrity_tag(w.buf, mi, remote_pwd.as_bytes())?;
-    w.put(&attr::MESSAGE_INTEGRITY.to_be_bytes())?;
-    w.put(&(MI_LEN as u16).to_be_bytes())?;
-    w.put(&tag)?;
-    w.fingerprint()
+    w.sign(remote_pwd.as_bytes())
 }
 
 /// Writes an unauthenticated Binding error response (ERROR-CODE with its reason phrase, then

@@ -10,4 +10,5 @@ pub mod auth;
 pub mod dtls;
 pub mod error;
 pub mod rooms;
+pub mod sdp;
 pub mod signal;

@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 use sluice_controlplane::api::{router, AppState};
 use sluice_controlplane::auth::{random_secret, Auth, DEFAULT_TOKEN_TTL};
+use sluice_controlplane::media::Media;
 use sluice_controlplane::rooms::Rooms;
 use sluice_dataplane::io::BackendChoice;
 use sluice_dataplane::{Dataplane, DataplaneConfig};
@@ -170,6 +171,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting the dataplane")?,
     );
 
+    let media = Media::new(dataplane.clone(), settings.public_ip)
+        .context("creating the DTLS certificate")?;
+    let _pump = media.start_pump().context("starting the media thread")?;
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("sluice-control")
@@ -187,6 +192,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             public_ws_base: format!("ws://{http}"),
             dataplane: Some(dataplane.clone()),
             hub: Default::default(),
+            media: Some(media.clone()),
         });
         let on_shutdown = state.clone();
         let udp: Vec<String> = (0..dataplane.workers())
@@ -214,6 +220,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .context("HTTP server")
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    drop(media);
     match Arc::try_unwrap(dataplane) {
         Ok(dp) => dp.shutdown(),
         Err(dp) => drop(dp),

@@ -225,3 +225,118 @@ fn deleting_a_room_and_stopping_the_server_say_bye() {
     );
     assert!(stopper.join().unwrap().success(), "exit 0 after saying bye");
 }
+
+/// An offer shaped like aiortc's: a sendrecv microphone section and two recvonly slot sections.
+fn aiortc_like_offer() -> String {
+    let fp = (0..32)
+        .map(|i| format!("{:02X}", i * 7 % 256))
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut sdp = String::from(
+        "v=0\r\no=- 3900000000 3900000000 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\na=msid-semantic:WMS *\r\n",
+    );
+    for (mid, dir) in [("0", "sendrecv"), ("1", "recvonly"), ("2", "recvonly")] {
+        sdp += "m=audio 40000 UDP/TLS/RTP/SAVPF 96 0\r\nc=IN IP4 127.0.0.1\r\n";
+        sdp += &format!("a={dir}\r\na=mid:{mid}\r\n");
+        sdp += "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:2 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n";
+        sdp += "a=rtcp:9 IN IP4 0.0.0.0\r\na=rtcp-mux\r\n";
+        if dir == "sendrecv" {
+            sdp += "a=ssrc:1111 cname:client\r\n";
+        }
+        sdp += "a=rtpmap:96 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n";
+        sdp += "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\na=end-of-candidates\r\n";
+        sdp += "a=ice-ufrag:cliU\r\na=ice-pwd:clientpasswordabcdefghij1234\r\n";
+        sdp += &format!("a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\n");
+    }
+    sdp
+}
+
+fn answer_attr<'a>(sdp: &'a str, name: &str) -> &'a str {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("answer lacks {name}: {sdp}"))
+}
+
+#[test]
+fn an_offer_gets_an_ice_lite_answer_whose_candidate_answers_connectivity_checks() {
+    use sluice_dataplane::ice;
+    let s = Server::start(&["--api-key", KEY]);
+    create_room(&s, "media");
+    let (_, url) = add(&s, "media", "alice");
+    let mut ws = connect(&url);
+    assert_eq!(next(&mut ws)["type"], "welcome");
+
+    ws.send(Message::Text(
+        json!({"type": "offer", "sdp": "v=0 garbage"})
+            .to_string()
+            .into(),
+    ))
+    .unwrap();
+    let e = next(&mut ws);
+    assert_eq!(
+        (e["type"].as_str(), e["code"].as_str()),
+        (Some("error"), Some("bad_sdp")),
+        "{e}"
+    );
+
+    ws.send(Message::Text(
+        json!({"type": "offer", "sdp": aiortc_like_offer()})
+            .to_string()
+            .into(),
+    ))
+    .unwrap();
+    let a = next(&mut ws);
+    assert_eq!(a["type"], "answer", "{a}");
+    let sdp = a["sdp"].as_str().unwrap();
+    assert!(
+        sdp.contains("a=ice-lite\r\n") && sdp.contains("a=setup:passive\r\n"),
+        "{sdp}"
+    );
+    let ufrag = answer_attr(sdp, "a=ice-ufrag:");
+    let pwd = answer_attr(sdp, "a=ice-pwd:");
+    let cand: Vec<&str> = answer_attr(sdp, "a=candidate:")
+        .split_whitespace()
+        .collect();
+    let server: std::net::SocketAddr = format!("{}:{}", cand[4], cand[5]).parse().unwrap();
+
+    // The candidate is a live worker that knows these credentials.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = [0u8; 256];
+    let n = ice::write_binding_request(
+        &[3; 12],
+        &format!("{ufrag}:cliU"),
+        pwd,
+        1,
+        2,
+        true,
+        &mut req,
+    )
+    .unwrap();
+    udp.send_to(&req[..n], server).unwrap();
+    let mut buf = [0u8; 512];
+    let (len, from) = udp
+        .recv_from(&mut buf)
+        .expect("the worker answers the check");
+    assert_eq!(from, server);
+    let msg =
+        ice::verify_message(&buf[..len], pwd.as_bytes()).expect("signed with the answer's ice-pwd");
+    assert_eq!(
+        ice::xor_mapped_address(&msg),
+        Some(udp.local_addr().unwrap())
+    );
+
+    // Leaving removes the transport: the same check is no longer answered.
+    ws.send(Message::Text(r#"{"type":"leave"}"#.into()))
+        .unwrap();
+    assert_eq!(next(&mut ws)["type"], "bye");
+    std::thread::sleep(Duration::from_millis(300));
+    udp.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    udp.send_to(&req[..n], server).unwrap();
+    assert!(
+        udp.recv_from(&mut buf).is_err(),
+        "no answer after the participant left"
+    );
+    assert!(s.terminate().success());
+}

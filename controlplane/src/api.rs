@@ -32,6 +32,8 @@ pub struct AppState {
     pub dataplane: Option<Arc<Dataplane>>,
     /// Connected signaling sockets.
     pub hub: crate::signal::Hub,
+    /// Media sessions (None: signaling only, no dataplane).
+    pub media: Option<Arc<crate::media::Media>>,
 }
 
 impl AppState {
@@ -116,6 +118,9 @@ pub async fn delete_room(
     s.auth.check_admin(&headers)?;
     let closed = s.rooms().delete(&room)?;
     s.hub.close_room(&room);
+    if let Some(m) = &s.media {
+        m.remove_room(&room);
+    }
     tracing::info!(room = %closed.name, members = closed.participants.len(), "room deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -159,6 +164,9 @@ pub async fn delete_participant(
     s.auth.check_admin(&headers)?;
     s.rooms().remove_participant(&room, &id)?;
     s.hub.kick(&room, &id);
+    if let Some(m) = &s.media {
+        m.remove_participant(&room, &id);
+    }
     tracing::info!(%room, participant = %id, "participant removed");
     Ok(StatusCode::NO_CONTENT)
 }

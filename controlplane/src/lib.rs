@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod dtls;
 pub mod error;
+pub mod media;
 pub mod rooms;
 pub mod sdp;
 pub mod signal;

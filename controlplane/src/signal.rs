@@ -62,6 +62,11 @@ pub enum ServerMsg {
         /// Their id.
         participant: String,
     },
+    /// The SDP answer to the client's offer.
+    Answer {
+        /// The SDP.
+        sdp: String,
+    },
     /// Something the client sent was refused; the socket stays open.
     Error {
         /// Stable code.
@@ -321,9 +326,15 @@ async fn run_socket(
                         Ok(ClientMsg::Mute { muted }) => {
                             tracing::info!(participant = %info.id, muted, "client mute");
                         }
-                        Ok(ClientMsg::Offer { .. }) => {
-                            let e = ServerMsg::Error { code: "not_implemented", message: "SFU media negotiation is not available yet on this server".into() };
-                            if !send(&mut socket, &e).await { break; }
+                        Ok(ClientMsg::Offer { sdp }) => {
+                            let reply = match &s.media {
+                                Some(media) => match media.offer(&claims.room, &info.id, &sdp, audio_slots) {
+                                    Ok((answer, _slot_mids)) => ServerMsg::Answer { sdp: answer },
+                                    Err(e) => ServerMsg::Error { code: "bad_sdp", message: e.to_string() },
+                                },
+                                None => ServerMsg::Error { code: "not_implemented", message: "this server has no dataplane".into() },
+                            };
+                            if !send(&mut socket, &reply).await { break; }
                         }
                         Err(e) => {
                             let e = ServerMsg::Error { code: "bad_message", message: format!("not a signaling message: {e}") };
@@ -343,6 +354,9 @@ async fn run_socket(
     // Gone from signaling means gone from the room (unless a newer connection replaced this one).
     if s.hub.leave(&claims.room, &info.id, conn) {
         let _ = s.rooms().remove_participant(&claims.room, &info.id);
+        if let Some(m) = &s.media {
+            m.remove_participant(&claims.room, &info.id);
+        }
     }
     tracing::info!(room = %claims.room, participant = %info.id, reason, "signaling closed");
 }

@@ -1,0 +1,325 @@
+//! Media sessions: what ties a participant's signaling to the dataplane. An `offer` becomes a WebRTC
+//! transport on a worker (ICE-lite credentials, no keys yet) and an SDP answer; DTLS datagrams the
+//! worker sends up are fed to that transport's DTLS server, its flights go back down, and once the
+//! handshake completes the SRTP keys are installed and the transport joins its room with its speaker
+//! slots. An upcall pump thread drives all of it; nothing here touches the packet path.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use sluice_dataplane::ice::IceCredentials;
+use sluice_dataplane::srtp::SrtpProfile;
+use sluice_dataplane::topology::{
+    Membership, RoomId, TransportConfig, TransportId, TransportKeys, Upcall,
+};
+use sluice_dataplane::Dataplane;
+
+use crate::dtls::{DtlsCertificate, DtlsEvent, DtlsServer, Fingerprint};
+use crate::sdp::{self, AnswerParams, SdpError};
+
+/// SRTP profiles in our order of preference (RFC 7714 GCM first: cheaper and authenticated encryption).
+pub const PROFILES: [SrtpProfile; 3] = [
+    SrtpProfile::AeadAes128Gcm,
+    SrtpProfile::AeadAes256Gcm,
+    SrtpProfile::Aes128CmHmacSha1_80,
+];
+
+/// Why an offer was refused (sent back as a signaling `error`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The SDP cannot be served.
+    #[error("{0}")]
+    Sdp(#[from] SdpError),
+    /// The offer's fingerprint is unusable.
+    #[error("bad fingerprint in the offer: {0}")]
+    Fingerprint(String),
+    /// The dataplane refused.
+    #[error("dataplane: {0}")]
+    Dataplane(String),
+}
+
+struct Session {
+    room: String,
+    participant: String,
+    worker: usize,
+    dtls: DtlsServer,
+    publish_ssrc: Option<u32>,
+    slot_ssrcs: Vec<u32>,
+    connected: bool,
+}
+
+/// Every media session of the server.
+pub struct Media {
+    dataplane: Arc<Dataplane>,
+    cert: DtlsCertificate,
+    public_ip: Option<IpAddr>,
+    sessions: Mutex<HashMap<TransportId, Session>>,
+    room_ids: Mutex<HashMap<String, RoomId>>,
+    next_transport: AtomicU64,
+    next_worker: AtomicUsize,
+}
+
+fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    (0..len)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+impl Media {
+    /// Sessions over `dataplane`, with a fresh DTLS certificate.
+    pub fn new(
+        dataplane: Arc<Dataplane>,
+        public_ip: Option<IpAddr>,
+    ) -> Result<Arc<Self>, crate::dtls::DtlsError> {
+        Ok(Arc::new(Self {
+            dataplane,
+            cert: DtlsCertificate::generate()?,
+            public_ip,
+            sessions: Mutex::new(HashMap::new()),
+            room_ids: Mutex::new(HashMap::new()),
+            next_transport: AtomicU64::new(1),
+            next_worker: AtomicUsize::new(0),
+        }))
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<TransportId, Session>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn room_id(&self, room: &str) -> RoomId {
+        let mut ids = self.room_ids.lock().unwrap_or_else(|e| e.into_inner());
+        let next = ids.len() as u64 + 1;
+        *ids.entry(room.to_string()).or_insert(next)
+    }
+
+    /// Handles a participant's offer: creates its transport and returns the SDP answer and the mids
+    /// of its slots.
+    pub fn offer(
+        &self,
+        room: &str,
+        participant: &str,
+        offer_sdp: &str,
+        audio_slots: u32,
+    ) -> Result<(String, Vec<String>), MediaError> {
+        let offer = sdp::parse_offer(offer_sdp)?;
+        let remote_fp: Fingerprint = format!("{} {}", offer.fingerprint.0, offer.fingerprint.1)
+            .parse()
+            .map_err(|e: crate::dtls::DtlsError| MediaError::Fingerprint(e.to_string()))?;
+        // A new offer replaces the participant's previous transport.
+        self.remove_participant(room, participant);
+
+        let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.dataplane.workers();
+        let id = self.next_transport.fetch_add(1, Ordering::Relaxed);
+        let (ufrag, pwd) = (random_token(8), random_token(24));
+        let mids = sdp::slot_mids(&offer);
+        let slots = mids.len().min(audio_slots as usize);
+        let slot_ssrcs: Vec<u32> = (0..slots).map(|_| rand::random()).collect();
+        let publish_ssrc = offer.sections.iter().find_map(|s| s.ssrc);
+        let mut candidate = self
+            .dataplane
+            .worker_addr(worker)
+            .ok_or_else(|| MediaError::Dataplane(format!("no worker {worker}")))?;
+        if let Some(ip) = self.public_ip {
+            candidate.set_ip(ip);
+        }
+        let fingerprint = self.cert.fingerprint().to_string();
+        let fingerprint_hex = fingerprint
+            .split_once(' ')
+            .map_or(fingerprint.as_str(), |(_, h)| h);
+        let answer = sdp::write_answer(
+            &offer,
+            &AnswerParams {
+                ice_ufrag: &ufrag,
+                ice_pwd: &pwd,
+                fingerprint_sha256: fingerprint_hex,
+                candidate,
+                slot_ssrcs: &slot_ssrcs,
+                cname: "sluice",
+            },
+        )?;
+        let dtls = DtlsServer::new(&self.cert, remote_fp, &PROFILES)
+            .map_err(|e| MediaError::Fingerprint(e.to_string()))?;
+        self.dataplane
+            .add_transport(
+                worker,
+                TransportConfig {
+                    id,
+                    remote: None,
+                    keys: None,
+                    latch_ssrcs: vec![],
+                    audio_level_ext: offer.audio_level_ext,
+                    ice: Some(IceCredentials::new(ufrag, pwd, offer.ice_ufrag.clone())),
+                },
+            )
+            .map_err(|e| MediaError::Dataplane(e.to_string()))?;
+        self.sessions().insert(
+            id,
+            Session {
+                room: room.to_string(),
+                participant: participant.to_string(),
+                worker,
+                dtls,
+                publish_ssrc,
+                slot_ssrcs,
+                connected: false,
+            },
+        );
+        tracing::info!(room, participant, transport = id, worker, "offer answered");
+        Ok((answer, mids.into_iter().take(slots).collect()))
+    }
+
+    /// Removes a participant's transport (leave, kick, disconnect).
+    pub fn remove_participant(&self, room: &str, participant: &str) {
+        let gone: Vec<(TransportId, usize)> = {
+            let mut sessions = self.sessions();
+            let ids: Vec<TransportId> = sessions
+                .iter()
+                .filter(|(_, s)| s.room == room && s.participant == participant)
+                .map(|(&id, _)| id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| sessions.remove(&id).map(|s| (id, s.worker)))
+                .collect()
+        };
+        for (id, worker) in gone {
+            if let Err(e) = self.dataplane.remove_transport(worker, id) {
+                tracing::warn!(transport = id, error = %e, "removing a transport");
+            }
+        }
+    }
+
+    /// Removes every transport of a room.
+    pub fn remove_room(&self, room: &str) {
+        let people: Vec<String> = self
+            .sessions()
+            .values()
+            .filter(|s| s.room == room)
+            .map(|s| s.participant.clone())
+            .collect();
+        for p in people {
+            self.remove_participant(room, &p);
+        }
+    }
+
+    /// Handles one upcall from a worker.
+    fn on_upcall(&self, upcall: Upcall) {
+        match upcall {
+            Upcall::Dtls {
+                transport,
+                datagram,
+                ..
+            } => self.on_dtls(transport, &datagram),
+            Upcall::ConsentExpired { transport, .. } => {
+                if let Some(s) = self.sessions().remove(&transport) {
+                    tracing::info!(room = %s.room, participant = %s.participant, "ICE consent lost");
+                }
+            }
+            other => tracing::debug!(?other, "upcall ignored"),
+        }
+    }
+
+    fn on_dtls(&self, transport: TransportId, datagram: &[u8]) {
+        let now = Instant::now();
+        let mut sessions = self.sessions();
+        let Some(s) = sessions.get_mut(&transport) else {
+            return;
+        };
+        let event = match s.dtls.handle_datagram(now, datagram) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(transport, error = %e, "DTLS handshake failed");
+                None
+            }
+        };
+        self.flush_dtls(transport, s);
+        if let Some(DtlsEvent::Connected { profile, keys }) = event {
+            s.connected = true;
+            let worker = s.worker;
+            let keys = TransportKeys {
+                inbound: keys.inbound,
+                outbound: keys.outbound,
+            };
+            let membership = Membership {
+                room: self.room_id(&s.room),
+                transport,
+                publish_ssrc: s.publish_ssrc,
+                slot_ssrcs: s.slot_ssrcs.clone(),
+            };
+            tracing::info!(transport, profile = profile.name(), "DTLS-SRTP established");
+            let r = self
+                .dataplane
+                .send(
+                    worker,
+                    sluice_dataplane::topology::TopologyUpdate::SetKeys {
+                        transport,
+                        keys: Box::new(keys),
+                    },
+                )
+                .and_then(|()| self.dataplane.join(worker, membership));
+            if let Err(e) = r {
+                tracing::error!(transport, error = %e, "installing keys");
+            }
+        }
+    }
+
+    fn flush_dtls(&self, transport: TransportId, s: &mut Session) {
+        while let Some(datagram) = s.dtls.poll_transmit() {
+            let update = sluice_dataplane::topology::TopologyUpdate::Transmit {
+                transport,
+                datagram,
+            };
+            if let Err(e) = self.dataplane.send(s.worker, update) {
+                tracing::warn!(transport, error = %e, "sending a DTLS flight");
+            }
+        }
+    }
+
+    fn on_tick(&self) {
+        let now = Instant::now();
+        let mut sessions = self.sessions();
+        let ids: Vec<TransportId> = sessions.keys().copied().collect();
+        for id in ids {
+            if let Some(s) = sessions.get_mut(&id) {
+                if !s.connected && s.dtls.poll_timeout().is_some_and(|t| t <= now) {
+                    let _ = s.dtls.handle_timeout(now);
+                    self.flush_dtls(id, s);
+                }
+            }
+        }
+    }
+
+    /// Starts the thread that drains the workers' upcalls and drives DTLS timers; it ends when the
+    /// dataplane is dropped.
+    pub fn start_pump(self: &Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let me = Arc::downgrade(self);
+        let upcalls = self.dataplane.upcalls().clone();
+        std::thread::Builder::new()
+            .name("sluice-media".into())
+            .spawn(move || loop {
+                let got = upcalls.recv_timeout(Duration::from_millis(50));
+                let Some(media) = me.upgrade() else {
+                    return;
+                };
+                match got {
+                    Ok(u) => media.on_upcall(u),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                }
+                media.on_tick();
+            })
+    }
+
+    /// The transport a participant's media currently uses, if any (tests and admin views).
+    pub fn transport_of(&self, room: &str, participant: &str) -> Option<(TransportId, SocketAddr)> {
+        let sessions = self.sessions();
+        let (&id, s) = sessions
+            .iter()
+            .find(|(_, s)| s.room == room && s.participant == participant)?;
+        Some((id, self.dataplane.worker_addr(s.worker)?))
+    }
+}

@@ -1,0 +1,125 @@
+"""Real WebRTC clients (aiortc) in one sluice room.
+
+Usage: aiortc_room.py <http base> <api key> <room> <clients> [seconds]
+
+Creates the room and its participants over REST, connects each client's signaling socket, sends an
+offer with one microphone (a generated tone) and two receive slots, applies the answer, and counts the
+audio frames each client decodes per slot. Prints one JSON object:
+{"clients": [{"name", "slots": {mid: frames}, "state"}], "ok": bool}.
+"""
+
+import asyncio
+import fractions
+import json
+import math
+import sys
+
+import aioice.ice
+import requests
+import websockets
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack
+from av import AudioFrame
+
+# aioice skips loopback on purpose; everything in this test stays on 127.0.0.1.
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+RATE = 48000
+SAMPLES = 960  # 20 ms
+
+
+class Tone(AudioStreamTrack):
+    """A sine tone, 20 ms per frame."""
+
+    def __init__(self, hz):
+        super().__init__()
+        self.hz = hz
+        self.pts = 0
+
+    async def recv(self):
+        await asyncio.sleep(0.02)
+        frame = AudioFrame(format="s16", layout="mono", samples=SAMPLES)
+        data = bytearray(SAMPLES * 2)
+        for i in range(SAMPLES):
+            v = int(8000 * math.sin(2 * math.pi * self.hz * (self.pts + i) / RATE))
+            data[2 * i : 2 * i + 2] = v.to_bytes(2, "little", signed=True)
+        frame.planes[0].update(bytes(data))
+        frame.sample_rate = RATE
+        frame.pts = self.pts
+        frame.time_base = fractions.Fraction(1, RATE)
+        self.pts += SAMPLES
+        return frame
+
+
+async def run_client(base, key, room, name, hz, seconds, slots=2):
+    r = requests.post(
+        f"{base}/v1/rooms/{room}/participants",
+        headers={"authorization": f"Bearer {key}"},
+        json={"name": name},
+        timeout=5,
+    )
+    r.raise_for_status()
+    grant = r.json()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver(Tone(hz), direction="sendrecv")
+    for _ in range(slots):
+        pc.addTransceiver("audio", direction="recvonly")
+    frames = {}
+
+    @pc.on("track")
+    def on_track(track):
+        mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), "?")
+
+        async def consume():
+            while True:
+                try:
+                    frame = await track.recv()
+                except Exception:
+                    return
+                if frame.samples > 0:
+                    frames[mid] = frames.get(mid, 0) + 1
+
+        asyncio.ensure_future(consume())
+
+    async with websockets.connect(grant["signal_url"]) as ws:
+        welcome = json.loads(await ws.recv())
+        assert welcome["type"] == "welcome", welcome
+        await pc.setLocalDescription(await pc.createOffer())
+        await ws.send(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if msg["type"] == "answer":
+                break
+            if msg["type"] == "error":
+                raise RuntimeError(f"{name}: {msg}")
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
+
+        async def drain():
+            try:
+                async for _ in ws:
+                    pass
+            except Exception:
+                pass
+
+        drainer = asyncio.ensure_future(drain())
+        await asyncio.sleep(seconds)
+        state = pc.connectionState
+        drainer.cancel()
+    await pc.close()
+    return {"name": name, "slots": frames, "state": state}
+
+
+async def main():
+    base, key, room, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 6.0
+    r = requests.post(f"{base}/v1/rooms", headers={"authorization": f"Bearer {key}"}, json={"name": room}, timeout=5)
+    r.raise_for_status()
+    results = await asyncio.gather(
+        *(run_client(base, key, room, f"client{i}", 300 + 100 * i, seconds) for i in range(n))
+    )
+    ok = all(c["state"] == "connected" and sum(1 for v in c["slots"].values() if v > 50) >= min(2, n - 1) for c in results)
+    print(json.dumps({"clients": results, "ok": ok}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

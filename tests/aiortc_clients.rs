@@ -1,7 +1,9 @@
 //! Real WebRTC clients through a real `sluice serve`: three aiortc peers (Python, in the venv that
 //! `scripts/test` creates) join one room through REST and signaling, each sends a generated tone,
 //! and each must decode audio from the two others on its two receive slots, over ICE-lite, DTLS-SRTP
-//! and the dataplane. The server's counters must show the forwarding.
+//! and the dataplane. Two more clients join at the same time, one with a wrong DTLS fingerprint in
+//! its offer and one checking with a wrong ICE password: both are refused, counted, and nobody else
+//! notices. The server's counters must show all of it.
 
 mod common;
 
@@ -33,12 +35,12 @@ fn metric(text: &str, name: &str) -> u64 {
 }
 
 #[test]
-fn three_aiortc_clients_hear_each_other_through_sluice() {
+fn three_aiortc_clients_hear_each_other_and_two_impostors_are_refused() {
     let s = Server::start(&["--api-key", KEY]);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/aiortc_room.py");
     let out = Command::new(python())
         .arg(&script)
-        .args([&s.base, KEY, "trio", "3", "5"])
+        .args([&s.base, KEY, "trio", "3", "5", "1"])
         .output()
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -50,6 +52,18 @@ fn three_aiortc_clients_hear_each_other_through_sluice() {
     let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("the client script prints JSON ({e}): {stdout}"));
     for c in result["clients"].as_array().expect("clients") {
+        if !c["sabotage"].is_null() {
+            assert!(
+                !c["state"].as_str().unwrap_or("").starts_with("connected"),
+                "{c}"
+            );
+            assert_eq!(
+                c["slots"],
+                serde_json::json!({}),
+                "an impostor hears nothing: {c}"
+            );
+            continue;
+        }
         assert_eq!(c["state"], "connected", "{c}");
         let slots = c["slots"].as_object().expect("slots");
         let heard: Vec<u64> = slots.values().filter_map(Value::as_u64).collect();
@@ -85,6 +99,19 @@ fn three_aiortc_clients_hear_each_other_through_sluice() {
         .filter(|l| l.starts_with("sluice_drops_total") && l.contains("reason=\"auth_failed\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
-    assert_eq!(auth_failed, 0, "{metrics}");
+    assert!(
+        auth_failed > 0,
+        "the wrong ICE password's checks were counted: {metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "sluice_dtls_failures_total"),
+        1,
+        "the wrong fingerprint was refused: {metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "sluice_dtls_established_total"),
+        3,
+        "{metrics}"
+    );
     assert!(s.terminate().success());
 }

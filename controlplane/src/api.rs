@@ -197,6 +197,23 @@ pub async fn metrics(State(s): Shared) -> Response {
         out,
         "# HELP sluice_participants Participants on this server.\n# TYPE sluice_participants gauge\nsluice_participants {participants}"
     );
+    if let Some(m) = &s.media {
+        let _ = writeln!(
+            out,
+            "# HELP sluice_media_sessions Participants with a media transport.\n# TYPE sluice_media_sessions gauge\nsluice_media_sessions {}",
+            m.session_count()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sluice_dtls_established_total DTLS-SRTP handshakes completed.\n# TYPE sluice_dtls_established_total counter\nsluice_dtls_established_total {}",
+            m.dtls_established()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sluice_dtls_failures_total DTLS handshakes that failed (wrong fingerprint, no common profile, garbage).\n# TYPE sluice_dtls_failures_total counter\nsluice_dtls_failures_total {}",
+            m.dtls_failures()
+        );
+    }
     if let Some(dp) = &s.dataplane {
         let counters: [Counter; 4] = [
             (

@@ -61,6 +61,8 @@ pub struct Media {
     room_ids: Mutex<HashMap<String, RoomId>>,
     next_transport: AtomicU64,
     next_worker: AtomicUsize,
+    dtls_failures: AtomicU64,
+    dtls_established: AtomicU64,
 }
 
 fn random_token(len: usize) -> String {
@@ -84,6 +86,8 @@ impl Media {
             room_ids: Mutex::new(HashMap::new()),
             next_transport: AtomicU64::new(1),
             next_worker: AtomicUsize::new(0),
+            dtls_failures: AtomicU64::new(0),
+            dtls_established: AtomicU64::new(0),
         }))
     }
 
@@ -232,13 +236,17 @@ impl Media {
         let event = match s.dtls.handle_datagram(now, datagram) {
             Ok(e) => e,
             Err(e) => {
-                tracing::warn!(transport, error = %e, "DTLS handshake failed");
+                if !matches!(e, crate::dtls::DtlsError::Closed) {
+                    self.dtls_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(transport, error = %e, "DTLS handshake failed");
+                }
                 None
             }
         };
         self.flush_dtls(transport, s);
         if let Some(DtlsEvent::Connected { profile, keys }) = event {
             s.connected = true;
+            self.dtls_established.fetch_add(1, Ordering::Relaxed);
             let worker = s.worker;
             let keys = TransportKeys {
                 inbound: keys.inbound,
@@ -312,6 +320,21 @@ impl Media {
                 }
                 media.on_tick();
             })
+    }
+
+    /// DTLS handshakes that failed (bad fingerprint, no common SRTP profile, garbage).
+    pub fn dtls_failures(&self) -> u64 {
+        self.dtls_failures.load(Ordering::Relaxed)
+    }
+
+    /// DTLS handshakes that completed.
+    pub fn dtls_established(&self) -> u64 {
+        self.dtls_established.load(Ordering::Relaxed)
+    }
+
+    /// Media sessions (participants with a transport).
+    pub fn session_count(&self) -> usize {
+        self.sessions().len()
     }
 
     /// The transport a participant's media currently uses, if any (tests and admin views).

@@ -1,6 +1,9 @@
 """Real WebRTC clients (aiortc) in one sluice room.
 
-Usage: aiortc_room.py <http base> <api key> <room> <clients> [seconds]
+Usage: aiortc_room.py <http base> <api key> <room> <clients> [seconds] [saboteurs]
+
+With saboteurs=1, two more clients join: one whose offer carries a wrong DTLS fingerprint and one
+that uses a wrong ICE password; both must be refused while the others keep hearing each other.
 
 Creates the room and its participants over REST, connects each client's signaling socket, sends an
 offer with one microphone (a generated tone) and two receive slots, applies the answer, and counts the
@@ -51,7 +54,20 @@ class Tone(AudioStreamTrack):
         return frame
 
 
-async def run_client(base, key, room, name, hz, seconds, slots=2):
+import random
+import re
+
+
+def wrong_fingerprint(sdp):
+    fake = ":".join(f"{random.randrange(256):02X}" for _ in range(32))
+    return re.sub(r"a=fingerprint:sha-256 [0-9A-Fa-f:]+", f"a=fingerprint:sha-256 {fake}", sdp)
+
+
+def wrong_ice_pwd(sdp):
+    return re.sub(r"a=ice-pwd:\S+", "a=ice-pwd:WrongPasswordWrongPassword00", sdp)
+
+
+async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None):
     r = requests.post(
         f"{base}/v1/rooms/{room}/participants",
         headers={"authorization": f"Bearer {key}"},
@@ -85,14 +101,20 @@ async def run_client(base, key, room, name, hz, seconds, slots=2):
         welcome = json.loads(await ws.recv())
         assert welcome["type"] == "welcome", welcome
         await pc.setLocalDescription(await pc.createOffer())
-        await ws.send(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
+        offer = pc.localDescription.sdp
+        if sabotage == "fingerprint":
+            offer = wrong_fingerprint(offer)
+        await ws.send(json.dumps({"type": "offer", "sdp": offer}))
         while True:
             msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
             if msg["type"] == "answer":
                 break
             if msg["type"] == "error":
                 raise RuntimeError(f"{name}: {msg}")
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
+        answer = msg["sdp"]
+        if sabotage == "ice":
+            answer = wrong_ice_pwd(answer)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
         async def drain():
             try:
@@ -104,20 +126,28 @@ async def run_client(base, key, room, name, hz, seconds, slots=2):
         drainer = asyncio.ensure_future(drain())
         await asyncio.sleep(seconds)
         state = pc.connectionState
+        if sabotage:
+            state = f"{state} (sabotaged: {sabotage})"
         drainer.cancel()
     await pc.close()
-    return {"name": name, "slots": frames, "state": state}
+    return {"name": name, "slots": frames, "state": state, "sabotage": sabotage}
 
 
 async def main():
     base, key, room, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 6.0
+    saboteurs = int(sys.argv[6]) if len(sys.argv) > 6 else 0
     r = requests.post(f"{base}/v1/rooms", headers={"authorization": f"Bearer {key}"}, json={"name": room}, timeout=5)
     r.raise_for_status()
-    results = await asyncio.gather(
-        *(run_client(base, key, room, f"client{i}", 300 + 100 * i, seconds) for i in range(n))
-    )
-    ok = all(c["state"] == "connected" and sum(1 for v in c["slots"].values() if v > 50) >= min(2, n - 1) for c in results)
+    clients = [run_client(base, key, room, f"client{i}", 300 + 100 * i, seconds) for i in range(n)]
+    if saboteurs:
+        clients.append(run_client(base, key, room, "bad-fingerprint", 900, seconds, sabotage="fingerprint"))
+        clients.append(run_client(base, key, room, "bad-ice", 1000, seconds, sabotage="ice"))
+    results = await asyncio.gather(*clients)
+    good = [c for c in results if not c["sabotage"]]
+    bad = [c for c in results if c["sabotage"]]
+    ok = all(c["state"] == "connected" and sum(1 for v in c["slots"].values() if v > 50) >= min(2, n - 1) for c in good)
+    ok = ok and all(not c["state"].startswith("connected") and not c["slots"] for c in bad)
     print(json.dumps({"clients": results, "ok": ok}))
 
 

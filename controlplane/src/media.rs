@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sluice_dataplane::ice::IceCredentials;
 use sluice_dataplane::srtp::SrtpProfile;
 use sluice_dataplane::topology::{
-    Membership, RoomId, TransportConfig, TransportId, TransportKeys, Upcall,
+    EgressFormat, Membership, RoomId, TransportConfig, TransportId, TransportKeys, Upcall,
 };
 use sluice_dataplane::Dataplane;
 
@@ -49,6 +49,8 @@ struct Session {
     dtls: DtlsServer,
     publish_ssrc: Option<u32>,
     slot_ssrcs: Vec<u32>,
+    slot_mids: Vec<String>,
+    egress: EgressFormat,
     connected: bool,
 }
 
@@ -170,6 +172,12 @@ impl Media {
                 dtls,
                 publish_ssrc,
                 slot_ssrcs,
+                slot_mids: mids.iter().take(slots).cloned().collect(),
+                egress: EgressFormat {
+                    payload_type: Some(offer.opus_pt),
+                    mid_ext: offer.mid_ext,
+                    audio_level_ext: offer.audio_level_ext,
+                },
                 connected: false,
             },
         );
@@ -257,6 +265,8 @@ impl Media {
                 transport,
                 publish_ssrc: s.publish_ssrc,
                 slot_ssrcs: s.slot_ssrcs.clone(),
+                slot_mids: s.slot_mids.clone(),
+                egress: s.egress.clone(),
             };
             tracing::info!(transport, profile = profile.name(), "DTLS-SRTP established");
             let r = self

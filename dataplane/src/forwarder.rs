@@ -23,7 +23,7 @@ use crate::ice::{self, Consent, IceCredentials, IceError};
 use crate::outbox::Outbox;
 use crate::packet::{self, AudioLevel, PacketKind, RtpHeader};
 use crate::relay::{RelayMeta, RelayRx, RelayTx};
-use crate::rewrite::{self, SlotRewriter};
+use crate::rewrite::{self, EgressFormat, SlotRewriter};
 use crate::srtp::{SrtpContext, SrtpEngine, SrtpError};
 use crate::stats::{DropReason, WorkerStats};
 use crate::topology::{Membership, RoomId, TopologyUpdate, TransportConfig, TransportId, Upcall};
@@ -93,6 +93,7 @@ struct Transport {
     publish_ssrc: Option<u32>,
     muted: bool,
     slots: Vec<SlotRewriter>,
+    egress: EgressFormat,
     last_level: Option<AudioLevel>,
     ice: Option<IceCredentials>,
     /// Consent freshness; started by the first housekeeping pass after the transport was added.
@@ -304,6 +305,7 @@ impl Forwarder {
             publish_ssrc: None,
             muted: false,
             slots: Vec::new(),
+            egress: EgressFormat::default(),
             last_level: None,
             ice: cfg.ice,
             consent: None,
@@ -394,7 +396,21 @@ impl Forwarder {
         if let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) {
             t.room = Some(m.room);
             t.publish_ssrc = m.publish_ssrc;
-            t.slots = m.slot_ssrcs.iter().map(|&s| SlotRewriter::new(s)).collect();
+            t.slots = m
+                .slot_ssrcs
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| {
+                    SlotRewriter::with_mid(
+                        s,
+                        m.slot_mids
+                            .get(i)
+                            .map(|m| m.as_bytes().to_vec())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            t.egress = m.egress.clone();
         }
         let workers = self.cfg.workers.max(1);
         let room = self.rooms.entry(m.room).or_insert_with(|| Room {
@@ -563,7 +579,13 @@ impl Forwarder {
             return self.stats.count_drop(DropReason::Muted, 1);
         };
         let _ = (seq, ts);
-        self.fan_out(now, room_id, Some(idx), &hdr, plain, out);
+        let pkt = Decrypted {
+            publisher: Some(idx),
+            hdr: &hdr,
+            plain,
+            level,
+        };
+        self.fan_out(now, room_id, pkt, out);
         self.relay(room_id, ssrc, level, plain);
     }
 
@@ -700,15 +722,13 @@ impl Forwarder {
 
     /// Sends `plain` (a decrypted packet of `source`, parsed as `hdr`) to every local member of the
     /// room but the publisher itself.
-    fn fan_out(
-        &mut self,
-        now: Instant,
-        room_id: RoomId,
-        publisher: Option<usize>,
-        hdr: &RtpHeader<'_>,
-        plain: &[u8],
-        out: &mut Outbox,
-    ) {
+    fn fan_out(&mut self, now: Instant, room_id: RoomId, pkt: Decrypted<'_, '_>, out: &mut Outbox) {
+        let Decrypted {
+            publisher,
+            hdr,
+            plain,
+            level,
+        } = pkt;
         let Some(room) = self.rooms.get(&room_id) else {
             return;
         };
@@ -730,10 +750,13 @@ impl Forwarder {
             };
             let out_ssrc = slot.out_ssrc();
             let mapped = slot.map(now, source, seq, ts, clock_rate);
-            let outbound = &mut t.outbound;
+            let mid = slot.mid();
+            let (outbound, egress) = (&mut t.outbound, &t.egress);
             let mut failed = false;
             let pushed = out.push_with(dest, |buf| {
-                let n = rewrite::write_forwarded(plain, hdr, buf, out_ssrc, mapped)?;
+                let n = rewrite::write_forwarded_as(
+                    plain, hdr, buf, out_ssrc, mapped, egress, mid, level,
+                )?;
                 match outbound {
                     Some(ctx) => ctx.protect_rtp(buf, n).map_err(|_| failed = true).ok(),
                     None => Some(n),
@@ -795,8 +818,24 @@ impl Forwarder {
         let Ok(hdr) = RtpHeader::parse(plain) else {
             return self.stats.count_drop(DropReason::Malformed, 1);
         };
-        self.fan_out(now, meta.room, None, &hdr, plain, out);
+        let pkt = Decrypted {
+            publisher: None,
+            hdr: &hdr,
+            plain,
+            level: meta.level,
+        };
+        self.fan_out(now, meta.room, pkt, out);
     }
+}
+
+/// A decrypted packet on its way to the room: who published it here (None when relayed from another
+/// worker), its parsed header, its bytes and its audio level.
+#[derive(Clone, Copy)]
+struct Decrypted<'h, 'a> {
+    publisher: Option<usize>,
+    hdr: &'h RtpHeader<'a>,
+    plain: &'a [u8],
+    level: Option<AudioLevel>,
 }
 
 /// The subscriber's slot carrying `source`, or a free one it takes over.

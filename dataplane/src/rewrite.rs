@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::packet::RtpHeader;
+use crate::packet::{AudioLevel, RtpHeader};
 
 /// A source not heard on a slot for this long may be replaced by another source.
 pub const DEFAULT_SLOT_IDLE: Duration = Duration::from_secs(2);
@@ -38,6 +38,7 @@ pub struct Mapped {
 #[derive(Debug, Clone)]
 pub struct SlotRewriter {
     out_ssrc: u32,
+    mid: Vec<u8>,
     source: Option<u32>,
     seq_delta: u16,
     ts_delta: u32,
@@ -51,8 +52,14 @@ pub struct SlotRewriter {
 impl SlotRewriter {
     /// A slot that sends with `out_ssrc` and has no source yet.
     pub fn new(out_ssrc: u32) -> Self {
+        Self::with_mid(out_ssrc, Vec::new())
+    }
+
+    /// A slot sending with `out_ssrc` under the MID `mid` (the subscriber's m= section).
+    pub fn with_mid(out_ssrc: u32, mid: Vec<u8>) -> Self {
         Self {
             out_ssrc,
+            mid,
             source: None,
             seq_delta: 0,
             ts_delta: 0,
@@ -71,6 +78,11 @@ impl SlotRewriter {
     fn jumps(&self, seq: u16) -> bool {
         let d = seq.wrapping_add(self.seq_delta).wrapping_sub(self.last_seq) as i16;
         !(-MAX_BACKWARD_JUMP..=MAX_FORWARD_JUMP).contains(&d)
+    }
+
+    /// The MID of the subscriber's m= section this slot feeds (empty when unknown).
+    pub fn mid(&self) -> &[u8] {
+        &self.mid
     }
 
     /// The slot's outgoing SSRC.
@@ -143,6 +155,103 @@ impl SlotRewriter {
             switched,
         }
     }
+}
+
+/// How a subscriber wants forwarded packets written: what its own SDP negotiated. The default passes
+/// the publisher's payload type and header extensions through unchanged (plain transports, tools).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EgressFormat {
+    /// The subscriber's payload type for the codec (publishers may have negotiated another one).
+    pub payload_type: Option<u8>,
+    /// The subscriber's MID header-extension id (RFC 8843): the slot's MID is written with it.
+    pub mid_ext: Option<u8>,
+    /// The subscriber's audio-level header-extension id (RFC 6464): the source's level is written with it.
+    pub audio_level_ext: Option<u8>,
+}
+
+impl EgressFormat {
+    /// True when the publisher's header extensions are copied as they are.
+    pub fn passes_extensions_through(&self) -> bool {
+        self.mid_ext.is_none() && self.audio_level_ext.is_none()
+    }
+}
+
+/// Writes a forwarded packet in the subscriber's format: like [`write_forwarded`], but with the
+/// subscriber's payload type, and, when it negotiated extension ids, a fresh one-byte extension block
+/// (RFC 8285) carrying only the slot's MID and the source's audio level under the subscriber's ids
+/// (the publisher's ids mean nothing to it, and a browser would route by the publisher's MID).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn write_forwarded_as(
+    src: &[u8],
+    hdr: &RtpHeader<'_>,
+    out: &mut [u8],
+    out_ssrc: u32,
+    mapped: Mapped,
+    fmt: &EgressFormat,
+    mid: &[u8],
+    level: Option<AudioLevel>,
+) -> Option<usize> {
+    if fmt.passes_extensions_through() {
+        let n = write_forwarded(src, hdr, out, out_ssrc, mapped)?;
+        if let Some(pt) = fmt.payload_type {
+            out[1] = (out[1] & 0x80) | (pt & 0x7F);
+        }
+        return Some(n);
+    }
+    let cc_in = hdr.csrc_count();
+    let keep = cc_in.min(14);
+    // Extension elements: id/len byte + data, padded to 4 bytes (RFC 8285 §4.2).
+    let mid_el = match fmt.mid_ext {
+        Some(id) if (1..=14).contains(&id) && (1..=16).contains(&mid.len()) => Some((id, mid)),
+        _ => None,
+    };
+    let level_byte = level.map(|l| ((l.voice_activity as u8) << 7) | (l.level & 0x7F));
+    let level_el = match (fmt.audio_level_ext, level_byte) {
+        (Some(id), Some(_)) if (1..=14).contains(&id) => Some(id),
+        _ => None,
+    };
+    let ext_data = mid_el.map_or(0, |(_, m)| 1 + m.len()) + level_el.map_or(0, |_| 2);
+    let ext_words = ext_data.div_ceil(4);
+    let payload = src.get(hdr.header_len()..)?;
+    let head = 12 + 4 * (keep + 1);
+    let ext_len = if ext_words > 0 { 4 + 4 * ext_words } else { 0 };
+    let len = head + ext_len + payload.len();
+    let out = out.get_mut(..len)?;
+    let b0 = *src.first()?;
+    let b1 = *src.get(1)?;
+    let x = if ext_words > 0 { 0x10 } else { 0 };
+    out[0] = (b0 & 0xE0) | x | (keep as u8 + 1);
+    let pt = fmt.payload_type.unwrap_or(b1 & 0x7F) & 0x7F;
+    out[1] = if mapped.switched {
+        0x80 | pt
+    } else {
+        (b1 & 0x80) | pt
+    };
+    out[2..4].copy_from_slice(&mapped.seq.to_be_bytes());
+    out[4..8].copy_from_slice(&mapped.ts.to_be_bytes());
+    out[8..12].copy_from_slice(&out_ssrc.to_be_bytes());
+    out[12..16].copy_from_slice(&hdr.ssrc().to_be_bytes());
+    out[16..head].copy_from_slice(src.get(12..12 + 4 * keep)?);
+    if ext_words > 0 {
+        let ext = &mut out[head..head + ext_len];
+        ext[..2].copy_from_slice(&[0xBE, 0xDE]);
+        ext[2..4].copy_from_slice(&(ext_words as u16).to_be_bytes());
+        let mut at = 4;
+        if let Some((id, m)) = mid_el {
+            ext[at] = (id << 4) | (m.len() as u8 - 1);
+            ext[at + 1..at + 1 + m.len()].copy_from_slice(m);
+            at += 1 + m.len();
+        }
+        if let (Some(id), Some(b)) = (level_el, level_byte) {
+            ext[at] = id << 4;
+            ext[at + 1] = b;
+            at += 2;
+        }
+        ext[at..].fill(0);
+    }
+    out[head + ext_len..].copy_from_slice(payload);
+    Some(len)
 }
 
 /// Writes the forwarded form of the plaintext RTP packet `src` (parsed as `hdr`) into `out`: the slot's
@@ -329,6 +438,69 @@ mod tests {
         assert_eq!(f.audio_level(1).map(|l| l.level), Some(5));
         assert_eq!(f.payload(), b"opus");
         assert!(write_forwarded(&src, &hdr, &mut out[..10], 1, mapped).is_none());
+    }
+
+    #[test]
+    fn a_subscriber_gets_its_own_payload_type_mid_and_level_ids() {
+        // Publisher: PT 111, extensions mid=3 ("0") and audio level=1 (-5 dBov), padding-free.
+        let mut src = vec![0x90, 111, 0, 9, 0, 0, 0, 77, 0xDE, 0xAD, 0xBE, 0xEF];
+        src.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x10, 0x85, 0x30, b'0']);
+        src.extend_from_slice(b"opus-payload");
+        let hdr = RtpHeader::parse(&src).unwrap();
+        let fmt = EgressFormat {
+            payload_type: Some(96),
+            mid_ext: Some(1),
+            audio_level_ext: Some(2),
+        };
+        let level = hdr.audio_level(1);
+        let mapped = Mapped {
+            seq: 5,
+            ts: 6,
+            switched: false,
+        };
+        let mut out = [0u8; 128];
+        let n =
+            write_forwarded_as(&src, &hdr, &mut out, 0xCAFE, mapped, &fmt, b"12", level).unwrap();
+        let f = RtpHeader::parse(&out[..n]).unwrap();
+        assert_eq!(
+            (f.payload_type(), f.ssrc(), f.sequence_number()),
+            (96, 0xCAFE, 5)
+        );
+        assert_eq!(f.csrcs().collect::<Vec<_>>(), vec![0xDEAD_BEEF]);
+        let ext = f.extensions().unwrap();
+        assert_eq!(
+            ext.get(1),
+            Some(&b"12"[..]),
+            "the slot's MID under the subscriber's id"
+        );
+        assert_eq!(
+            f.audio_level(2),
+            level,
+            "the source's level under the subscriber's id"
+        );
+        assert_eq!(ext.get(3), None, "the publisher's MID does not leak");
+        assert_eq!(f.payload(), b"opus-payload");
+        // Passthrough keeps the publisher's block and only rewrites the payload type.
+        let pass = EgressFormat {
+            payload_type: Some(96),
+            ..EgressFormat::default()
+        };
+        let n = write_forwarded_as(&src, &hdr, &mut out, 1, mapped, &pass, b"", level).unwrap();
+        let f = RtpHeader::parse(&out[..n]).unwrap();
+        assert_eq!(
+            (f.payload_type(), f.extensions().unwrap().get(3)),
+            (96, Some(&b"0"[..]))
+        );
+        // No level from the source and no MID: no extension block at all.
+        let only_mid = EgressFormat {
+            payload_type: None,
+            mid_ext: None,
+            audio_level_ext: Some(2),
+        };
+        let n = write_forwarded_as(&src, &hdr, &mut out, 1, mapped, &only_mid, b"", None).unwrap();
+        let f = RtpHeader::parse(&out[..n]).unwrap();
+        assert!(f.extensions().is_none());
+        assert_eq!((f.payload_type(), f.payload()), (111, &b"opus-payload"[..]));
     }
 
     #[test]

@@ -78,6 +78,7 @@ impl RoomFixture {
                 } else {
                     vec![0x1000 + id as u32]
                 },
+                ..Default::default()
             }));
             for u in [add, join] {
                 core.apply(u)

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 
 use crate::ice::IceCredentials;
+pub use crate::rewrite::EgressFormat;
 use crate::srtp::SrtpKeys;
 
 /// Identifies a transport (one remote 5-tuple: a participant's WebRTC connection, or a plain RTP
@@ -46,7 +47,7 @@ pub struct TransportConfig {
 }
 
 /// Puts a transport into a room.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Membership {
     /// The room.
     pub room: RoomId,
@@ -56,6 +57,11 @@ pub struct Membership {
     pub publish_ssrc: Option<u32>,
     /// SSRCs of its receive slots, in slot order (speaker slots, see DESIGN.md). Empty: hears nothing.
     pub slot_ssrcs: Vec<u32>,
+    /// The MID of each receive slot (parallel to `slot_ssrcs`), written into the MID header extension
+    /// when `egress.mid_ext` is set: browsers route incoming RTP by MID (RFC 8843 §15).
+    pub slot_mids: Vec<String>,
+    /// How this member wants forwarded packets written (its payload type and extension ids).
+    pub egress: EgressFormat,
 }
 
 /// One instruction for a worker.

@@ -168,6 +168,7 @@ impl Peer {
             transport: self.id,
             publish_ssrc: publishes.then_some(self.ssrc),
             slot_ssrcs: slots.to_vec(),
+            ..Default::default()
         }
     }
 

@@ -61,12 +61,14 @@ fn setup() -> (Forwarder, Arc<WorkerStats>) {
             transport: 1,
             publish_ssrc: Some(0xAA),
             slot_ssrcs: vec![],
+            ..Default::default()
         })),
         TopologyUpdate::Join(Box::new(Membership {
             room: 1,
             transport: 2,
             publish_ssrc: None,
             slot_ssrcs: vec![0xB0],
+            ..Default::default()
         })),
     ];
     for u in updates {

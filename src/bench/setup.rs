@@ -157,6 +157,7 @@ impl TestBed {
                             transport: id,
                             publish_ssrc: Some(ssrc),
                             slot_ssrcs: Vec::new(),
+                            ..Default::default()
                         },
                     )?;
                     publishers.push(Publisher::new(
@@ -174,6 +175,7 @@ impl TestBed {
                             transport: id,
                             publish_ssrc: None,
                             slot_ssrcs: slots,
+                            ..Default::default()
                         },
                     )?;
                     subscribers.push(Subscriber::new(socket, keys.map(|k| k.outbound))?);

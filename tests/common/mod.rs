@@ -158,6 +158,7 @@ impl Client {
                 transport: self.id,
                 publish_ssrc: publish.then_some(self.ssrc),
                 slot_ssrcs,
+                ..Default::default()
             },
         )
         .unwrap();

@@ -215,7 +215,7 @@ pub async fn metrics(State(s): Shared) -> Response {
         );
     }
     if let Some(dp) = &s.dataplane {
-        let counters: [Counter; 4] = [
+        let counters: [Counter; 6] = [
             (
                 "sluice_packets_in_total",
                 "Datagrams received by a worker.",
@@ -234,6 +234,16 @@ pub async fn metrics(State(s): Shared) -> Response {
             ("sluice_bytes_out_total", "Bytes sent by a worker.", |x| {
                 x.bytes_out
             }),
+            (
+                "sluice_stun_answered_total",
+                "ICE connectivity checks answered by a worker.",
+                |x| x.stun_answered,
+            ),
+            (
+                "sluice_upcalls_dropped_total",
+                "Worker reports lost because the control plane fell behind.",
+                |x| x.upcalls_dropped,
+            ),
         ];
         let snaps: Vec<_> = (0..dp.workers()).filter_map(|i| dp.stats(i)).collect();
         for (name, help, get) in counters {

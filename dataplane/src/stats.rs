@@ -93,6 +93,8 @@ pub struct WorkerStats {
     pub rtcp_in: Counter,
     /// ICE connectivity checks answered.
     pub stun_answered: Counter,
+    /// Reports to the control plane dropped because its channel was full.
+    pub upcalls_dropped: Counter,
     drops: [Counter; DropReason::ALL.len()],
 }
 
@@ -123,6 +125,7 @@ impl WorkerStats {
             relayed_in: self.relayed_in.get(),
             rtcp_in: self.rtcp_in.get(),
             stun_answered: self.stun_answered.get(),
+            upcalls_dropped: self.upcalls_dropped.get(),
             drops,
         }
     }
@@ -147,6 +150,8 @@ pub struct StatsSnapshot {
     pub rtcp_in: u64,
     /// See [`WorkerStats::stun_answered`].
     pub stun_answered: u64,
+    /// See [`WorkerStats::upcalls_dropped`].
+    pub upcalls_dropped: u64,
     /// Drops indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::ALL.len()],
 }
@@ -172,6 +177,7 @@ impl StatsSnapshot {
         self.relayed_in += other.relayed_in;
         self.rtcp_in += other.rtcp_in;
         self.stun_answered += other.stun_answered;
+        self.upcalls_dropped += other.upcalls_dropped;
         for (a, b) in self.drops.iter_mut().zip(&other.drops) {
             *a += b;
         }

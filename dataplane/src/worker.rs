@@ -181,13 +181,14 @@ impl<B: DatagramIo> WorkerLoop<B> {
     }
 
     fn report_upcalls(&mut self) {
+        let stats = &self.me.stats;
         for u in self.core.drain_upcalls() {
-            send_upcall(&self.upcalls, u);
+            send_upcall(&self.upcalls, stats, u);
         }
     }
 
     fn upcall(&self, u: Upcall) {
-        send_upcall(&self.upcalls, u);
+        send_upcall(&self.upcalls, &self.me.stats, u);
     }
 
     fn flush(&mut self, out: &mut Outbox) {
@@ -218,9 +219,18 @@ impl<B: DatagramIo> WorkerLoop<B> {
     }
 }
 
-/// Reports to the control plane without ever blocking the worker.
-fn send_upcall(tx: &Sender<Upcall>, u: Upcall) {
-    if let Err(e) = tx.try_send(u) {
-        tracing::warn!(upcall = ?e.into_inner(), "upcall channel full or closed: dropped");
+/// Reports to the control plane without ever blocking the worker. A full channel (a control plane
+/// that fell behind, or a peer flooding DTLS) drops the upcall, counts it, and logs at powers of two
+/// so a flood cannot flood the log too.
+fn send_upcall(tx: &Sender<Upcall>, stats: &WorkerStats, u: Upcall) {
+    if tx.try_send(u).is_err() {
+        stats.upcalls_dropped.add(1);
+        let n = stats.upcalls_dropped.get();
+        if n.is_power_of_two() {
+            tracing::warn!(
+                dropped = n,
+                "upcall channel full or closed: upcalls dropped"
+            );
+        }
     }
 }

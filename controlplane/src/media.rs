@@ -163,6 +163,11 @@ impl Media {
                 },
             )
             .map_err(|e| MediaError::Dataplane(e.to_string()))?;
+        // The client may send its first check the moment it reads the answer: the worker must know
+        // the credentials by then (it applies commands between receive batches, a few µs away).
+        self.dataplane
+            .sync_worker(worker)
+            .map_err(|e| MediaError::Dataplane(e.to_string()))?;
         self.sessions().insert(
             id,
             Session {

@@ -416,6 +416,15 @@ impl Dataplane {
         self.send(i, TopologyUpdate::Mute { transport, muted })
     }
 
+    /// Returns once worker `i` has applied every update sent to it before this call (e.g. before
+    /// telling a client about a transport that worker must already know).
+    pub fn sync_worker(&self, i: usize) -> Result<(), DataplaneError> {
+        let (tx, rx) = bounded(1);
+        self.send(i, TopologyUpdate::Barrier(tx))?;
+        rx.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| DataplaneError::WorkerGone(i))
+    }
+
     /// Returns once every worker has applied every update sent before this call.
     pub fn sync(&self) -> Result<(), DataplaneError> {
         let (tx, rx) = bounded(self.workers.len());

@@ -395,3 +395,141 @@ fn flags_beat_environment_beat_the_config_file() {
         "a bad config file is refused clearly"
     );
 }
+
+#[test]
+fn plain_srtp_transports_forward_through_a_room_and_bad_requests_are_refused() {
+    use base64::Engine;
+    use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpKeys, SrtpProfile};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let s = Server::start(&["--api-key", KEY]);
+    let c = http();
+    assert_eq!(
+        c.post(s.url("/v1/rooms"))
+            .bearer_auth(KEY)
+            .json(&json!({"name": "tools"}))
+            .send()
+            .unwrap()
+            .status(),
+        StatusCode::CREATED
+    );
+    let plain = |body: Value| {
+        c.post(s.url("/v1/rooms/tools/plain"))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+
+    // Refusals.
+    expect_error(
+        plain(json!({"name": "x", "ssrc": 1, "srtp": {"profile": "rot13", "key": "AAAA"}})),
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    );
+    expect_error(
+        plain(json!({"name": "x", "ssrc": 1, "srtp": {"profile": "aes128gcm", "key": "AAAA"}})),
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    );
+    expect_error(
+        plain(json!({"name": "x", "ssrc": 1, "srtp": {"profile": "aes128gcm", "key": "%%%"}})),
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    );
+    expect_error(
+        plain(json!({"name": "x", "remote": "nowhere"})),
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    );
+    expect_error(
+        plain(json!({"name": "x"})),
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    );
+    expect_error(
+        c.post(s.url("/v1/rooms/none/plain"))
+            .bearer_auth(KEY)
+            .json(&json!({"name": "x", "ssrc": 1}))
+            .send()
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "unknown_room",
+    );
+
+    // A publisher that latches (no remote), and a listener at a known address.
+    let profile = SrtpProfile::AeadAes128Gcm;
+    let client_key: Vec<u8> = (0..28u8).collect();
+    let srtp = json!({"profile": "aes128gcm", "key": b64.encode(&client_key)});
+    let r = plain(json!({"name": "mic", "ssrc": 0x1234, "srtp": srtp, "slots": 0}));
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let publisher: Value = r.json().unwrap();
+    let server: std::net::SocketAddr = publisher["server"].as_str().unwrap().parse().unwrap();
+    let listener_sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    listener_sock
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let listener_key: Vec<u8> = (100..128u8).collect();
+    let r = plain(json!({
+        "name": "recorder", "role": "listener", "remote": listener_sock.local_addr().unwrap().to_string(),
+        "srtp": {"profile": "aes128gcm", "key": b64.encode(&listener_key)}, "slots": 1
+    }));
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let listener: Value = r.json().unwrap();
+    let slot_ssrc = listener["slot_ssrcs"][0].as_u64().unwrap() as u32;
+    let sluice_key = b64
+        .decode(listener["srtp"]["key"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(sluice_key.len(), 28);
+
+    let mut send = SrtpContext::new(
+        SrtpEngine::InPlace,
+        &SrtpKeys::new(profile, &client_key[..16], &client_key[16..]).unwrap(),
+    )
+    .unwrap();
+    let mut recv = SrtpContext::new(
+        SrtpEngine::WebrtcSrtp,
+        &SrtpKeys::new(profile, &sluice_key[..16], &sluice_key[16..]).unwrap(),
+    )
+    .unwrap();
+    let mic = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for seq in 0..10u16 {
+        let mut p = vec![0x80, 111];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(seq as u32 * 960).to_be_bytes());
+        p.extend_from_slice(&0x1234u32.to_be_bytes());
+        p.extend_from_slice(b"recorded audio");
+        let len = p.len();
+        p.resize(len + 16, 0);
+        let n = send.protect_rtp(&mut p, len).unwrap();
+        mic.send_to(&p[..n], server).unwrap();
+    }
+    let mut buf = [0u8; 2048];
+    for _ in 0..10 {
+        let (n, _) = listener_sock
+            .recv_from(&mut buf)
+            .expect("the recorder receives the publisher's packets");
+        let plain_len = recv
+            .unprotect_rtp(&mut buf[..n])
+            .expect("decrypts with the key sluice returned");
+        let hdr = sluice_dataplane::packet::RtpHeader::parse(&buf[..plain_len]).unwrap();
+        assert_eq!(hdr.ssrc(), slot_ssrc);
+        assert_eq!(hdr.csrcs().next(), Some(0x1234));
+        assert_eq!(hdr.payload(), b"recorded audio");
+    }
+    // Kicking the recorder removes its transport.
+    let id = listener["id"].as_str().unwrap();
+    c.delete(s.url(&format!("/v1/rooms/tools/participants/{id}")))
+        .bearer_auth(KEY)
+        .send()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    listener_sock
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    mic.send_to(&buf[..10], server).unwrap();
+    assert!(
+        listener_sock.recv_from(&mut buf).is_err(),
+        "nothing after the kick"
+    );
+    assert!(s.terminate().success());
+}

@@ -152,6 +152,189 @@ pub async fn create_participant(
     ))
 }
 
+/// SRTP keying of a plain transport: a profile and the master key followed by the master salt,
+/// base64 (standard alphabet), as SDES (RFC 4568) carries them.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlainSrtp {
+    /// `aes128gcm`, `aes256gcm`, `aescm` (or the RFC names).
+    pub profile: String,
+    /// base64(master key || master salt).
+    pub key: String,
+}
+
+/// `POST /v1/rooms/{room}/plain` body.
+#[derive(Debug, Clone, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePlain {
+    /// Participant name, unique in the room.
+    pub name: String,
+    /// `speaker` (default) or `listener`.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// The keys the tool sends with; omitted: plain RTP (trusted links only).
+    #[serde(default)]
+    pub srtp: Option<PlainSrtp>,
+    /// Where sluice sends to ("ip:port"); omitted: latched from the first authenticated packet with `ssrc`.
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// The SSRC the tool sends with (required for a speaker, and to latch without `remote`).
+    #[serde(default)]
+    pub ssrc: Option<u32>,
+    /// Receive slots (default: the room's `last_n`; 0 for a pure sender).
+    #[serde(default)]
+    pub slots: Option<u32>,
+}
+
+/// `POST /v1/rooms/{room}/plain` response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlainGrant {
+    /// Participant id (kick it to remove the transport).
+    pub id: String,
+    /// The address to send RTP/SRTP to.
+    pub server: String,
+    /// The keys sluice sends with (same profile), when SRTP is on.
+    pub srtp: Option<PlainSrtp>,
+    /// SSRCs of the receive slots, in slot order.
+    pub slot_ssrcs: Vec<u32>,
+}
+
+fn plain_keys(
+    srtp: &PlainSrtp,
+) -> Result<
+    (
+        sluice_dataplane::srtp::SrtpKeys,
+        PlainSrtp,
+        sluice_dataplane::srtp::SrtpKeys,
+    ),
+    ApiError,
+> {
+    use base64::Engine;
+    use sluice_dataplane::srtp::{SrtpKeys, SrtpProfile};
+    let profile: SrtpProfile = srtp.profile.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_field",
+            format!("unknown SRTP profile {:?}", srtp.profile),
+        )
+    })?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let raw = b64.decode(srtp.key.trim()).map_err(|e| {
+        ApiError::bad_request("invalid_field", format!("srtp.key is not base64: {e}"))
+    })?;
+    let (kl, sl) = (profile.master_key_len(), profile.master_salt_len());
+    if raw.len() != kl + sl {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!(
+                "srtp.key must be {} bytes (key {kl} + salt {sl}) for {}, got {}",
+                kl + sl,
+                profile.name(),
+                raw.len()
+            ),
+        ));
+    }
+    let inbound = SrtpKeys::new(profile, &raw[..kl], &raw[kl..])
+        .map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))?;
+    let mut ours = vec![0u8; kl + sl];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut ours);
+    let outbound = SrtpKeys::new(profile, &ours[..kl], &ours[kl..])
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let grant = PlainSrtp {
+        profile: profile.short_name().into(),
+        key: b64.encode(&ours),
+    };
+    Ok((inbound, grant, outbound))
+}
+
+/// Adds a plain (non-WebRTC) RTP/SRTP transport: tools, recorders, load generators, relays.
+#[utoipa::path(post, path = "/v1/rooms/{room}/plain", request_body = CreatePlain,
+    params(("room" = String, Path, description = "Room name")),
+    responses((status = 201, body = PlainGrant), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn create_plain(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    payload: Result<Json<CreatePlain>, JsonRejection>,
+) -> Result<(StatusCode, Json<PlainGrant>), ApiError> {
+    s.auth.check_admin(&headers)?;
+    let req = body(payload)?;
+    let media = s.media.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_dataplane",
+            "this server has no dataplane",
+        )
+    })?;
+    let remote = req
+        .remote
+        .as_deref()
+        .map(|r| r.parse::<std::net::SocketAddr>())
+        .transpose()
+        .map_err(|_| ApiError::bad_request("invalid_field", "remote must be \"ip:port\""))?;
+    let role = req.role.unwrap_or_default();
+    if req.ssrc.is_none() && (role == Role::Speaker || remote.is_none()) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "ssrc is required for a speaker, and to latch the address when remote is omitted",
+        ));
+    }
+    let keys = req.srtp.as_ref().map(plain_keys).transpose()?;
+    let last_n = s.rooms().get(&room)?.last_n;
+    let slots = req.slots.unwrap_or(last_n);
+    if slots > 15 {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "slots must be 0..=15",
+        ));
+    }
+    let p = s.rooms().add_participant(
+        &room,
+        CreateParticipant {
+            name: req.name,
+            role: Some(role),
+        },
+    )?;
+    let (transport_keys, grant) = match keys {
+        Some((inbound, grant, outbound)) => (
+            Some(sluice_dataplane::topology::TransportKeys { inbound, outbound }),
+            Some(grant),
+        ),
+        None => (None, None),
+    };
+    let added = tokio::task::spawn_blocking({
+        let (media, room, id) = (media.clone(), room.clone(), p.id.clone());
+        move || {
+            media.add_plain(
+                &room,
+                &id,
+                transport_keys,
+                remote,
+                req.ssrc,
+                role == Role::Speaker,
+                slots as usize,
+            )
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    match added {
+        Ok((server, slot_ssrcs)) => Ok((
+            StatusCode::CREATED,
+            Json(PlainGrant {
+                id: p.id,
+                server: server.to_string(),
+                srtp: grant,
+                slot_ssrcs,
+            }),
+        )),
+        Err(e) => {
+            let _ = s.rooms().remove_participant(&room, &p.id);
+            Err(ApiError::internal(e.to_string()))
+        }
+    }
+}
+
 /// Removes (kicks) a participant.
 #[utoipa::path(delete, path = "/v1/rooms/{room}/participants/{id}",
     params(("room" = String, Path, description = "Room name"), ("id" = String, Path, description = "Participant id")),
@@ -281,8 +464,8 @@ pub async fn metrics(State(s): Shared) -> Response {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sluice", description = "Control-plane API of the sluice SFU"),
-    paths(create_room, list_rooms, get_room, delete_room, create_participant, delete_participant, healthz, metrics),
-    components(schemas(Room, RoomList, CreateRoom, CreateParticipant, Participant, ParticipantGrant, RoomMode, Role, ErrorBody, ErrorDetail)),
+    paths(create_room, list_rooms, get_room, delete_room, create_participant, create_plain, delete_participant, healthz, metrics),
+    components(schemas(Room, RoomList, CreateRoom, CreateParticipant, Participant, ParticipantGrant, CreatePlain, PlainSrtp, PlainGrant, RoomMode, Role, ErrorBody, ErrorDetail)),
     modifiers(&ApiKeyScheme)
 )]
 pub struct ApiDoc;
@@ -315,6 +498,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/rooms", post(create_room).get(list_rooms))
         .route("/v1/rooms/{room}", get(get_room).delete(delete_room))
         .route("/v1/rooms/{room}/participants", post(create_participant))
+        .route("/v1/rooms/{room}/plain", post(create_plain))
         .route(
             "/v1/rooms/{room}/participants/{id}",
             delete(delete_participant),

@@ -60,6 +60,8 @@ pub struct Media {
     cert: DtlsCertificate,
     public_ip: Option<IpAddr>,
     sessions: Mutex<HashMap<TransportId, Session>>,
+    /// Plain RTP/SRTP transports: transport → (room, participant, worker).
+    plain: Mutex<HashMap<TransportId, (String, String, usize)>>,
     room_ids: Mutex<HashMap<String, RoomId>>,
     next_transport: AtomicU64,
     next_worker: AtomicUsize,
@@ -85,6 +87,7 @@ impl Media {
             cert: DtlsCertificate::generate()?,
             public_ip,
             sessions: Mutex::new(HashMap::new()),
+            plain: Mutex::new(HashMap::new()),
             room_ids: Mutex::new(HashMap::new()),
             next_transport: AtomicU64::new(1),
             next_worker: AtomicUsize::new(0),
@@ -199,9 +202,19 @@ impl Media {
                 .filter(|(_, s)| s.room == room && s.participant == participant)
                 .map(|(&id, _)| id)
                 .collect();
-            ids.into_iter()
+            let mut gone: Vec<(TransportId, usize)> = ids
+                .into_iter()
                 .filter_map(|id| sessions.remove(&id).map(|s| (id, s.worker)))
-                .collect()
+                .collect();
+            let mut plain = self.plain.lock().unwrap_or_else(|e| e.into_inner());
+            plain.retain(|&id, (r, p, w)| {
+                let keep = !(r == room && p == participant);
+                if !keep {
+                    gone.push((id, *w));
+                }
+                keep
+            });
+            gone
         };
         for (id, worker) in gone {
             if let Err(e) = self.dataplane.remove_transport(worker, id) {
@@ -210,14 +223,88 @@ impl Media {
         }
     }
 
+    /// Adds a plain RTP/SRTP transport for a participant (tools, recorders, load generators, relays)
+    /// and puts it in its room. `keys`: what the remote sends with (`inbound`) and what we send with
+    /// (`outbound`); `None` for plain RTP. Without `remote`, the address is latched from the first
+    /// authenticated packet carrying `ssrc`. Returns the worker address to send to and the slot SSRCs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_plain(
+        &self,
+        room: &str,
+        participant: &str,
+        keys: Option<TransportKeys>,
+        remote: Option<SocketAddr>,
+        ssrc: Option<u32>,
+        publishes: bool,
+        slots: usize,
+    ) -> Result<(SocketAddr, Vec<u32>), MediaError> {
+        let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.dataplane.workers();
+        let id = self.next_transport.fetch_add(1, Ordering::Relaxed);
+        let slot_ssrcs: Vec<u32> = (0..slots).map(|_| rand::random()).collect();
+        let dp = |e: sluice_dataplane::DataplaneError| MediaError::Dataplane(e.to_string());
+        self.dataplane
+            .add_transport(
+                worker,
+                TransportConfig {
+                    id,
+                    remote,
+                    keys,
+                    latch_ssrcs: ssrc.into_iter().collect(),
+                    audio_level_ext: None,
+                    ice: None,
+                },
+            )
+            .map_err(dp)?;
+        self.dataplane
+            .join(
+                worker,
+                Membership {
+                    room: self.room_id(room),
+                    transport: id,
+                    publish_ssrc: if publishes { ssrc } else { None },
+                    slot_ssrcs: slot_ssrcs.clone(),
+                    ..Default::default()
+                },
+            )
+            .map_err(dp)?;
+        self.dataplane.sync_worker(worker).map_err(dp)?;
+        self.plain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, (room.to_string(), participant.to_string(), worker));
+        let mut server = self
+            .dataplane
+            .worker_addr(worker)
+            .ok_or_else(|| MediaError::Dataplane(format!("no worker {worker}")))?;
+        if let Some(ip) = self.public_ip {
+            server.set_ip(ip);
+        }
+        tracing::info!(
+            room,
+            participant,
+            transport = id,
+            worker,
+            "plain transport added"
+        );
+        Ok((server, slot_ssrcs))
+    }
+
     /// Removes every transport of a room.
     pub fn remove_room(&self, room: &str) {
-        let people: Vec<String> = self
+        let mut people: Vec<String> = self
             .sessions()
             .values()
             .filter(|s| s.room == room)
             .map(|s| s.participant.clone())
             .collect();
+        people.extend(
+            self.plain
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .filter(|(r, _, _)| r == room)
+                .map(|(_, p, _)| p.clone()),
+        );
         for p in people {
             self.remove_participant(room, &p);
         }

@@ -13,7 +13,7 @@ const KEY: &str = "test-admin-key";
 
 mod common;
 
-use common::server::{tempdir, Server};
+use common::server::{serve_command, sigterm, tempdir, Server};
 
 fn http() -> Client {
     Client::builder()
@@ -290,30 +290,13 @@ fn every_error_is_the_json_error_shape_with_a_fitting_status() {
 fn an_api_key_is_generated_on_first_start_and_kept() {
     let state = tempdir::TempDir::new("key");
     let start = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args([
-                "serve",
-                "--http",
-                "127.0.0.1:0",
-                "--udp-port",
-                "0",
-                "--workers",
-                "1",
-                "--state-dir",
-            ])
-            .arg(&state.0)
-            .env_remove("SLUICE_API_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = serve_command(&state.0).spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
         assert!(first.contains("listening on http://"), "{first}");
         let second = std::thread::spawn(move || lines.next().and_then(Result::ok));
         std::thread::sleep(Duration::from_millis(500));
-        // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        sigterm(&child);
         assert!(child.wait().unwrap().success());
         second.join().unwrap()
     };
@@ -373,8 +356,7 @@ fn flags_beat_environment_beat_the_config_file() {
             .send()
             .unwrap()
             .status();
-        // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        sigterm(&child);
         assert!(child.wait().unwrap().success());
         status == StatusCode::OK
     };

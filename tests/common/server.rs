@@ -32,25 +32,38 @@ pub mod tempdir {
     }
 }
 
+/// `sluice serve` on ephemeral loopback ports with one worker, its state in `state_dir`, no API key
+/// from the environment, stdout piped (its first line names the URL) and stderr silenced.
+pub fn serve_command(state_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args([
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--udp-port",
+        "0",
+        "--workers",
+        "1",
+        "--state-dir",
+    ])
+    .arg(state_dir)
+    .env_remove("SLUICE_API_KEY")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    cmd
+}
+
+/// Sends SIGTERM to a child we have not reaped yet.
+pub fn sigterm(child: &Child) {
+    // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+}
+
 impl Server {
     pub fn start(extra: &[&str]) -> Server {
         let state = tempdir::TempDir::new("rest");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args([
-                "serve",
-                "--http",
-                "127.0.0.1:0",
-                "--udp-port",
-                "0",
-                "--workers",
-                "1",
-            ])
-            .arg("--state-dir")
-            .arg(&state.0)
+        let mut child = serve_command(&state.0)
             .args(extra)
-            .env_remove("SLUICE_API_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .expect("sluice serve starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -77,9 +90,7 @@ impl Server {
     }
 
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id() as i32;
-        // SAFETY: kill(2) on our own child's pid, which we have not reaped yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        sigterm(&self.child);
         for _ in 0..100 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;

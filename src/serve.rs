@@ -46,6 +46,11 @@ pub struct ServeArgs {
     /// Directory for the generated API key and token secret.
     #[arg(long, env = "SLUICE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Let anyone who can reach the HTTP address join an existing room from the web page
+    /// (`POST /v1/rooms/{room}/join`, no API key). Default true; set false when an application
+    /// hands out participant tokens itself.
+    #[arg(long, env = "SLUICE_GUEST_JOIN", value_name = "BOOL")]
+    pub guest_join: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,6 +64,7 @@ struct FileConfig {
     api_key: Option<String>,
     public_ip: Option<IpAddr>,
     state_dir: Option<PathBuf>,
+    guest_join: Option<bool>,
 }
 
 /// The resolved configuration.
@@ -72,6 +78,7 @@ struct Settings {
     api_key: Option<String>,
     public_ip: Option<IpAddr>,
     state_dir: PathBuf,
+    guest_join: bool,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -123,6 +130,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
             .state_dir
             .or(file.state_dir)
             .unwrap_or_else(default_state_dir),
+        guest_join: args.guest_join.or(file.guest_join).unwrap_or(true),
     })
 }
 
@@ -193,6 +201,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             dataplane: Some(dataplane.clone()),
             hub: Default::default(),
             media: Some(media.clone()),
+            guest_join: settings.guest_join,
         });
         let on_shutdown = state.clone();
         let udp: Vec<String> = (0..dataplane.workers())

@@ -34,6 +34,8 @@ pub struct AppState {
     pub hub: crate::signal::Hub,
     /// Media sessions (None: signaling only, no dataplane).
     pub media: Option<Arc<crate::media::Media>>,
+    /// Whether `POST /v1/rooms/{room}/join` (the web page's join, no API key) is open.
+    pub guest_join: bool,
 }
 
 impl AppState {
@@ -137,19 +139,58 @@ pub async fn create_participant(
     payload: Result<Json<CreateParticipant>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ParticipantGrant>), ApiError> {
     s.auth.check_admin(&headers)?;
-    let p = s.rooms().add_participant(&room, body(payload)?)?;
-    let token = s.auth.issue(&room, &p.id, &p.name, p.role)?;
+    let grant = issue_grant(&s, &room, body(payload)?)?;
+    Ok((StatusCode::CREATED, Json(grant)))
+}
+
+/// Adds a participant to `room` and signs its token.
+fn issue_grant(
+    s: &AppState,
+    room: &str,
+    req: CreateParticipant,
+) -> Result<ParticipantGrant, ApiError> {
+    let p = s.rooms().add_participant(room, req)?;
+    let token = s.auth.issue(room, &p.id, &p.name, p.role)?;
     let signal_url = format!("{}/v1/signal?token={token}", s.public_ws_base);
     tracing::info!(%room, participant = %p.id, role = ?p.role, "participant created");
-    Ok((
-        StatusCode::CREATED,
-        Json(ParticipantGrant {
-            id: p.id.clone(),
-            token,
-            signal_url,
-            participant: p,
-        }),
-    ))
+    Ok(ParticipantGrant {
+        id: p.id.clone(),
+        token,
+        signal_url,
+        participant: p,
+    })
+}
+
+/// `POST /v1/rooms/{room}/join` body.
+#[derive(Debug, Clone, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuestJoin {
+    /// Display name, 1 to 64 characters, unique in the room.
+    pub name: String,
+}
+
+/// Joins an existing room as a speaker without the API key: what the web page at `/` calls. Open
+/// unless the server runs with `guest_join = false` (then applications mint tokens with
+/// `POST /v1/rooms/{room}/participants` and hand them to their users).
+#[utoipa::path(post, path = "/v1/rooms/{room}/join", request_body = GuestJoin,
+    params(("room" = String, Path, description = "Room name")),
+    responses((status = 201, body = ParticipantGrant), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn guest_join(
+    State(s): Shared,
+    Path(room): Path<String>,
+    payload: Result<Json<GuestJoin>, JsonRejection>,
+) -> Result<(StatusCode, Json<ParticipantGrant>), ApiError> {
+    if !s.guest_join {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "guest_join_disabled",
+            "this server does not let guests join; ask the application for a participant token",
+        ));
+    }
+    let GuestJoin { name } = body(payload)?;
+    let grant = issue_grant(&s, &room, CreateParticipant { name, role: None })?;
+    Ok((StatusCode::CREATED, Json(grant)))
 }
 
 /// SRTP keying of a plain transport: a profile and the master key followed by the master salt,
@@ -464,8 +505,8 @@ pub async fn metrics(State(s): Shared) -> Response {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sluice", description = "Control-plane API of the sluice SFU"),
-    paths(create_room, list_rooms, get_room, delete_room, create_participant, create_plain, delete_participant, healthz, metrics),
-    components(schemas(Room, RoomList, CreateRoom, CreateParticipant, Participant, ParticipantGrant, CreatePlain, PlainSrtp, PlainGrant, RoomMode, Role, ErrorBody, ErrorDetail)),
+    paths(create_room, list_rooms, get_room, delete_room, create_participant, guest_join, create_plain, delete_participant, healthz, metrics),
+    components(schemas(Room, RoomList, CreateRoom, CreateParticipant, GuestJoin, Participant, ParticipantGrant, CreatePlain, PlainSrtp, PlainGrant, RoomMode, Role, ErrorBody, ErrorDetail)),
     modifiers(&ApiKeyScheme)
 )]
 pub struct ApiDoc;
@@ -497,7 +538,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/rooms", post(create_room).get(list_rooms))
         .route("/v1/rooms/{room}", get(get_room).delete(delete_room))
+        .route("/", get(crate::web::index))
         .route("/v1/rooms/{room}/participants", post(create_participant))
+        .route("/v1/rooms/{room}/join", post(guest_join))
         .route("/v1/rooms/{room}/plain", post(create_plain))
         .route(
             "/v1/rooms/{room}/participants/{id}",

@@ -13,3 +13,4 @@ pub mod media;
 pub mod rooms;
 pub mod sdp;
 pub mod signal;
+pub mod web;

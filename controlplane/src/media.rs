@@ -333,6 +333,17 @@ impl Media {
         let Some(s) = sessions.get_mut(&transport) else {
             return;
         };
+        if let Some(f) = crate::dtls::first_handshake_fragment(datagram).filter(|f| f.msg_type == 1)
+        {
+            tracing::debug!(
+                transport,
+                length = f.length,
+                offset = f.offset,
+                fragment = f.fragment_length,
+                partial = f.is_partial(),
+                "ClientHello fragment"
+            );
+        }
         let event = match s.dtls.handle_datagram(now, datagram) {
             Ok(e) => e,
             Err(e) => {

@@ -459,3 +459,41 @@ fn check_records(mut d: &[u8]) -> Result<(), DtlsError> {
     }
     Ok(())
 }
+
+/// The header of a handshake message fragment (RFC 6347 §4.2.2), as carried by a datagram's first
+/// record: for logs that show how a client's ClientHello arrived (Chromium with post-quantum key
+/// shares sends a 1.4 KB ClientHello in two datagrams).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandshakeFragment {
+    /// Handshake message type (1: ClientHello).
+    pub msg_type: u8,
+    /// Length of the whole message.
+    pub length: u32,
+    /// Where this fragment starts in the message.
+    pub offset: u32,
+    /// Length of this fragment.
+    pub fragment_length: u32,
+}
+
+impl HandshakeFragment {
+    /// True when this is only part of its message.
+    pub fn is_partial(&self) -> bool {
+        self.fragment_length < self.length
+    }
+}
+
+/// The first handshake fragment of `datagram`, when its first record is an epoch-0 handshake record.
+pub fn first_handshake_fragment(datagram: &[u8]) -> Option<HandshakeFragment> {
+    let header = datagram.get(..RECORD_HEADER_LEN)?;
+    if header[0] != 22 || header[3..5] != [0, 0] {
+        return None;
+    }
+    let hs = datagram.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + 12)?;
+    let u24 = |b: &[u8]| u32::from_be_bytes([0, b[0], b[1], b[2]]);
+    Some(HandshakeFragment {
+        msg_type: hs[0],
+        length: u24(&hs[1..4]),
+        offset: u24(&hs[6..9]),
+        fragment_length: u24(&hs[9..12]),
+    })
+}

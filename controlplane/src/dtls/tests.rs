@@ -532,3 +532,20 @@ fn fingerprint_round_trip_and_errors() {
     }
     assert!(Fingerprint::new(FingerprintAlgorithm::Sha256, &[0; 20]).is_err());
 }
+
+#[test]
+fn handshake_fragment_headers_are_read_for_logs() {
+    // Chromium's first datagram with post-quantum key shares: 0x497 of a 0x585-byte ClientHello.
+    let mut d = vec![0x16, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 2, 0x04, 0xa3];
+    d.extend_from_slice(&[1, 0, 5, 0x85, 0, 0, 0, 0, 0, 0, 4, 0x97]);
+    d.resize(13 + 0x4a3, 0);
+    let f = super::first_handshake_fragment(&d).expect("a handshake record");
+    assert_eq!(
+        (f.msg_type, f.length, f.offset, f.fragment_length),
+        (1, 0x585, 0, 0x497)
+    );
+    assert!(f.is_partial());
+    assert_eq!(super::first_handshake_fragment(&d[..20]), None);
+    d[0] = 23;
+    assert_eq!(super::first_handshake_fragment(&d), None);
+}

@@ -1,0 +1,115 @@
+// Headless Chromium against a real `sluice serve`, both inside a private network namespace
+// (`unshare -n`: only `lo` exists, so 127.0.0.1 is the one ICE candidate and nothing leaves the
+// machine). tests/chromium_clients.rs runs it as:
+//
+//   unshare -n node tests/clients/chromium_room.mjs <sluice binary> <work dir> <pages> <seconds>
+//
+// It brings `lo` up, starts `sluice serve`, creates a room with curl-equivalent REST calls, opens
+// <pages> pages of the web page at `/` (each with Chromium's fake microphone) that join the room, lets
+// them talk for <seconds>, and prints one JSON line: per page the receive-slot stats (getStats), the
+// slots and active speakers the page was told about, and the server's /metrics. Exit code 0 when it
+// could run the scenario (the Rust test judges the results), non-zero with a message otherwise.
+
+import { spawn, execFileSync } from "node:child_process";
+import { once } from "node:events";
+import { chromium } from "playwright-core";
+
+const [bin, workDir, pagesArg = "2", secondsArg = "6"] = process.argv.slice(2);
+if (!bin || !workDir) {
+  console.error("usage: chromium_room.mjs <sluice binary> <work dir> [pages] [seconds]");
+  process.exit(2);
+}
+const PAGES = Number(pagesArg);
+const SECONDS = Number(secondsArg);
+const KEY = "chromium-test-key";
+const ROOM = "browsers";
+const CHROMIUM = process.env.SLUICE_CHROMIUM || "/usr/bin/chromium";
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+execFileSync("ip", ["link", "set", "lo", "up"]);
+
+const server = spawn(bin, ["serve", "--http", "127.0.0.1:0", "--udp-port", "0", "--workers", "2",
+  "--api-key", KEY, "--state-dir", workDir], { stdio: ["ignore", "pipe", "pipe"],
+  env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "info,sluice_controlplane::media=debug" } });
+let serverLog = "";
+server.stderr.on("data", (d) => { serverLog += d; });
+const base = await new Promise((resolve, reject) => {
+  let out = "";
+  const timer = setTimeout(() => reject(new Error(`sluice did not start: ${out}${serverLog}`)), 20000);
+  server.stdout.on("data", (d) => {
+    out += d;
+    const m = out.match(/listening on (http:\/\/[0-9.:]+)/);
+    if (m) { clearTimeout(timer); resolve(m[1]); }
+  });
+  server.on("exit", (code) => reject(new Error(`sluice exited ${code}: ${out}${serverLog}`)));
+});
+
+async function api(method, path, body) {
+  const r = await fetch(base + path, {
+    method, headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+    body: body && JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+  return text;
+}
+
+let browser;
+const result = { pages: [] };
+try {
+  await api("POST", "/v1/rooms", { name: ROOM, mode: "sfu", last_n: 3 });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+      "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required",
+      ...(process.env.SLUICE_CHROMIUM_ARGS || "").split(" ").filter(Boolean)],
+  });
+  result.browser = browser.version();
+  const pages = [];
+  for (let i = 0; i < PAGES; i++) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const log = [];
+    page.on("console", (m) => log.push(`${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => log.push(`pageerror: ${e.message}`));
+    await page.goto(`${base}/?room=${ROOM}&name=page${i}&autojoin=1`);
+    pages.push({ page, log, name: `page${i}` });
+  }
+  // Talk for a while, then read what each page received.
+  const deadline = Date.now() + SECONDS * 1000;
+  while (Date.now() < deadline) await sleep(250);
+  for (const { page, log, name } of pages) {
+    const info = await page.evaluate(async () => {
+      const s = window.sluice.state;
+      return {
+        me: s.me && s.me.id,
+        connection: s.pc ? s.pc.connectionState : "none",
+        members: [...s.members.values()].map((m) => m.name).sort(),
+        slots: Object.fromEntries(s.slots),
+        speaking: [...s.speaking],
+        speakersSeen: [...s.speakersSeen],
+        stats: await window.sluice.stats(),
+        status: document.getElementById("status").textContent,
+        dom_speaking: [...document.querySelectorAll("#members li.speaking")].map((li) => li.dataset.participant),
+      };
+    });
+    result.pages.push({ name, ...info, log: log.slice(-20) });
+  }
+  const metricsResponse = await fetch(`${base}/metrics`);
+  result.metrics = await metricsResponse.text();
+  result.room = JSON.parse(await api("GET", `/v1/rooms/${ROOM}`));
+} catch (e) {
+  result.error = String(e && e.stack || e);
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  server.kill("SIGTERM");
+  const [code] = await Promise.race([once(server, "exit"), sleep(10000).then(() => ["timeout"])]);
+  result.server_exit = code;
+  const lines = serverLog.split("\n");
+  result.client_hello_fragments = lines.filter((l) => l.includes("ClientHello fragment"));
+  result.server_log = lines.filter((l) => !l.includes("DEBUG")).slice(-60).join("\n");
+}
+console.log(JSON.stringify(result));
+process.exit(result.error ? 1 : 0);

@@ -24,9 +24,13 @@ use crate::outbox::Outbox;
 use crate::packet::{self, AudioLevel, PacketKind, RtpHeader};
 use crate::relay::{RelayMeta, RelayRx, RelayTx};
 use crate::rewrite::{self, EgressFormat, SlotRewriter};
+use crate::speaker::{self, VoiceActivity};
 use crate::srtp::{SrtpContext, SrtpEngine, SrtpError};
 use crate::stats::{DropReason, WorkerStats};
 use crate::topology::{Membership, RoomId, TopologyUpdate, TransportConfig, TransportId, Upcall};
+
+/// Default of [`ForwarderConfig::slot_hold`].
+pub const DEFAULT_SLOT_HOLD: Duration = Duration::from_millis(1500);
 
 /// Settings of a forwarding core.
 #[derive(Debug, Clone)]
@@ -39,8 +43,11 @@ pub struct ForwarderConfig {
     pub srtp_engine: SrtpEngine,
     /// RTP clock rate of the forwarded audio (Opus: 48,000).
     pub clock_rate: u32,
-    /// A slot's source silent this long may be replaced by another source.
+    /// A slot's source silent this long (no packets) may be replaced by another source.
     pub slot_idle: Duration,
+    /// When every slot is taken, a speaking source replaces the one quiet (no voiced packet) for
+    /// longest, once it has been quiet this long ([`crate::speaker`]).
+    pub slot_hold: Duration,
 }
 
 impl Default for ForwarderConfig {
@@ -51,6 +58,7 @@ impl Default for ForwarderConfig {
             srtp_engine: SrtpEngine::default(),
             clock_rate: 48_000,
             slot_idle: rewrite::DEFAULT_SLOT_IDLE,
+            slot_hold: DEFAULT_SLOT_HOLD,
         }
     }
 }
@@ -95,6 +103,7 @@ struct Transport {
     slots: Vec<SlotRewriter>,
     egress: EgressFormat,
     last_level: Option<AudioLevel>,
+    voice: VoiceActivity,
     ice: Option<IceCredentials>,
     /// Consent freshness; started by the first housekeeping pass after the transport was added.
     consent: Option<Consent>,
@@ -158,7 +167,8 @@ impl Forwarder {
             relay_scratch: vec![0u8; crate::outbox::SLOT_SIZE].into_boxed_slice(),
             touched: 0,
             max_fanout: 0,
-            upcalls: Vec::new(),
+            // Slot changes of a whole room can come out of one packet: room for them up front.
+            upcalls: Vec::with_capacity(1024),
             control_out: Vec::new(),
         }
     }
@@ -307,6 +317,7 @@ impl Forwarder {
             slots: Vec::new(),
             egress: EgressFormat::default(),
             last_level: None,
+            voice: VoiceActivity::default(),
             ice: cfg.ice,
             consent: None,
         };
@@ -434,10 +445,22 @@ impl Forwarder {
         // as `muted`), so the SRTP rollover counter keeps up until the transport joins again.
         let gone = t.publish_ssrc;
         t.slots.clear();
+        if std::mem::take(&mut t.voice).is_speaking() {
+            self.upcalls.push(Upcall::Speaking {
+                worker: self.cfg.worker,
+                transport: t.id,
+                speaking: false,
+            });
+        }
         if let Some(room) = self.rooms.get_mut(&room_id) {
             room.members.retain(|&m| m != idx);
             if let Some(ssrc) = gone {
-                release_source(&mut self.transports, &room.members, ssrc);
+                release_source(
+                    &mut self.transports,
+                    &room.members,
+                    ssrc,
+                    (self.cfg.worker, &mut self.upcalls),
+                );
             }
             if room.is_unused() {
                 self.rooms.remove(&room_id);
@@ -460,7 +483,12 @@ impl Forwarder {
             .filter(|&w| room.remote_counts[w] > 0)
             .collect();
         if let Some(ssrc) = gone {
-            release_source(&mut self.transports, &room.members, ssrc);
+            release_source(
+                &mut self.transports,
+                &room.members,
+                ssrc,
+                (self.cfg.worker, &mut self.upcalls),
+            );
         }
         if room.is_unused() {
             self.rooms.remove(&room_id);
@@ -575,6 +603,13 @@ impl Forwarder {
         };
         let level = t.audio_level_ext.and_then(|id| hdr.audio_level(id));
         t.last_level = level;
+        if let Some(speaking) = t.voice.on_packet(now, speaker::is_voiced(level)) {
+            self.upcalls.push(Upcall::Speaking {
+                worker: self.cfg.worker,
+                transport: t.id,
+                speaking,
+            });
+        }
         let Some(room_id) = t.room else {
             return self.stats.count_drop(DropReason::Muted, 1);
         };
@@ -678,6 +713,21 @@ impl Forwarder {
         true
     }
 
+    /// Ends the speaking state of publishers that sent no voiced packet for
+    /// [`speaker::SPEAKING_HOLD`], also when they sent nothing at all (reported as upcalls). Call it
+    /// from housekeeping.
+    pub fn expire_speaking(&mut self, now: Instant) {
+        for t in self.transports.iter_mut().flatten() {
+            if t.voice.on_tick(now) == Some(false) {
+                self.upcalls.push(Upcall::Speaking {
+                    worker: self.cfg.worker,
+                    transport: t.id,
+                    speaking: false,
+                });
+            }
+        }
+    }
+
     /// Removes every ICE transport whose consent expired (no valid check for
     /// [`ice::CONSENT_TIMEOUT`], RFC 7675) and returns their ids, for the control plane. Call it from
     /// housekeeping (about once a second); the 30 s of a new transport start at its first call.
@@ -734,7 +784,9 @@ impl Forwarder {
         };
         let source = hdr.ssrc();
         let (seq, ts) = (hdr.sequence_number(), hdr.timestamp());
-        let (clock_rate, idle) = (self.cfg.clock_rate, self.cfg.slot_idle);
+        let (clock_rate, idle, hold) =
+            (self.cfg.clock_rate, self.cfg.slot_idle, self.cfg.slot_hold);
+        let voiced = speaker::is_voiced(level);
         for &m in &room.members {
             if Some(m) == publisher {
                 continue;
@@ -745,9 +797,18 @@ impl Forwarder {
             let Some(dest) = t.remote else {
                 continue;
             };
-            let Some(slot) = pick_slot(&mut t.slots, source, now, idle) else {
+            let Some((i, moved)) = pick_slot(&mut t.slots, source, voiced, now, idle, hold) else {
                 continue;
             };
+            if moved {
+                self.upcalls.push(Upcall::SlotChanged {
+                    worker: self.cfg.worker,
+                    transport: t.id,
+                    slot: i as u16,
+                    source: Some(source),
+                });
+            }
+            let slot = &mut t.slots[i];
             let out_ssrc = slot.out_ssrc();
             let mapped = slot.map(now, source, seq, ts, clock_rate);
             let mid = slot.mid();
@@ -838,32 +899,66 @@ struct Decrypted<'h, 'a> {
     level: Option<AudioLevel>,
 }
 
-/// The subscriber's slot carrying `source`, or a free one it takes over.
+/// The index of the subscriber's slot for a packet of `source` (`voiced`: it carries speech), and
+/// whether the source just moved onto it. The speaker policy ([`crate::speaker`]): the slot already
+/// carrying the source; else a free one (no source, or one silent for `idle`); else, for a voiced
+/// packet, the slot whose source has gone without voice longest, if that is at least `hold`.
 #[inline]
 fn pick_slot(
     slots: &mut [SlotRewriter],
     source: u32,
+    voiced: bool,
     now: Instant,
     idle: Duration,
-) -> Option<&mut SlotRewriter> {
-    let i = match slots.iter().position(|s| s.source() == Some(source)) {
+    hold: Duration,
+) -> Option<(usize, bool)> {
+    if let Some(i) = slots.iter().position(|s| s.source() == Some(source)) {
+        if voiced {
+            slots[i].mark_voice(now);
+        }
+        return Some((i, false));
+    }
+    let i = match slots.iter().position(|s| s.is_free(now, idle)) {
         Some(i) => i,
-        None => {
-            let i = slots.iter().position(|s| s.is_free(now, idle))?;
-            slots[i].assign(source);
+        None if voiced => {
+            let (i, quiet) = slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, s.quiet_for(now)))
+                .max_by_key(|&(_, q)| q)?;
+            if quiet < hold {
+                return None;
+            }
             i
         }
+        None => return None,
     };
-    slots.get_mut(i)
+    slots[i].assign(source);
+    if voiced {
+        slots[i].mark_voice(now);
+    }
+    Some((i, true))
 }
 
-/// Frees every slot of `members` that carries `ssrc`.
-fn release_source(transports: &mut [Option<Transport>], members: &[usize], ssrc: u32) {
+/// Frees every slot of `members` that carries `ssrc`, reporting each as a [`Upcall::SlotChanged`]
+/// through `(worker, upcalls)`.
+fn release_source(
+    transports: &mut [Option<Transport>],
+    members: &[usize],
+    ssrc: u32,
+    (worker, upcalls): (usize, &mut Vec<Upcall>),
+) {
     for &m in members {
         if let Some(t) = transports.get_mut(m).and_then(Option::as_mut) {
-            for s in &mut t.slots {
+            for (i, s) in t.slots.iter_mut().enumerate() {
                 if s.source() == Some(ssrc) {
                     s.release();
+                    upcalls.push(Upcall::SlotChanged {
+                        worker,
+                        transport: t.id,
+                        slot: i as u16,
+                        source: None,
+                    });
                 }
             }
         }

@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod packet;
 pub mod relay;
 pub mod rewrite;
+pub mod speaker;
 pub mod srtp;
 pub mod stats;
 pub mod topology;

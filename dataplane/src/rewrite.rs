@@ -45,6 +45,8 @@ pub struct SlotRewriter {
     last_seq: u16,
     last_ts: u32,
     last_at: Option<Instant>,
+    /// When the current source last sent a voiced packet on this slot (speaker policy).
+    last_voice: Option<Instant>,
     /// The source the current deltas were computed for.
     anchored: Option<u32>,
 }
@@ -66,6 +68,7 @@ impl SlotRewriter {
             last_seq: 0,
             last_ts: 0,
             last_at: None,
+            last_voice: None,
             anchored: None,
         }
     }
@@ -104,9 +107,24 @@ impl SlotRewriter {
         }
     }
 
+    /// Notes that the current source just sent a voiced packet.
+    #[inline]
+    pub fn mark_voice(&mut self, now: Instant) {
+        self.last_voice = Some(now);
+    }
+
+    /// How long the current source has been without voice on this slot (`Duration::MAX` when it
+    /// never had any): the speaker policy replaces the quietest source first.
+    #[inline]
+    pub fn quiet_for(&self, now: Instant) -> Duration {
+        self.last_voice
+            .map_or(Duration::MAX, |t| now.saturating_duration_since(t))
+    }
+
     /// Forgets the source (it left); the stream's continuity state is kept for the next one.
     pub fn release(&mut self) {
         self.source = None;
+        self.last_voice = None;
         // Whoever comes next, even the same SSRC back again, is re-anchored after the last packet
         // sent: reusing its old numbering would re-encrypt under indices this slot already used.
         self.anchored = None;
@@ -115,6 +133,7 @@ impl SlotRewriter {
     /// Takes `source` onto this slot; the next [`map`](Self::map) continues the stream from it.
     pub fn assign(&mut self, source: u32) {
         self.source = Some(source);
+        self.last_voice = None;
     }
 
     /// Maps one packet of `source` with sequence `seq` and timestamp `ts`, arriving at `now`, to the

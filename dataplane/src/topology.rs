@@ -139,6 +139,29 @@ pub enum Upcall {
         /// The transport.
         transport: TransportId,
     },
+    /// A subscriber's speaker slot now carries another source (`None`: nobody). Sent when the
+    /// speaker policy (`crate::speaker`) moves a source onto a slot or a source leaves; the control
+    /// plane tells the subscriber who is on which slot.
+    SlotChanged {
+        /// The worker.
+        worker: usize,
+        /// The subscriber's transport.
+        transport: TransportId,
+        /// The slot's index (order of `Membership::slot_ssrcs`).
+        slot: u16,
+        /// The source's SSRC, as published (the control plane maps it to a participant).
+        source: Option<u32>,
+    },
+    /// A publisher started or stopped speaking (`crate::speaker::VoiceActivity`). Only the worker
+    /// that receives the publisher's packets reports it.
+    Speaking {
+        /// The worker.
+        worker: usize,
+        /// The publisher's transport.
+        transport: TransportId,
+        /// Speaking now or not.
+        speaking: bool,
+    },
     /// A DTLS datagram from a transport's ICE-confirmed address, for the control plane's handshake.
     Dtls {
         /// The worker.

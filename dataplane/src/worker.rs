@@ -96,19 +96,9 @@ impl<B: DatagramIo> WorkerLoop<B> {
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
         loop {
             // 1. Control: apply every queued update.
-            loop {
-                match self.commands.try_recv() {
-                    Ok(TopologyUpdate::Shutdown) | Err(TryRecvError::Disconnected) => {
-                        self.flush(&mut out);
-                        return;
-                    }
-                    Ok(update) => {
-                        if let Err(e) = self.core.apply(update) {
-                            tracing::warn!(error = %e, "topology update refused");
-                        }
-                    }
-                    Err(TryRecvError::Empty) => break,
-                }
+            if apply_commands(&mut self.core, &self.commands) {
+                self.flush(&mut out);
+                return;
             }
 
             // Datagrams the control plane asked to send (DTLS flights).
@@ -135,10 +125,22 @@ impl<B: DatagramIo> WorkerLoop<B> {
 
             // 4. Receive a batch and run it through the core.
             let fanout = self.core.max_fanout().max(1);
-            let core = &mut self.core;
+            let (core, commands) = (&mut self.core, &self.commands);
             let mut batch_now: Option<Instant> = None;
+            let mut stop = false;
             let result = self.io.recv(Some(timeout), |from, buf| {
-                let now = *batch_now.get_or_insert_with(Instant::now);
+                let now = match batch_now {
+                    Some(now) => now,
+                    None => {
+                        // Commands queued while we slept go first: a client's first packet may
+                        // answer something (an SDP answer) sent right after its command was queued.
+                        if !commands.is_empty() && apply_commands(core, commands) {
+                            stop = true;
+                            return ControlFlow::Break(());
+                        }
+                        *batch_now.insert(Instant::now())
+                    }
+                };
                 core.on_datagram(now, from, buf, &mut out);
                 if out.remaining() < fanout {
                     ControlFlow::Break(())
@@ -147,6 +149,10 @@ impl<B: DatagramIo> WorkerLoop<B> {
                 }
             });
             self.me.parked.store(false, Ordering::Relaxed);
+            if stop {
+                self.flush(&mut out);
+                return;
+            }
             if let Err(e) = result {
                 failures += 1;
                 if failures.is_power_of_two() {
@@ -172,6 +178,8 @@ impl<B: DatagramIo> WorkerLoop<B> {
     }
 
     fn housekeeping(&mut self, now: Instant) {
+        self.core.expire_speaking(now);
+        self.report_upcalls();
         for transport in self.core.expire_consent(now) {
             self.upcall(Upcall::ConsentExpired {
                 worker: self.index,
@@ -215,6 +223,22 @@ impl<B: DatagramIo> WorkerLoop<B> {
                 stats.count_drop(DropReason::SendFailed, queued as u64);
                 out.clear();
             }
+        }
+    }
+}
+
+/// Applies every queued topology update; true when the worker must stop (a `Shutdown`, or the
+/// control plane hung up).
+fn apply_commands(core: &mut Forwarder, commands: &Receiver<TopologyUpdate>) -> bool {
+    loop {
+        match commands.try_recv() {
+            Ok(TopologyUpdate::Shutdown) | Err(TryRecvError::Disconnected) => return true,
+            Ok(update) => {
+                if let Err(e) = core.apply(update) {
+                    tracing::warn!(error = %e, "topology update refused");
+                }
+            }
+            Err(TryRecvError::Empty) => return false,
         }
     }
 }

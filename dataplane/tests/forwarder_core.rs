@@ -22,7 +22,7 @@ use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpProfile};
 use sluice_dataplane::stats::{DropReason, StatsSnapshot, WorkerStats};
 use sluice_dataplane::testkit::fixture_keys;
 use sluice_dataplane::topology::{
-    Membership, RoomId, TopologyUpdate, TransportConfig, TransportId, TransportKeys,
+    Membership, RoomId, TopologyUpdate, TransportConfig, TransportId, TransportKeys, Upcall,
 };
 use webrtc_srtp::context::Context;
 use webrtc_srtp::protection_profile::ProtectionProfile;
@@ -111,6 +111,8 @@ struct Peer {
     ssrc: u32,
     seq: u16,
     ts: u32,
+    /// RFC 6464 level written into each packet (-dBov; 30 is speech, 127 silence).
+    level: u8,
     sender: SrtpContext,
     oracle: Context,
 }
@@ -140,6 +142,7 @@ impl Peer {
             ssrc,
             seq,
             ts,
+            level: 30,
             sender,
             oracle,
         }
@@ -190,7 +193,7 @@ impl Peer {
         p.extend_from_slice(&seq.to_be_bytes());
         p.extend_from_slice(&ts.to_be_bytes());
         p.extend_from_slice(&self.ssrc.to_be_bytes());
-        p.extend_from_slice(&[0xBE, 0xDE, 0, 1, (LEVEL_EXT << 4), 0x80 | 30, 0, 0]);
+        p.extend_from_slice(&[0xBE, 0xDE, 0, 1, (LEVEL_EXT << 4), 0x80 | self.level, 0, 0]);
         p.extend_from_slice(&self.ssrc.to_be_bytes());
         p.extend_from_slice(&seq.to_be_bytes());
         p.resize(p.len() + PAYLOAD_LEN - 6, seq as u8);
@@ -367,7 +370,7 @@ fn a_single_slot_stream_stays_continuous_when_the_speaker_changes() {
 // ------------------------------------------------------------------------- 2. slot take-over
 
 #[test]
-fn a_silent_speaker_loses_its_slot_to_a_waiting_one_after_the_idle_time() {
+fn a_silent_speaker_loses_its_slot_to_a_talking_one_after_the_hold() {
     const SLOTS: [u32; 2] = [0x5100, 0x5200];
     let mut p: Vec<Peer> = (1..=3)
         .map(|id| Peer::new(id, AES_CM, 0xCAFE_0000 + id as u32, 100 * id as u16, 0))
@@ -380,8 +383,10 @@ fn a_silent_speaker_loses_its_slot_to_a_waiting_one_after_the_idle_time() {
     }
     apply(&mut core, s.transport());
     apply(&mut core, s.join(ROOM, false, &SLOTS));
-    let idle = ForwarderConfig::default().slot_idle;
-    assert_eq!(idle, Duration::from_secs(2));
+    // Everyone here talks (level 30) whenever they send, so P3 may take a slot whose source has
+    // been quiet for the hold (shorter than the idle time after which any packet may take it).
+    let idle = ForwarderConfig::default().slot_hold;
+    assert_eq!(idle, Duration::from_millis(1500));
 
     let mut out = Outbox::with_capacity(16);
     let t0 = Instant::now();
@@ -415,7 +420,7 @@ fn a_silent_speaker_loses_its_slot_to_a_waiting_one_after_the_idle_time() {
     let slot0_last = by(&heard, p1).last().expect("P1 was heard").clone();
     let p1_last_at = t0 + FRAME * 49;
 
-    // P1 goes silent. P3 gets nothing until P1 has been silent for the idle time, then its slot.
+    // P1 goes silent. P3 gets nothing until P1 has been silent for the hold, then its slot.
     let mut takeover_at = None;
     for k in 50..200 {
         let got = tick(&mut core, &mut p, k, &[1, 2]);
@@ -445,13 +450,13 @@ fn a_silent_speaker_loses_its_slot_to_a_waiting_one_after_the_idle_time() {
     }
     assert_eq!(
         takeover_at,
-        Some(149),
-        "2 s after P1's last packet at tick 49"
+        Some(124),
+        "1.5 s after P1's last packet at tick 49"
     );
     let after: Vec<Heard> = heard.iter().skip(100).cloned().collect();
     assert_continuous(&by(&after, p2), SLOTS[1], p2);
     let p3_heard = by(&heard, p3);
-    assert_eq!(p3_heard.len(), 51, "P3 heard from tick 149 to 199");
+    assert_eq!(p3_heard.len(), 76, "P3 heard from tick 124 to 199");
     assert_continuous(&p3_heard, SLOTS[0], p3);
 
     // P1 comes back: both slots are busy, so it is not heard.
@@ -466,6 +471,126 @@ fn a_silent_speaker_loses_its_slot_to_a_waiting_one_after_the_idle_time() {
         st.total_drops(),
         0,
         "not getting a slot is speaker selection, not a drop: {st:?}"
+    );
+}
+
+#[test]
+fn audio_levels_decide_who_takes_a_slot_and_every_change_is_reported() {
+    const SLOTS: [u32; 2] = [0x6100, 0x6200];
+    let mut p: Vec<Peer> = (1..=3)
+        .map(|id| Peer::new(id, AES_CM, 0xD00D_0000 + id as u32, 10 * id as u16, 0))
+        .collect();
+    let mut s = Peer::listener(9, AES_CM);
+    let mut core = core();
+    for peer in &p {
+        apply(&mut core, peer.transport());
+        apply(&mut core, peer.join(ROOM, true, &[]));
+    }
+    apply(&mut core, s.transport());
+    apply(&mut core, s.join(ROOM, false, &SLOTS));
+    let (p1, p2, p3) = (p[0].ssrc, p[1].ssrc, p[2].ssrc);
+    let mut out = Outbox::with_capacity(16);
+    let t0 = Instant::now();
+    // Every peer sends a frame per tick (as browsers do, silence included); returns who was heard.
+    let mut tick = |core: &mut Forwarder, p: &mut [Peer], k: u32| -> Vec<u32> {
+        let mut got = Vec::new();
+        for peer in p.iter_mut() {
+            let d = peer.next_rtp();
+            feed(core, t0 + FRAME * k, peer.addr, &d, &mut out);
+            got.extend(s.hear(&take(&mut out)).iter().map(|h| h.origin));
+        }
+        got
+    };
+    let slot = |slot: u16, source: Option<u32>| Upcall::SlotChanged {
+        worker: 0,
+        transport: 9,
+        slot,
+        source,
+    };
+    let speaking = |transport: TransportId, speaking: bool| Upcall::Speaking {
+        worker: 0,
+        transport,
+        speaking,
+    };
+
+    // P1 and P2 talk, P3 is silent (level 127) but sends: P1 and P2 get the slots.
+    p[2].level = 127;
+    for k in 0..50 {
+        let got = tick(&mut core, &mut p, k);
+        assert!(!got.contains(&p3), "tick {k}: silence takes no busy slot");
+    }
+    let ups: Vec<Upcall> = core.drain_upcalls().collect();
+    assert_eq!(
+        ups,
+        vec![
+            speaking(1, true),
+            slot(0, Some(p1)),
+            speaking(2, true),
+            slot(1, Some(p2))
+        ]
+    );
+
+    // P1 falls silent (still sending), P3 starts talking: P3 waits until P1 has been quiet for the
+    // hold, then takes P1's slot; P1 stops speaking after the speaking hold.
+    p[0].level = 127;
+    p[2].level = 25;
+    let hold = ForwarderConfig::default().slot_hold;
+    let mut took = None;
+    for k in 50..150 {
+        let got = tick(&mut core, &mut p, k);
+        let quiet = FRAME * (k - 49);
+        if quiet < hold {
+            assert!(
+                !got.contains(&p3),
+                "tick {k}: P1 keeps its slot during the hold"
+            );
+        } else if took.is_none() && got.contains(&p3) {
+            took = Some(k);
+        }
+        if took.is_some_and(|t| k > t) {
+            assert!(!got.contains(&p1), "tick {k}: P1 lost its slot");
+        }
+    }
+    assert_eq!(took, Some(124), "1.5 s after P1's last voice at tick 49");
+    let ups: Vec<Upcall> = core.drain_upcalls().collect();
+    assert_eq!(
+        ups,
+        vec![speaking(3, true), speaking(1, false), slot(0, Some(p3))],
+        "P3 starts at tick 50, P1 stops 1 s after tick 49, P3 takes slot 0 at tick 124"
+    );
+
+    // P1 talks again, but both slot holders are talking: no slot for P1, no change.
+    p[0].level = 20;
+    for k in 150..200 {
+        assert!(!tick(&mut core, &mut p, k).contains(&p1));
+    }
+    assert_eq!(
+        core.drain_upcalls().collect::<Vec<_>>(),
+        vec![speaking(1, true)]
+    );
+
+    // P2 leaves: its slot is released, and P1 takes it with its next packet.
+    apply(&mut core, TopologyUpdate::RemoveTransport { id: p[1].id });
+    p.remove(1);
+    let got = tick(&mut core, &mut p, 200);
+    assert!(got.contains(&p1) && got.contains(&p3), "{got:x?}");
+    assert_eq!(
+        core.drain_upcalls().collect::<Vec<_>>(),
+        vec![speaking(2, false), slot(1, None), slot(1, Some(p1))]
+    );
+
+    // Everyone stops sending: housekeeping ends their speaking once the hold has passed.
+    let last = t0 + FRAME * 200;
+    core.expire_speaking(last + Duration::from_millis(500));
+    assert_eq!(core.drain_upcalls().count(), 0, "still within the hold");
+    core.expire_speaking(last + Duration::from_secs(1));
+    let mut ups: Vec<Upcall> = core.drain_upcalls().collect();
+    ups.sort_by_key(|u| format!("{u:?}"));
+    assert_eq!(ups, vec![speaking(1, false), speaking(3, false)]);
+    assert_eq!(
+        stats(&core).total_drops(),
+        0,
+        "speaker selection is not a drop"
     );
 }
 

@@ -1,0 +1,124 @@
+//! Who is speaking, from the audio level each packet carries (RFC 6464 `ssrc-audio-level`), and the
+//! rule that decides which sources get a subscriber's speaker slots (DESIGN.md, media model).
+//!
+//! The policy is deliberately simple and cheap enough for the packet path (a compare and a clock read
+//! the batch already made):
+//! - a packet is *voiced* when its level is at or above [`VOICE_LEVEL_DBOV`] (louder than -60 dBov);
+//!   a packet without a level (the sender negotiated no audio-level extension) counts as voiced, so
+//!   such senders are heard whenever they send;
+//! - a publisher *is speaking* from its first voiced packet until [`SPEAKING_HOLD`] passes without one
+//!   ([`VoiceActivity`]); the transitions go to the control plane, which announces `active_speakers`;
+//! - a source takes a subscriber's free slot with any packet; when every slot is taken, a voiced
+//!   packet takes the slot whose source has been quiet longest, once that source has been quiet for
+//!   the slot hold (`ForwarderConfig::slot_hold`), so nobody is cut off mid-sentence.
+//!
+//! Pure state over `Instant`s: no I/O, no allocation.
+
+use std::time::{Duration, Instant};
+
+use crate::packet::AudioLevel;
+
+/// Quietest level (in -dBov, RFC 6464: 0 is loudest, 127 silence) that still counts as voice.
+pub const VOICE_LEVEL_DBOV: u8 = 60;
+
+/// A publisher stops speaking after this long without a voiced packet.
+pub const SPEAKING_HOLD: Duration = Duration::from_millis(1000);
+
+/// True when a packet with `level` counts as speech (see the module docs).
+#[inline]
+pub fn is_voiced(level: Option<AudioLevel>) -> bool {
+    level.is_none_or(|l| l.level <= VOICE_LEVEL_DBOV)
+}
+
+/// Speaking or not, for one publisher, with a hold so pauses between words do not flap.
+#[derive(Debug, Clone, Default)]
+pub struct VoiceActivity {
+    speaking: bool,
+    last_voice: Option<Instant>,
+}
+
+impl VoiceActivity {
+    /// Takes one packet's verdict; returns the new state when it changed.
+    #[inline]
+    pub fn on_packet(&mut self, now: Instant, voiced: bool) -> Option<bool> {
+        if voiced {
+            self.last_voice = Some(now);
+            if !self.speaking {
+                self.speaking = true;
+                return Some(true);
+            }
+            return None;
+        }
+        self.on_tick(now)
+    }
+
+    /// Ends speaking after [`SPEAKING_HOLD`] without voice, also when no packet arrives at all (a
+    /// muted or vanished sender); returns `Some(false)` when it just ended.
+    pub fn on_tick(&mut self, now: Instant) -> Option<bool> {
+        let quiet = self
+            .last_voice
+            .is_none_or(|t| now.saturating_duration_since(t) >= SPEAKING_HOLD);
+        if self.speaking && quiet {
+            self.speaking = false;
+            return Some(false);
+        }
+        None
+    }
+
+    /// Whether the publisher is speaking.
+    pub fn is_speaking(&self) -> bool {
+        self.speaking
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn level(level: u8) -> Option<AudioLevel> {
+        Some(AudioLevel {
+            voice_activity: false,
+            level,
+        })
+    }
+
+    #[test]
+    fn loud_packets_are_voiced_quiet_ones_not_and_no_level_is_voiced() {
+        assert!(is_voiced(level(0)));
+        assert!(is_voiced(level(VOICE_LEVEL_DBOV)));
+        assert!(!is_voiced(level(VOICE_LEVEL_DBOV + 1)));
+        assert!(!is_voiced(level(127)));
+        assert!(is_voiced(None));
+    }
+
+    #[test]
+    fn speaking_starts_at_once_and_ends_after_the_hold() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut v = VoiceActivity::default();
+        assert_eq!(
+            v.on_packet(t0, false),
+            None,
+            "silence from the start is not news"
+        );
+        assert_eq!(v.on_packet(ms(20), true), Some(true));
+        assert_eq!(v.on_packet(ms(40), true), None);
+        // A pause between words, shorter than the hold.
+        assert_eq!(v.on_packet(ms(500), false), None);
+        assert_eq!(v.on_packet(ms(900), true), None);
+        assert!(v.is_speaking());
+        assert_eq!(v.on_packet(ms(1899), false), None);
+        assert_eq!(v.on_packet(ms(1900), false), Some(false));
+        assert_eq!(v.on_packet(ms(1920), false), None);
+    }
+
+    #[test]
+    fn a_sender_that_goes_silent_altogether_stops_speaking_on_a_tick() {
+        let t0 = Instant::now();
+        let mut v = VoiceActivity::default();
+        assert_eq!(v.on_packet(t0, true), Some(true));
+        assert_eq!(v.on_tick(t0 + Duration::from_millis(999)), None);
+        assert_eq!(v.on_tick(t0 + SPEAKING_HOLD), Some(false));
+        assert!(!v.is_speaking());
+    }
+}

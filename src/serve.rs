@@ -13,6 +13,7 @@ use sluice_controlplane::api::{router, AppState};
 use sluice_controlplane::auth::{random_secret, Auth, DEFAULT_TOKEN_TTL};
 use sluice_controlplane::media::Media;
 use sluice_controlplane::rooms::Rooms;
+use sluice_controlplane::signal::Hub;
 use sluice_dataplane::io::BackendChoice;
 use sluice_dataplane::{Dataplane, DataplaneConfig};
 
@@ -179,7 +180,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting the dataplane")?,
     );
 
-    let media = Media::new(dataplane.clone(), settings.public_ip)
+    let hub = Arc::new(Hub::default());
+    let media = Media::new(dataplane.clone(), settings.public_ip, hub.clone())
         .context("creating the DTLS certificate")?;
     let _pump = media.start_pump().context("starting the media thread")?;
 
@@ -199,7 +201,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             auth: Auth::new(&api_key, token_secret.as_bytes(), DEFAULT_TOKEN_TTL),
             public_ws_base: format!("ws://{http}"),
             dataplane: Some(dataplane.clone()),
-            hub: Default::default(),
+            hub,
             media: Some(media.clone()),
             guest_join: settings.guest_join,
         });

@@ -51,6 +51,14 @@ fn three_aiortc_clients_hear_each_other_and_two_impostors_are_refused() {
     );
     let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("the client script prints JSON ({e}): {stdout}"));
+    let good_ids: Vec<&str> = result["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .filter(|c| c["sabotage"].is_null())
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(good_ids.len(), 3, "{result}");
     for c in result["clients"].as_array().expect("clients") {
         if !c["sabotage"].is_null() {
             assert!(
@@ -77,6 +85,25 @@ fn three_aiortc_clients_hear_each_other_and_two_impostors_are_refused() {
             heard.iter().all(|&f| f > 100),
             "{} decoded over 2 s of audio per slot: {c}",
             c["name"]
+        );
+        // `slots` named the two others on the two slots that carried their audio, and
+        // `active_speakers` named them too (aiortc sends no audio level: sending is speaking).
+        let me = c["id"].as_str().expect("id");
+        let mut on_slots: Vec<&str> = slots
+            .keys()
+            .filter_map(|mid| c["announced"][mid].as_str())
+            .collect();
+        on_slots.sort_unstable();
+        let mut others: Vec<&str> = good_ids.iter().copied().filter(|&id| id != me).collect();
+        others.sort_unstable();
+        assert_eq!(on_slots, others, "slots announced who is heard: {c}");
+        let seen: Vec<&str> = c["speakers_seen"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert!(
+            others.iter().all(|o| seen.contains(o)),
+            "active_speakers named the others: {c}"
         );
     }
     assert_eq!(result["ok"], true);

@@ -515,3 +515,85 @@ fn plain_srtp_transports_forward_through_a_room_and_bad_requests_are_refused() {
     );
     assert!(s.terminate().success());
 }
+
+#[test]
+fn the_web_page_is_served_and_guests_join_existing_rooms_unless_disabled() {
+    let s = Server::start(&["--api-key", KEY]);
+    let c = http();
+    let page = c.get(s.url("/")).send().unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().unwrap();
+    assert!(
+        html.contains("/v1/signal") && html.contains("/join"),
+        "the page uses the API"
+    );
+
+    // Guests join a room that exists, as speakers, without the API key.
+    let join = |room: &str, body: &str| {
+        c.post(s.url(&format!("/v1/rooms/{room}/join")))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+    expect_error(
+        join("lobby", r#"{"name":"ann"}"#),
+        StatusCode::NOT_FOUND,
+        "unknown_room",
+    );
+    c.post(s.url("/v1/rooms"))
+        .bearer_auth(KEY)
+        .json(&json!({"name": "lobby", "max_participants": 1}))
+        .send()
+        .unwrap();
+    let r = join("lobby", r#"{"name":"ann"}"#);
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let grant: Value = r.json().unwrap();
+    assert_eq!(grant["participant"]["role"], "speaker");
+    assert!(grant["signal_url"]
+        .as_str()
+        .unwrap()
+        .ends_with(grant["token"].as_str().unwrap()));
+    expect_error(
+        join("lobby", r#"{"name":"ann"}"#),
+        StatusCode::CONFLICT,
+        "duplicate_name",
+    );
+    expect_error(
+        join("lobby", r#"{"name":"bo"}"#),
+        StatusCode::CONFLICT,
+        "room_full",
+    );
+    expect_error(
+        join("lobby", r#"{"name":""}"#),
+        StatusCode::BAD_REQUEST,
+        "invalid_name",
+    );
+    expect_error(
+        join("lobby", r#"{"name":"x","role":"listener"}"#),
+        StatusCode::BAD_REQUEST,
+        "bad_json",
+    );
+    expect_error(join("lobby", "{"), StatusCode::BAD_REQUEST, "bad_json");
+    assert!(s.terminate().success());
+
+    // An application that hands out tokens itself turns guest joins off.
+    let s = Server::start(&["--api-key", KEY, "--guest-join", "false"]);
+    let c = http();
+    c.post(s.url("/v1/rooms"))
+        .bearer_auth(KEY)
+        .json(&json!({"name": "lobby"}))
+        .send()
+        .unwrap();
+    let r = c
+        .post(s.url("/v1/rooms/lobby/join"))
+        .json(&json!({"name": "ann"}))
+        .send()
+        .unwrap();
+    expect_error(r, StatusCode::FORBIDDEN, "guest_join_disabled");
+    assert!(s.terminate().success());
+}

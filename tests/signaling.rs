@@ -128,6 +128,11 @@ fn members_are_welcomed_told_about_each_other_and_removed_when_they_go() {
     assert_eq!(next(&mut a)["code"], "bad_message");
     a.send(Message::Text(r#"{"type":"mute","muted":true}"#.into()))
         .unwrap();
+    assert_eq!(
+        next(&mut b),
+        json!({"type": "peer_muted", "participant": alice, "muted": true}),
+        "the others learn of a mute"
+    );
 
     // Leave: bye to alice, peer_left to bob, alice gone from the room.
     a.send(Message::Text(r#"{"type":"leave"}"#.into())).unwrap();
@@ -294,6 +299,25 @@ fn an_offer_gets_an_ice_lite_answer_whose_candidate_answers_connectivity_checks(
     );
     let ufrag = answer_attr(sdp, "a=ice-ufrag:");
     let pwd = answer_attr(sdp, "a=ice-pwd:");
+    // Then who is on each receive slot: nobody yet, one entry per receive transceiver.
+    let slots = next(&mut ws);
+    assert_eq!(slots["type"], "slots", "{slots}");
+    let listed: Vec<(&str, bool)> = slots["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["mid"].as_str().unwrap(), x["participant"].is_null()))
+        .collect();
+    assert!(
+        !listed.is_empty() && listed.iter().all(|&(_, nobody)| nobody),
+        "{slots}"
+    );
+    for (mid, _) in &listed {
+        assert!(
+            sdp.contains(&format!("a=mid:{mid}\r\n")),
+            "slot {mid} is in the answer"
+        );
+    }
     let cand: Vec<&str> = answer_attr(sdp, "a=candidate:")
         .split_whitespace()
         .collect();

@@ -31,7 +31,7 @@ pub struct AppState {
     /// The dataplane, for its counters.
     pub dataplane: Option<Arc<Dataplane>>,
     /// Connected signaling sockets.
-    pub hub: crate::signal::Hub,
+    pub hub: Arc<crate::signal::Hub>,
     /// Media sessions (None: signaling only, no dataplane).
     pub media: Option<Arc<crate::media::Media>>,
     /// Whether `POST /v1/rooms/{room}/join` (the web page's join, no API key) is open.
@@ -421,11 +421,21 @@ pub async fn metrics(State(s): Shared) -> Response {
         out,
         "# HELP sluice_participants Participants on this server.\n# TYPE sluice_participants gauge\nsluice_participants {participants}"
     );
+    let _ = writeln!(
+        out,
+        "# HELP sluice_joins_total Signaling connections accepted (members joining a room).\n# TYPE sluice_joins_total counter\nsluice_joins_total {}",
+        s.hub.joins()
+    );
     if let Some(m) = &s.media {
         let _ = writeln!(
             out,
             "# HELP sluice_media_sessions Participants with a media transport.\n# TYPE sluice_media_sessions gauge\nsluice_media_sessions {}",
             m.session_count()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sluice_speaking Participants speaking now.\n# TYPE sluice_speaking gauge\nsluice_speaking {}",
+            m.speaking_count()
         );
         let _ = writeln!(
             out,

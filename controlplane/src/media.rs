@@ -19,6 +19,7 @@ use sluice_dataplane::Dataplane;
 
 use crate::dtls::{DtlsCertificate, DtlsEvent, DtlsServer, Fingerprint};
 use crate::sdp::{self, AnswerParams, SdpError};
+use crate::signal::{Hub, ServerMsg, SlotInfo};
 
 /// SRTP profiles in our order of preference (RFC 7714 GCM first: cheaper and authenticated encryption).
 pub const PROFILES: [SrtpProfile; 3] = [
@@ -50,8 +51,17 @@ struct Session {
     publish_ssrc: Option<u32>,
     slot_ssrcs: Vec<u32>,
     slot_mids: Vec<String>,
+    /// The source SSRC on each slot, as the worker last reported it.
+    slot_sources: Vec<Option<u32>>,
     egress: EgressFormat,
     connected: bool,
+}
+
+/// A plain transport's owner.
+struct Plain {
+    room: String,
+    participant: String,
+    worker: usize,
 }
 
 /// Every media session of the server.
@@ -60,8 +70,14 @@ pub struct Media {
     cert: DtlsCertificate,
     public_ip: Option<IpAddr>,
     sessions: Mutex<HashMap<TransportId, Session>>,
-    /// Plain RTP/SRTP transports: transport → (room, participant, worker).
-    plain: Mutex<HashMap<TransportId, (String, String, usize)>>,
+    /// Plain RTP/SRTP transports.
+    plain: Mutex<HashMap<TransportId, Plain>>,
+    /// Who publishes with an SSRC, by (room, SSRC): names slot sources for `slots`.
+    publishers: Mutex<HashMap<(String, u32), String>>,
+    /// Who speaks in each room, most recent first (`active_speakers`).
+    speakers: Mutex<HashMap<String, Vec<String>>>,
+    /// Where room news goes (`slots`, `active_speakers`).
+    hub: Arc<Hub>,
     room_ids: Mutex<HashMap<String, RoomId>>,
     next_transport: AtomicU64,
     next_worker: AtomicUsize,
@@ -77,10 +93,11 @@ fn random_token(len: usize) -> String {
 }
 
 impl Media {
-    /// Sessions over `dataplane`, with a fresh DTLS certificate.
+    /// Sessions over `dataplane`, with a fresh DTLS certificate; room news goes to `hub`.
     pub fn new(
         dataplane: Arc<Dataplane>,
         public_ip: Option<IpAddr>,
+        hub: Arc<Hub>,
     ) -> Result<Arc<Self>, crate::dtls::DtlsError> {
         Ok(Arc::new(Self {
             dataplane,
@@ -88,6 +105,9 @@ impl Media {
             public_ip,
             sessions: Mutex::new(HashMap::new()),
             plain: Mutex::new(HashMap::new()),
+            publishers: Mutex::new(HashMap::new()),
+            speakers: Mutex::new(HashMap::new()),
+            hub,
             room_ids: Mutex::new(HashMap::new()),
             next_transport: AtomicU64::new(1),
             next_worker: AtomicUsize::new(0),
@@ -98,6 +118,18 @@ impl Media {
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<TransportId, Session>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn plain(&self) -> MutexGuard<'_, HashMap<TransportId, Plain>> {
+        self.plain.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publishers(&self) -> MutexGuard<'_, HashMap<(String, u32), String>> {
+        self.publishers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn speakers(&self) -> MutexGuard<'_, HashMap<String, Vec<String>>> {
+        self.speakers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn room_id(&self, room: &str) -> RoomId {
@@ -171,6 +203,10 @@ impl Media {
         self.dataplane
             .sync_worker(worker)
             .map_err(|e| MediaError::Dataplane(e.to_string()))?;
+        if let Some(ssrc) = publish_ssrc {
+            self.publishers()
+                .insert((room.to_string(), ssrc), participant.to_string());
+        }
         self.sessions().insert(
             id,
             Session {
@@ -179,6 +215,7 @@ impl Media {
                 worker,
                 dtls,
                 publish_ssrc,
+                slot_sources: vec![None; slot_ssrcs.len()],
                 slot_ssrcs,
                 slot_mids: mids.iter().take(slots).cloned().collect(),
                 egress: EgressFormat {
@@ -206,16 +243,18 @@ impl Media {
                 .into_iter()
                 .filter_map(|id| sessions.remove(&id).map(|s| (id, s.worker)))
                 .collect();
-            let mut plain = self.plain.lock().unwrap_or_else(|e| e.into_inner());
-            plain.retain(|&id, (r, p, w)| {
-                let keep = !(r == room && p == participant);
+            self.plain().retain(|&id, p| {
+                let keep = !(p.room == room && p.participant == participant);
                 if !keep {
-                    gone.push((id, *w));
+                    gone.push((id, p.worker));
                 }
                 keep
             });
             gone
         };
+        self.publishers()
+            .retain(|(r, _), p| !(r == room && p == participant));
+        self.set_speaking(room, participant, false);
         for (id, worker) in gone {
             if let Err(e) = self.dataplane.remove_transport(worker, id) {
                 tracing::warn!(transport = id, error = %e, "removing a transport");
@@ -268,10 +307,18 @@ impl Media {
             )
             .map_err(dp)?;
         self.dataplane.sync_worker(worker).map_err(dp)?;
-        self.plain
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, (room.to_string(), participant.to_string(), worker));
+        self.plain().insert(
+            id,
+            Plain {
+                room: room.to_string(),
+                participant: participant.to_string(),
+                worker,
+            },
+        );
+        if let (Some(ssrc), true) = (ssrc, publishes) {
+            self.publishers()
+                .insert((room.to_string(), ssrc), participant.to_string());
+        }
         let mut server = self
             .dataplane
             .worker_addr(worker)
@@ -298,16 +345,15 @@ impl Media {
             .map(|s| s.participant.clone())
             .collect();
         people.extend(
-            self.plain
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+            self.plain()
                 .values()
-                .filter(|(r, _, _)| r == room)
-                .map(|(_, p, _)| p.clone()),
+                .filter(|p| p.room == room)
+                .map(|p| p.participant.clone()),
         );
         for p in people {
             self.remove_participant(room, &p);
         }
+        self.speakers().remove(room);
     }
 
     /// Handles one upcall from a worker.
@@ -319,12 +365,123 @@ impl Media {
                 ..
             } => self.on_dtls(transport, &datagram),
             Upcall::ConsentExpired { transport, .. } => {
-                if let Some(s) = self.sessions().remove(&transport) {
+                let gone = self.sessions().remove(&transport);
+                if let Some(s) = gone {
                     tracing::info!(room = %s.room, participant = %s.participant, "ICE consent lost");
+                    self.set_speaking(&s.room, &s.participant, false);
+                }
+            }
+            Upcall::SlotChanged {
+                transport,
+                slot,
+                source,
+                ..
+            } => self.on_slot_changed(transport, usize::from(slot), source),
+            Upcall::Speaking {
+                transport,
+                speaking,
+                ..
+            } => {
+                let owner = self
+                    .sessions()
+                    .get(&transport)
+                    .map(|s| (s.room.clone(), s.participant.clone()))
+                    .or_else(|| {
+                        self.plain()
+                            .get(&transport)
+                            .map(|p| (p.room.clone(), p.participant.clone()))
+                    });
+                if let Some((room, participant)) = owner {
+                    self.set_speaking(&room, &participant, speaking);
                 }
             }
             other => tracing::debug!(?other, "upcall ignored"),
         }
+    }
+
+    /// A worker moved a source onto (or off) one of a subscriber's slots: tell the subscriber who is
+    /// on each of its slots now.
+    fn on_slot_changed(&self, transport: TransportId, slot: usize, source: Option<u32>) {
+        let (room, participant, slots) = {
+            let mut sessions = self.sessions();
+            let Some(s) = sessions.get_mut(&transport) else {
+                return; // a plain transport (no signaling) or one already gone
+            };
+            if let Some(x) = s.slot_sources.get_mut(slot) {
+                *x = source;
+            }
+            (
+                s.room.clone(),
+                s.participant.clone(),
+                s.slot_mids
+                    .iter()
+                    .cloned()
+                    .zip(s.slot_sources.clone())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let slots = {
+            let publishers = self.publishers();
+            slots
+                .into_iter()
+                .map(|(mid, source)| SlotInfo {
+                    mid,
+                    participant: source
+                        .and_then(|ssrc| publishers.get(&(room.clone(), ssrc)).cloned()),
+                })
+                .collect()
+        };
+        self.hub
+            .send_to(&room, &participant, ServerMsg::Slots { slots });
+    }
+
+    /// Records whether a participant speaks and, when that changes the room's list, announces
+    /// `active_speakers` to the room.
+    fn set_speaking(&self, room: &str, participant: &str, speaking: bool) {
+        let ids = {
+            let mut speakers = self.speakers();
+            let list = speakers.entry(room.to_string()).or_default();
+            let was = list.iter().position(|p| p == participant);
+            match (was, speaking) {
+                (Some(0), true) | (None, false) => return,
+                (Some(i), true) => {
+                    list.remove(i);
+                    list.insert(0, participant.to_string());
+                }
+                (None, true) => list.insert(0, participant.to_string()),
+                (Some(i), false) => {
+                    list.remove(i);
+                }
+            }
+            let ids = list.clone();
+            if list.is_empty() {
+                speakers.remove(room);
+            }
+            ids
+        };
+        tracing::debug!(room, participant, speaking, "speaking");
+        self.hub.send_room(room, &ServerMsg::ActiveSpeakers { ids });
+    }
+
+    /// Mutes or unmutes a participant's publishing in the dataplane (its packets are dropped as
+    /// `muted`, and the slots it held go to others after the slot hold).
+    pub fn set_muted(&self, room: &str, participant: &str, muted: bool) {
+        let transports: Vec<(TransportId, usize)> = self
+            .sessions()
+            .iter()
+            .filter(|(_, s)| s.room == room && s.participant == participant)
+            .map(|(&id, s)| (id, s.worker))
+            .collect();
+        for (id, worker) in transports {
+            if let Err(e) = self.dataplane.mute(worker, id, muted) {
+                tracing::warn!(transport = id, error = %e, "muting");
+            }
+        }
+    }
+
+    /// Participants speaking now, over all rooms.
+    pub fn speaking_count(&self) -> usize {
+        self.speakers().values().map(Vec::len).sum()
     }
 
     fn on_dtls(&self, transport: TransportId, datagram: &[u8]) {

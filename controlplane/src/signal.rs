@@ -33,6 +33,17 @@ pub struct PeerInfo {
     pub name: String,
     /// Role.
     pub role: Role,
+    /// Muted by its own client (`mute`).
+    pub muted: bool,
+}
+
+/// One speaker slot of a subscriber, as `slots` announces it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SlotInfo {
+    /// The MID of the receive transceiver (m= section) the slot arrives on.
+    pub mid: String,
+    /// Who is on it now (`null`: nobody).
+    pub participant: Option<String>,
 }
 
 /// Server → client.
@@ -67,6 +78,23 @@ pub enum ServerMsg {
         /// The SDP.
         sdp: String,
     },
+    /// Who is on each of this client's receive slots; sent after the answer and on every change.
+    Slots {
+        /// Every slot, in the order of the offer's receive transceivers.
+        slots: Vec<SlotInfo>,
+    },
+    /// Who in the room is speaking now, most recent first (from the audio levels they send).
+    ActiveSpeakers {
+        /// Participant ids.
+        ids: Vec<String>,
+    },
+    /// A member muted or unmuted itself.
+    PeerMuted {
+        /// Its id.
+        participant: String,
+        /// Muted now or not.
+        muted: bool,
+    },
     /// Something the client sent was refused; the socket stays open.
     Error {
         /// Stable code.
@@ -90,7 +118,7 @@ pub enum ClientMsg {
         /// The SDP.
         sdp: String,
     },
-    /// Client-side mute.
+    /// Mute: the server stops forwarding this client's audio (and frees its slots) until unmuted.
     Mute {
         /// Muted or not.
         muted: bool,
@@ -110,6 +138,7 @@ struct Member {
 pub struct Hub {
     rooms: Mutex<HashMap<String, HashMap<String, Member>>>,
     next_conn: std::sync::atomic::AtomicU64,
+    joins: std::sync::atomic::AtomicU64,
 }
 
 impl Hub {
@@ -151,6 +180,8 @@ impl Hub {
         let conn = self
             .next_conn
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.joins
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut rooms = self.lock();
         let members = rooms.entry(room.to_string()).or_default();
         if let Some(old) = members.remove(&info.id) {
@@ -189,6 +220,42 @@ impl Hub {
             rooms.remove(room);
         }
         true
+    }
+
+    /// Sends `msg` to one member of a room, if connected.
+    pub fn send_to(&self, room: &str, id: &str, msg: ServerMsg) {
+        if let Some(members) = self.lock().get_mut(room) {
+            Self::deliver(members, id, msg);
+        }
+    }
+
+    /// Sends `msg` to every connected member of a room.
+    pub fn send_room(&self, room: &str, msg: &ServerMsg) {
+        if let Some(members) = self.lock().get_mut(room) {
+            Self::broadcast(members, "", msg);
+        }
+    }
+
+    /// Records a member's own mute and tells the others.
+    pub fn set_muted(&self, room: &str, id: &str, muted: bool) {
+        let mut rooms = self.lock();
+        let Some(members) = rooms.get_mut(room) else {
+            return;
+        };
+        match members.get_mut(id) {
+            Some(m) if m.info.muted != muted => m.info.muted = muted,
+            _ => return,
+        }
+        let msg = ServerMsg::PeerMuted {
+            participant: id.to_string(),
+            muted,
+        };
+        Self::broadcast(members, id, &msg);
+    }
+
+    /// Signaling connections accepted since start (`sluice_joins_total`).
+    pub fn joins(&self) -> u64 {
+        self.joins.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Says `bye` to one member and forgets it (kick).
@@ -287,6 +354,7 @@ async fn run_socket(
         id: claims.sub.clone(),
         name: claims.name.clone(),
         role: claims.role,
+        muted: false,
     };
     let (tx, mut rx) = mpsc::channel(OUTBOX);
     let (conn, peers) = s.hub.join(&claims.room, info.clone(), tx);
@@ -325,11 +393,19 @@ async fn run_socket(
                         }
                         Ok(ClientMsg::Mute { muted }) => {
                             tracing::info!(participant = %info.id, muted, "client mute");
+                            if let Some(media) = &s.media {
+                                media.set_muted(&claims.room, &info.id, muted);
+                            }
+                            s.hub.set_muted(&claims.room, &info.id, muted);
                         }
                         Ok(ClientMsg::Offer { sdp }) => {
                             let reply = match &s.media {
                                 Some(media) => match media.offer(&claims.room, &info.id, &sdp, audio_slots) {
-                                    Ok((answer, _slot_mids)) => ServerMsg::Answer { sdp: answer },
+                                    Ok((answer, mids)) => {
+                                        if !send(&mut socket, &ServerMsg::Answer { sdp: answer }).await { break; }
+                                        let slots = mids.into_iter().map(|mid| SlotInfo { mid, participant: None }).collect();
+                                        ServerMsg::Slots { slots }
+                                    }
                                     Err(e) => ServerMsg::Error { code: "bad_sdp", message: e.to_string() },
                                 },
                                 None => ServerMsg::Error { code: "not_implemented", message: "this server has no dataplane".into() },

@@ -8,7 +8,8 @@ that uses a wrong ICE password; both must be refused while the others keep heari
 Creates the room and its participants over REST, connects each client's signaling socket, sends an
 offer with one microphone (a generated tone) and two receive slots, applies the answer, and counts the
 audio frames each client decodes per slot. Prints one JSON object:
-{"clients": [{"name", "slots": {mid: frames}, "state"}], "ok": bool}.
+{"clients": [{"name", "id", "slots": {mid: frames}, "state", "announced": {mid: participant},
+"speakers_seen": [ids]}], "ok": bool}.
 """
 
 import asyncio
@@ -81,6 +82,8 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None)
     for _ in range(slots):
         pc.addTransceiver("audio", direction="recvonly")
     frames = {}
+    announced = {}  # mid -> participant, from the latest `slots`
+    speakers_seen = set()  # everyone `active_speakers` named
 
     @pc.on("track")
     def on_track(track):
@@ -100,6 +103,7 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None)
     async with websockets.connect(grant["signal_url"]) as ws:
         welcome = json.loads(await ws.recv())
         assert welcome["type"] == "welcome", welcome
+        me = welcome["participant"]["id"]
         await pc.setLocalDescription(await pc.createOffer())
         offer = pc.localDescription.sdp
         if sabotage == "fingerprint":
@@ -111,6 +115,8 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None)
                 break
             if msg["type"] == "error":
                 raise RuntimeError(f"{name}: {msg}")
+            if msg["type"] == "active_speakers":
+                speakers_seen.update(msg["ids"])
         answer = msg["sdp"]
         if sabotage == "ice":
             answer = wrong_ice_pwd(answer)
@@ -118,8 +124,13 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None)
 
         async def drain():
             try:
-                async for _ in ws:
-                    pass
+                async for raw in ws:
+                    news = json.loads(raw)
+                    if news["type"] == "slots":
+                        announced.clear()
+                        announced.update({x["mid"]: x["participant"] for x in news["slots"]})
+                    elif news["type"] == "active_speakers":
+                        speakers_seen.update(news["ids"])
             except Exception:
                 pass
 
@@ -130,7 +141,15 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None)
             state = f"{state} (sabotaged: {sabotage})"
         drainer.cancel()
     await pc.close()
-    return {"name": name, "slots": frames, "state": state, "sabotage": sabotage}
+    return {
+        "name": name,
+        "id": me,
+        "slots": frames,
+        "state": state,
+        "sabotage": sabotage,
+        "announced": announced,
+        "speakers_seen": sorted(speakers_seen),
+    }
 
 
 async def main():

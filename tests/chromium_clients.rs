@@ -1,0 +1,187 @@
+//! Real browsers through a real `sluice serve`: headless Chromium (Debian's package, driven by
+//! playwright-core, both installed by `scripts/test`) opens the web page at `/` twice; each page joins
+//! the same room with Chromium's fake microphone, over ICE-lite, DTLS-SRTP and the dataplane, and must
+//! receive the other's audio on a speaker slot (getStats `packetsReceived`, decoded samples).
+//!
+//! Server and browser run inside a private network namespace (`unshare -n`, RECIPES.md): only `lo`
+//! exists there, so 127.0.0.1 is the only candidate and nothing can leave the machine. The driver,
+//! `tests/clients/chromium_room.mjs`, starts the server in there and prints one JSON line.
+//!
+//! Two runs: Chromium's default DTLS settings, and the ClientHello Chromium 156 sends by default
+//! (DTLS 1.3 offered, post-quantum key share, 1.4 KB fragmented over two datagrams), enabled on this
+//! Chromium with its own switches; the server log must show that ClientHello arriving in pieces.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+use common::server::tempdir::TempDir;
+use serde_json::Value;
+
+/// One browser scenario at a time: each runs a Chromium and a server on this small machine.
+static BROWSER: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chromium() -> PathBuf {
+    let p = std::env::var_os("SLUICE_CHROMIUM")
+        .map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from);
+    assert!(
+        p.exists(),
+        "Chromium is not installed ({}): run scripts/test (it installs Debian's chromium), or set SLUICE_CHROMIUM",
+        p.display()
+    );
+    p
+}
+
+fn check_driver() {
+    let module = root().join("tests/clients/node_modules/playwright-core");
+    assert!(
+        module.exists(),
+        "playwright-core is not installed: run scripts/test (it runs npm ci in tests/clients)"
+    );
+}
+
+/// `unshare -n` as root; `unshare -rn` (a user namespace mapping us to root) otherwise.
+fn unshare() -> Command {
+    let root_ok = Command::new("unshare")
+        .args(["-n", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut cmd = Command::new("unshare");
+    cmd.arg(if root_ok { "-n" } else { "-rn" });
+    cmd
+}
+
+struct Run {
+    result: Value,
+}
+
+impl Run {
+    fn pages(&self) -> &[Value] {
+        self.result["pages"].as_array().map_or(&[], Vec::as_slice)
+    }
+
+    fn metric(&self, name: &str) -> u64 {
+        self.result["metrics"]
+            .as_str()
+            .unwrap_or("")
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+fn run_pages(pages: usize, seconds: u32, chromium_args: &str) -> Run {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let chromium = chromium();
+    check_driver();
+    let state = TempDir::new("chromium");
+    let out = unshare()
+        .arg("node")
+        .arg(root().join("tests/clients/chromium_room.mjs"))
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .arg(&state.0)
+        .args([pages.to_string(), seconds.to_string()])
+        .env("SLUICE_CHROMIUM", &chromium)
+        .env("SLUICE_CHROMIUM_ARGS", chromium_args)
+        .current_dir(root().join("tests/clients"))
+        .output()
+        .expect("unshare and node run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the driver prints JSON ({e}): {stdout}\n{stderr}"));
+    assert!(
+        out.status.success() && result["error"].is_null(),
+        "the browser scenario failed: {}\n{stderr}",
+        serde_json::to_string_pretty(&result).unwrap_or_default()
+    );
+    Run { result }
+}
+
+/// Each page is connected, lists both members, and received and decoded the other's audio.
+fn assert_pages_hear_each_other(run: &Run) {
+    let pages = run.pages();
+    assert_eq!(pages.len(), 2, "{}", run.result);
+    let ids: Vec<&str> = pages.iter().filter_map(|p| p["me"].as_str()).collect();
+    assert_eq!(ids.len(), 2, "both pages got a welcome: {}", run.result);
+    for (i, p) in pages.iter().enumerate() {
+        assert_eq!(p["connection"], "connected", "{p}");
+        assert_eq!(p["members"], serde_json::json!(["page0", "page1"]), "{p}");
+        let stats = p["stats"].as_object().expect("slot stats");
+        let (best_mid, best) = stats
+            .iter()
+            .max_by_key(|(_, s)| s["packetsReceived"].as_u64().unwrap_or(0))
+            .expect("receive slots");
+        let packets = best["packetsReceived"].as_u64().unwrap_or(0);
+        assert!(
+            packets > 100,
+            "{} received the other page's audio: {p}",
+            p["name"]
+        );
+        assert!(
+            best["totalSamplesReceived"].as_u64().unwrap_or(0) > 48_000,
+            "and decoded over a second of it: {p}"
+        );
+        // The slot that carries audio is announced as carrying the other page.
+        let other = ids[1 - i];
+        assert_eq!(
+            p["slots"][best_mid].as_str(),
+            Some(other),
+            "the page was told who is on slot {best_mid}: {p}"
+        );
+        // Chromium's fake microphone beeps: the other page (and this one) were announced as speaking.
+        let seen: Vec<&str> = p["speakersSeen"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert!(
+            seen.contains(&other),
+            "active_speakers named the other page: {p}"
+        );
+    }
+    assert_eq!(
+        run.metric("sluice_dtls_established_total"),
+        2,
+        "{}",
+        run.result["metrics"]
+    );
+    assert_eq!(run.metric("sluice_dtls_failures_total"), 0);
+    assert!(run.metric("sluice_joins_total") >= 2);
+    assert_eq!(
+        run.result["server_exit"], 0,
+        "the server stopped cleanly on SIGTERM"
+    );
+}
+
+#[test]
+fn two_chromium_pages_hear_each_other_with_default_dtls_settings() {
+    let run = run_pages(2, 6, "");
+    assert_pages_hear_each_other(&run);
+}
+
+#[test]
+fn chromium_with_a_fragmented_dtls13_client_hello_is_served() {
+    // Chromium 156's default: DTLS 1.3 offered with an ML-KEM key share, so the ClientHello is about
+    // 1.4 KB and goes out in two fragments. This Chromium does the same with these switches.
+    let run = run_pages(
+        2,
+        6,
+        "--force-fieldtrials=WebRTC-ForceDtls13/Enabled/ --enable-features=WebRtcPqcForDtls",
+    );
+    let fragments: Vec<&str> = run.result["client_hello_fragments"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        fragments.iter().any(|l| l.contains("partial=true")),
+        "the server saw the ClientHello in pieces: {fragments:?}"
+    );
+    assert_pages_hear_each_other(&run);
+}

@@ -7,7 +7,7 @@
 //! exists there, so 127.0.0.1 is the only candidate and nothing can leave the machine. The driver,
 //! `tests/clients/chromium_room.mjs`, starts the server in there and prints one JSON line.
 //!
-//! Two runs: Chromium's default DTLS settings, and the ClientHello Chromium 156 sends by default
+//! Two runs: Chromium's default DTLS settings (then one page mutes itself), and the ClientHello Chromium 156 sends by default
 //! (DTLS 1.3 offered, post-quantum key share, 1.4 KB fragmented over two datagrams), enabled on this
 //! Chromium with its own switches; the server log must show that ClientHello arriving in pieces.
 
@@ -77,7 +77,7 @@ impl Run {
     }
 }
 
-fn run_pages(pages: usize, seconds: u32, chromium_args: &str) -> Run {
+fn run_pages(pages: usize, seconds: u32, chromium_args: &str, flags: &[&str]) -> Run {
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let chromium = chromium();
     check_driver();
@@ -88,6 +88,7 @@ fn run_pages(pages: usize, seconds: u32, chromium_args: &str) -> Run {
         .arg(env!("CARGO_BIN_EXE_sluice"))
         .arg(&state.0)
         .args([pages.to_string(), seconds.to_string()])
+        .args(flags)
         .env("SLUICE_CHROMIUM", &chromium)
         .env("SLUICE_CHROMIUM_ARGS", chromium_args)
         .current_dir(root().join("tests/clients"))
@@ -162,8 +163,32 @@ fn assert_pages_hear_each_other(run: &Run) {
 
 #[test]
 fn two_chromium_pages_hear_each_other_with_default_dtls_settings() {
-    let run = run_pages(2, 6, "");
+    let run = run_pages(2, 6, "", &["mute"]);
     assert_pages_hear_each_other(&run);
+    // Then page0 pressed Mute: the server stops forwarding it (counted as `muted` drops), and page1
+    // shows it muted.
+    let m = &run.result["mute"];
+    let (before, after) = (
+        m["before"].as_u64().unwrap_or(0),
+        m["after"].as_u64().unwrap_or(0),
+    );
+    assert!(before > 100, "{m}");
+    assert!(
+        after - before <= 5,
+        "nothing forwarded from a muted member: {m}"
+    );
+    assert!(m["shown"].as_str().unwrap_or("").contains("muted"), "{m}");
+    let muted_drops: u64 = run.result["metrics"]
+        .as_str()
+        .unwrap_or("")
+        .lines()
+        .filter(|l| l.starts_with("sluice_drops_total") && l.contains("reason=\"muted\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        muted_drops > 50,
+        "the muted member's packets were dropped: {muted_drops}"
+    );
 }
 
 #[test]
@@ -174,6 +199,7 @@ fn chromium_with_a_fragmented_dtls13_client_hello_is_served() {
         2,
         6,
         "--force-fieldtrials=WebRTC-ForceDtls13/Enabled/ --enable-features=WebRtcPqcForDtls",
+        &[],
     );
     let fragments: Vec<&str> = run.result["client_hello_fragments"]
         .as_array()

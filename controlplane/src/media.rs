@@ -74,6 +74,9 @@ pub struct Media {
     plain: Mutex<HashMap<TransportId, Plain>>,
     /// Who publishes with an SSRC, by (room, SSRC): names slot sources for `slots`.
     publishers: Mutex<HashMap<(String, u32), String>>,
+    /// Participants muted by their own `mute`, by (room, participant): a new transport of theirs
+    /// (a renegotiation) starts muted too.
+    muted: Mutex<std::collections::HashSet<(String, String)>>,
     /// Who speaks in each room, most recent first (`active_speakers`).
     speakers: Mutex<HashMap<String, Vec<String>>>,
     /// Where room news goes (`slots`, `active_speakers`).
@@ -106,6 +109,7 @@ impl Media {
             sessions: Mutex::new(HashMap::new()),
             plain: Mutex::new(HashMap::new()),
             publishers: Mutex::new(HashMap::new()),
+            muted: Mutex::new(Default::default()),
             speakers: Mutex::new(HashMap::new()),
             hub,
             room_ids: Mutex::new(HashMap::new()),
@@ -152,7 +156,7 @@ impl Media {
             .parse()
             .map_err(|e: crate::dtls::DtlsError| MediaError::Fingerprint(e.to_string()))?;
         // A new offer replaces the participant's previous transport.
-        self.remove_participant(room, participant);
+        self.drop_transports(room, participant);
 
         let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.dataplane.workers();
         let id = self.next_transport.fetch_add(1, Ordering::Relaxed);
@@ -230,8 +234,17 @@ impl Media {
         Ok((answer, mids.into_iter().take(slots).collect()))
     }
 
-    /// Removes a participant's transport (leave, kick, disconnect).
+    /// Forgets a participant that left the room (leave, kick, disconnect): its transports and state.
     pub fn remove_participant(&self, room: &str, participant: &str) {
+        self.drop_transports(room, participant);
+        self.muted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(room.to_string(), participant.to_string()));
+    }
+
+    /// Removes a participant's transports (it left, or a new offer replaces them).
+    fn drop_transports(&self, room: &str, participant: &str) {
         let gone: Vec<(TransportId, usize)> = {
             let mut sessions = self.sessions();
             let ids: Vec<TransportId> = sessions
@@ -466,6 +479,15 @@ impl Media {
     /// Mutes or unmutes a participant's publishing in the dataplane (its packets are dropped as
     /// `muted`, and the slots it held go to others after the slot hold).
     pub fn set_muted(&self, room: &str, participant: &str, muted: bool) {
+        {
+            let mut set = self.muted.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (room.to_string(), participant.to_string());
+            if muted {
+                set.insert(key);
+            } else {
+                set.remove(&key);
+            }
+        }
         let transports: Vec<(TransportId, usize)> = self
             .sessions()
             .iter()
@@ -528,6 +550,11 @@ impl Media {
                 slot_mids: s.slot_mids.clone(),
                 egress: s.egress.clone(),
             };
+            let muted = self
+                .muted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&(s.room.clone(), s.participant.clone()));
             tracing::info!(transport, profile = profile.name(), "DTLS-SRTP established");
             let r = self
                 .dataplane
@@ -538,7 +565,11 @@ impl Media {
                         keys: Box::new(keys),
                     },
                 )
-                .and_then(|()| self.dataplane.join(worker, membership));
+                .and_then(|()| self.dataplane.join(worker, membership))
+                .and_then(|()| match muted {
+                    true => self.dataplane.mute(worker, transport, true),
+                    false => Ok(()),
+                });
             if let Err(e) = r {
                 tracing::error!(transport, error = %e, "installing keys");
             }

@@ -2,19 +2,22 @@
 // (`unshare -n`: only `lo` exists, so 127.0.0.1 is the one ICE candidate and nothing leaves the
 // machine). tests/chromium_clients.rs runs it as:
 //
-//   unshare -n node tests/clients/chromium_room.mjs <sluice binary> <work dir> <pages> <seconds>
+//   unshare -n node tests/clients/chromium_room.mjs <sluice binary> <work dir> <pages> <seconds> [mute]
 //
 // It brings `lo` up, starts `sluice serve`, creates a room with curl-equivalent REST calls, opens
 // <pages> pages of the web page at `/` (each with Chromium's fake microphone) that join the room, lets
 // them talk for <seconds>, and prints one JSON line: per page the receive-slot stats (getStats), the
-// slots and active speakers the page was told about, and the server's /metrics. Exit code 0 when it
+// slots and active speakers the page was told about, and the server's /metrics. With `mute`, page0
+// then presses Mute and the result says how many packets page1 still received from it afterwards. Exit code 0 when it
 // could run the scenario (the Rust test judges the results), non-zero with a message otherwise.
 
 import { spawn, execFileSync } from "node:child_process";
 import { once } from "node:events";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const [bin, workDir, pagesArg = "2", secondsArg = "6"] = process.argv.slice(2);
+const [bin, workDir, pagesArg = "2", secondsArg = "6", ...flags] = process.argv.slice(2);
 if (!bin || !workDir) {
   console.error("usage: chromium_room.mjs <sluice binary> <work dir> [pages] [seconds]");
   process.exit(2);
@@ -28,8 +31,14 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 execFileSync("ip", ["link", "set", "lo", "up"]);
 
-const server = spawn(bin, ["serve", "--http", "127.0.0.1:0", "--udp-port", "0", "--workers", "2",
-  "--api-key", KEY, "--state-dir", workDir], { stdio: ["ignore", "pipe", "pipe"],
+// A temporary config file, as an operator would write one: two workers, so the two pages land on
+// different workers and their audio crosses the relay rings.
+const config = join(workDir, "sluice.toml");
+writeFileSync(config, [
+  `http = "127.0.0.1:0"`, `udp_port = 0`, `workers = 2`, `api_key = "${KEY}"`,
+  `state_dir = ${JSON.stringify(workDir)}`, "",
+].join("\n"));
+const server = spawn(bin, ["serve", "--config", config], { stdio: ["ignore", "pipe", "pipe"],
   env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "info,sluice_controlplane::media=debug" } });
 let serverLog = "";
 server.stderr.on("data", (d) => { serverLog += d; });
@@ -96,6 +105,21 @@ try {
       };
     });
     result.pages.push({ name, ...info, log: log.slice(-20) });
+  }
+  if (flags.includes("mute")) {
+    // page0 mutes itself: the server stops forwarding it, page1 sees it marked muted.
+    const received = async (page) => Object.values(await page.evaluate(() => window.sluice.stats()))
+      .reduce((n, s) => n + s.packetsReceived, 0);
+    await pages[0].page.click("#mute-btn");
+    await sleep(1500);
+    const before = await received(pages[1].page);
+    await sleep(2000);
+    const after = await received(pages[1].page);
+    const shown = await pages[1].page.evaluate((id) => {
+      const li = document.querySelector(`#members li[data-participant="${id}"]`);
+      return li ? li.textContent : null;
+    }, result.pages[0].me);
+    result.mute = { before, after, shown };
   }
   const metricsResponse = await fetch(`${base}/metrics`);
   result.metrics = await metricsResponse.text();

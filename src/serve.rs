@@ -12,7 +12,7 @@ use serde::Deserialize;
 use sluice_controlplane::api::{router, AppState};
 use sluice_controlplane::auth::{random_secret, Auth, DEFAULT_TOKEN_TTL};
 use sluice_controlplane::media::Media;
-use sluice_controlplane::rooms::Rooms;
+use sluice_controlplane::rooms::{RoomDefaults, Rooms, LIMIT_SECONDS};
 use sluice_controlplane::signal::Hub;
 use sluice_dataplane::io::BackendChoice;
 use sluice_dataplane::{Dataplane, DataplaneConfig};
@@ -52,6 +52,15 @@ pub struct ServeArgs {
     /// hands out participant tokens itself.
     #[arg(long, env = "SLUICE_GUEST_JOIN", value_name = "BOOL")]
     pub guest_join: Option<bool>,
+    /// Default largest P2P mesh of an `auto` room (2..=16; rooms may set their own).
+    #[arg(long, env = "SLUICE_P2P_MAX")]
+    pub p2p_max: Option<u32>,
+    /// Default seconds an `auto` room on the SFU must stay small before it returns to P2P.
+    #[arg(long, env = "SLUICE_COOLDOWN_S")]
+    pub cooldown_s: Option<u32>,
+    /// Default seconds a room may stay without a connected member before it closes (0: never).
+    #[arg(long, env = "SLUICE_EMPTY_TIMEOUT_S")]
+    pub empty_timeout_s: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +75,9 @@ struct FileConfig {
     public_ip: Option<IpAddr>,
     state_dir: Option<PathBuf>,
     guest_join: Option<bool>,
+    p2p_max: Option<u32>,
+    cooldown_s: Option<u32>,
+    empty_timeout_s: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -80,6 +92,7 @@ struct Settings {
     public_ip: Option<IpAddr>,
     state_dir: PathBuf,
     guest_join: bool,
+    rooms: RoomDefaults,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -113,6 +126,21 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if workers == 0 || workers > 64 {
         bail!("workers must be 1..=64, got {workers}");
     }
+    let d = RoomDefaults::default();
+    let rooms = RoomDefaults {
+        p2p_max: args.p2p_max.or(file.p2p_max).unwrap_or(d.p2p_max),
+        cooldown_s: args.cooldown_s.or(file.cooldown_s).unwrap_or(d.cooldown_s),
+        empty_timeout_s: args
+            .empty_timeout_s
+            .or(file.empty_timeout_s)
+            .unwrap_or(d.empty_timeout_s),
+    };
+    if !(2..=16).contains(&rooms.p2p_max) {
+        bail!("p2p_max must be 2..=16, got {}", rooms.p2p_max);
+    }
+    if rooms.cooldown_s > LIMIT_SECONDS || rooms.empty_timeout_s > LIMIT_SECONDS {
+        bail!("cooldown_s and empty_timeout_s must be at most {LIMIT_SECONDS} (a day)");
+    }
     Ok(Settings {
         http: args
             .http
@@ -132,6 +160,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
             .or(file.state_dir)
             .unwrap_or_else(default_state_dir),
         guest_join: args.guest_join.or(file.guest_join).unwrap_or(true),
+        rooms,
     })
 }
 
@@ -197,7 +226,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("binding HTTP to {}", settings.http))?;
         let http = listener.local_addr()?;
         let state = Arc::new(AppState {
-            rooms: Mutex::new(Rooms::default()),
+            rooms: Mutex::new(Rooms::with_defaults(settings.rooms)),
             auth: Auth::new(&api_key, token_secret.as_bytes(), DEFAULT_TOKEN_TTL),
             public_ws_base: format!("ws://{http}"),
             dataplane: Some(dataplane.clone()),
@@ -206,6 +235,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             guest_join: settings.guest_join,
         });
         let on_shutdown = state.clone();
+        // Room housekeeping: cooldowns back to P2P, empty rooms closing themselves.
+        let keeper = state.clone();
+        tokio::spawn(async move {
+            let mut empty_since = std::collections::HashMap::new();
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                keeper.housekeeping(std::time::Instant::now(), &mut empty_since);
+            }
+        });
         let udp: Vec<String> = (0..dataplane.workers())
             .filter_map(|i| dataplane.worker_addr(i))
             .map(|a| a.to_string())

@@ -364,3 +364,220 @@ fn an_offer_gets_an_ice_lite_answer_whose_candidate_answers_connectivity_checks(
     );
     assert!(s.terminate().success());
 }
+
+fn create_room_with(s: &Server, body: Value) {
+    let r = http()
+        .post(s.url("/v1/rooms"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{body}");
+}
+
+fn room(s: &Server, name: &str) -> Value {
+    http()
+        .get(s.url(&format!("/v1/rooms/{name}")))
+        .bearer_auth(KEY)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).unwrap();
+}
+
+fn metric(s: &Server, line_start: &str) -> u64 {
+    let text = http()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {line_start} in {text}"))
+}
+
+#[test]
+fn auto_rooms_relay_p2p_signaling_switch_to_the_sfu_and_back_after_the_cooldown() {
+    let s = Server::start(&["--api-key", KEY]);
+    create_room_with(
+        &s,
+        json!({"name": "mesh", "p2p_max": 2, "p2p_return": 1, "cooldown_s": 1}),
+    );
+    let (a_id, a_url) = add(&s, "mesh", "a");
+    let (b_id, b_url) = add(&s, "mesh", "b");
+    let (c_id, c_url) = add(&s, "mesh", "c");
+    let fresh = room(&s, "mesh");
+    assert_eq!(
+        (
+            fresh["current_mode"].as_str(),
+            fresh["last_switch_at"].is_null()
+        ),
+        (Some("p2p"), true)
+    );
+
+    let mut a = connect(&a_url);
+    assert_eq!(next(&mut a)["mode"], "p2p");
+    let mut b = connect(&b_url);
+    assert_eq!(next(&mut b)["mode"], "p2p");
+    assert_eq!(next(&mut a)["type"], "peer_joined");
+
+    // P2P signaling goes to the addressed peer, with `from` in place of `to`.
+    send(
+        &mut a,
+        json!({"type": "peer_offer", "to": b_id, "sdp": "v=0 offer"}),
+    );
+    assert_eq!(
+        next(&mut b),
+        json!({"type": "peer_offer", "from": a_id, "sdp": "v=0 offer"})
+    );
+    send(
+        &mut b,
+        json!({"type": "peer_answer", "to": a_id, "sdp": "v=0 answer"}),
+    );
+    assert_eq!(
+        next(&mut a),
+        json!({"type": "peer_answer", "from": b_id, "sdp": "v=0 answer"})
+    );
+    let cand = json!({"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0});
+    send(
+        &mut b,
+        json!({"type": "peer_candidate", "to": a_id, "candidate": cand}),
+    );
+    assert_eq!(
+        next(&mut a),
+        json!({"type": "peer_candidate", "from": b_id, "candidate": cand})
+    );
+    // Not to someone who is not here (c has a token but is not connected), not to oneself.
+    for to in [c_id.as_str(), "p_nobody", a_id.as_str()] {
+        send(&mut a, json!({"type": "peer_offer", "to": to, "sdp": "x"}));
+        assert_eq!(next(&mut a)["code"], "unknown_peer", "{to}");
+    }
+
+    // The third member switches the room to the SFU: it is welcomed in sfu, the others are told.
+    let mut c = connect(&c_url);
+    let w = next(&mut c);
+    assert_eq!(
+        (w["type"].as_str(), w["mode"].as_str()),
+        (Some("welcome"), Some("sfu"))
+    );
+    for ws in [&mut a, &mut b] {
+        assert_eq!(next(ws)["type"], "peer_joined");
+        assert_eq!(next(ws), json!({"type": "mode", "mode": "sfu"}));
+    }
+    let r = room(&s, "mesh");
+    assert_eq!(
+        (r["current_mode"].as_str(), r["connected"].as_u64()),
+        (Some("sfu"), Some(3))
+    );
+    assert!(r["last_switch_at"].as_u64().is_some(), "{r}");
+    assert_eq!(metric(&s, "sluice_mode_switches_total{to=\"sfu\"}"), 1);
+
+    // Down to two: not yet small enough (p2p_return 1). Down to one: back to p2p after 1 s.
+    send(&mut c, json!({"type": "leave"}));
+    assert_eq!(next(&mut c)["type"], "bye");
+    assert_eq!(next(&mut a)["type"], "peer_left");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        room(&s, "mesh")["current_mode"],
+        "sfu",
+        "two members stay on the SFU"
+    );
+    drop(b);
+    assert_eq!(next(&mut a)["type"], "peer_left");
+    let left_at = std::time::Instant::now();
+    assert_eq!(next(&mut a), json!({"type": "mode", "mode": "p2p"}));
+    let waited = left_at.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_secs(3),
+        "the cooldown (1 s) passed first: {waited:?}"
+    );
+    assert_eq!(room(&s, "mesh")["current_mode"], "p2p");
+    assert_eq!(metric(&s, "sluice_mode_switches_total{to=\"p2p\"}"), 1);
+    assert!(s.terminate().success());
+}
+
+#[test]
+fn fixed_modes_refuse_the_other_kind_of_connection_and_the_server_can_mute() {
+    let s = Server::start(&["--api-key", KEY]);
+    create_room_with(&s, json!({"name": "stage", "mode": "sfu"}));
+    create_room_with(&s, json!({"name": "duo", "mode": "p2p", "p2p_max": 2}));
+    let (a_id, a_url) = add(&s, "stage", "a");
+    let (_, b_url) = add(&s, "stage", "b");
+    let mut a = connect(&a_url);
+    assert_eq!(next(&mut a)["mode"], "sfu");
+    let mut b = connect(&b_url);
+    assert_eq!(next(&mut b)["mode"], "sfu");
+    assert_eq!(next(&mut a)["type"], "peer_joined");
+    send(
+        &mut b,
+        json!({"type": "peer_offer", "to": a_id, "sdp": "x"}),
+    );
+    assert_eq!(next(&mut b)["code"], "sfu_room");
+
+    // Server-side mute: everyone, the muted member included, is told.
+    let r = http()
+        .post(s.url(&format!("/v1/rooms/stage/participants/{a_id}/mute")))
+        .bearer_auth(KEY)
+        .json(&json!({"muted": true}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let told = json!({"type": "peer_muted", "participant": a_id, "muted": true});
+    assert_eq!(next(&mut a), told);
+    assert_eq!(next(&mut b), told);
+    let r = http()
+        .post(s.url("/v1/rooms/stage/participants/p_nobody/mute"))
+        .bearer_auth(KEY)
+        .json(&json!({"muted": true}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // A p2p room takes no SFU offers, and never switches however many join.
+    let (_, d_url) = add(&s, "duo", "d");
+    let mut d = connect(&d_url);
+    assert_eq!(next(&mut d)["mode"], "p2p");
+    send(&mut d, json!({"type": "offer", "sdp": "v=0"}));
+    assert_eq!(next(&mut d)["code"], "p2p_room");
+    let mut more = Vec::new();
+    for n in ["e", "f", "g"] {
+        let (_, url) = add(&s, "duo", n);
+        let mut ws = connect(&url);
+        assert_eq!(next(&mut ws)["mode"], "p2p");
+        more.push(ws);
+    }
+    assert_eq!(room(&s, "duo")["current_mode"], "p2p");
+    assert!(s.terminate().success());
+}
+
+#[test]
+fn empty_rooms_close_by_themselves_after_their_timeout() {
+    let s = Server::start(&["--api-key", KEY, "--empty-timeout-s", "1"]);
+    create_room_with(&s, json!({"name": "brief"}));
+    create_room_with(&s, json!({"name": "kept", "empty_timeout_s": 0}));
+    let (_, url) = add(&s, "brief", "a");
+    let mut a = connect(&url);
+    next(&mut a);
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_eq!(
+        room(&s, "brief")["name"],
+        "brief",
+        "a connected member keeps it open"
+    );
+    drop(a);
+    std::thread::sleep(Duration::from_millis(2000));
+    let r = http()
+        .get(s.url("/v1/rooms/brief"))
+        .bearer_auth(KEY)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "closed after 1 s empty");
+    assert_eq!(room(&s, "kept")["name"], "kept", "0 keeps a room forever");
+    assert!(s.terminate().success());
+}

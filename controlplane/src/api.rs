@@ -39,6 +39,85 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A room switched mode (logged by the hub): count and report it.
+    pub fn on_mode_switch(&self, sw: &crate::signal::ModeSwitch) {
+        tracing::debug!(room = %sw.room, from = sw.from.name(), to = sw.to.name(), "mode switch reported");
+    }
+
+    /// A member connected to signaling.
+    pub fn on_joined(&self, room: &str, who: &crate::signal::PeerInfo) {
+        tracing::debug!(room, participant = %who.id, "joined");
+    }
+
+    /// A member left the room (`reason`: left, kicked, disconnected, ...).
+    pub fn on_left(&self, room: &str, participant: &str, reason: &str) {
+        tracing::debug!(room, participant, reason, "left");
+    }
+
+    /// A room was created.
+    pub fn on_room_started(&self, room: &str) {
+        tracing::debug!(room, "room started");
+    }
+
+    /// Closes a room: its members get `bye`, their transports go, and it is reported.
+    pub fn close_room(&self, room: &str, why: &str) -> Result<Room, ApiError> {
+        let closed = self.rooms().delete(room)?;
+        self.hub.close_room(room);
+        if let Some(m) = &self.media {
+            m.remove_room(room);
+        }
+        tracing::info!(
+            room,
+            members = closed.participants.len(),
+            why,
+            "room closed"
+        );
+        Ok(closed)
+    }
+
+    /// A room with its live state (mode, last switch, connected members) filled in.
+    fn with_live(&self, mut room: Room) -> Room {
+        if let Some(live) = self.hub.live(&room.name) {
+            room.current_mode = live.mode;
+            room.last_switch_at = live.last_switch;
+            room.connected = live.connected;
+        }
+        room
+    }
+
+    /// One pass of room housekeeping: `auto` rooms whose cooldown ran out go back to P2P, and rooms
+    /// empty for longer than their `empty_timeout_s` close. `empty_since` is the caller's memory of
+    /// when each room was last seen empty.
+    pub fn housekeeping(
+        &self,
+        now: std::time::Instant,
+        empty_since: &mut std::collections::HashMap<String, std::time::Instant>,
+    ) {
+        for sw in self.hub.poll_modes(now) {
+            self.on_mode_switch(&sw);
+        }
+        let rooms: Vec<(String, u32)> = self
+            .rooms()
+            .list()
+            .into_iter()
+            .map(|r| (r.name, r.empty_timeout_s))
+            .collect();
+        empty_since.retain(|name, _| rooms.iter().any(|(n, _)| n == name));
+        for (name, timeout) in rooms {
+            if self.hub.connected(&name) > 0 || timeout == 0 {
+                empty_since.remove(&name);
+                continue;
+            }
+            let since = *empty_since.entry(name.clone()).or_insert(now);
+            if now.duration_since(since) >= std::time::Duration::from_secs(timeout.into()) {
+                empty_since.remove(&name);
+                if self.close_room(&name, "empty").is_ok() {
+                    tracing::info!(room = %name, timeout_s = timeout, "empty room closed");
+                }
+            }
+        }
+    }
+
     /// The rooms, locked.
     pub fn rooms(&self) -> MutexGuard<'_, Rooms> {
         // A panic while holding the lock cannot leave `Rooms` half-updated in a way that matters more
@@ -85,6 +164,7 @@ pub async fn create_room(
     s.auth.check_admin(&headers)?;
     let room = s.rooms().create(body(payload)?)?;
     tracing::info!(room = %room.name, mode = ?room.mode, "room created");
+    s.on_room_started(&room.name);
     Ok((StatusCode::CREATED, Json(room)))
 }
 
@@ -92,8 +172,9 @@ pub async fn create_room(
 #[utoipa::path(get, path = "/v1/rooms", responses((status = 200, body = RoomList), (status = 401, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_rooms(State(s): Shared, headers: HeaderMap) -> Result<Json<RoomList>, ApiError> {
     s.auth.check_admin(&headers)?;
+    let rooms = s.rooms().list();
     Ok(Json(RoomList {
-        rooms: s.rooms().list(),
+        rooms: rooms.into_iter().map(|r| s.with_live(r)).collect(),
     }))
 }
 
@@ -106,7 +187,8 @@ pub async fn get_room(
     Path(room): Path<String>,
 ) -> Result<Json<Room>, ApiError> {
     s.auth.check_admin(&headers)?;
-    Ok(Json(s.rooms().get(&room)?.clone()))
+    let room = s.rooms().get(&room)?.clone();
+    Ok(Json(s.with_live(room)))
 }
 
 /// Closes a room.
@@ -118,12 +200,7 @@ pub async fn delete_room(
     Path(room): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     s.auth.check_admin(&headers)?;
-    let closed = s.rooms().delete(&room)?;
-    s.hub.close_room(&room);
-    if let Some(m) = &s.media {
-        m.remove_room(&room);
-    }
-    tracing::info!(room = %closed.name, members = closed.participants.len(), "room deleted");
+    s.close_room(&room, "deleted")?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -392,6 +469,48 @@ pub async fn delete_participant(
         m.remove_participant(&room, &id);
     }
     tracing::info!(%room, participant = %id, "participant removed");
+    s.on_left(&room, &id, "kicked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/rooms/{room}/participants/{id}/mute` body.
+#[derive(Debug, Clone, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MuteRequest {
+    /// Muted or not.
+    pub muted: bool,
+}
+
+/// Server-side mute: the SFU stops forwarding the participant's audio (its packets become `muted`
+/// drops and its slots go to others), and the whole room, the participant included, gets
+/// `peer_muted` (in a P2P room the clients are asked to stop sending).
+#[utoipa::path(post, path = "/v1/rooms/{room}/participants/{id}/mute", request_body = MuteRequest,
+    params(("room" = String, Path, description = "Room name"), ("id" = String, Path, description = "Participant id")),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn mute_participant(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path((room, id)): Path<(String, String)>,
+    payload: Result<Json<MuteRequest>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    s.auth.check_admin(&headers)?;
+    let MuteRequest { muted } = body(payload)?;
+    {
+        let rooms = s.rooms();
+        let r = rooms.get(&room)?;
+        if !r.participants.iter().any(|p| p.id == id) {
+            return Err(ApiError::not_found(
+                "unknown_participant",
+                format!("no participant {id:?} in room {room:?}"),
+            ));
+        }
+    }
+    if let Some(m) = &s.media {
+        m.set_muted(&room, &id, muted);
+    }
+    s.hub.set_muted(&room, &id, muted, true);
+    tracing::info!(%room, participant = %id, muted, "server mute");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -420,6 +539,11 @@ pub async fn metrics(State(s): Shared) -> Response {
     let _ = writeln!(
         out,
         "# HELP sluice_participants Participants on this server.\n# TYPE sluice_participants gauge\nsluice_participants {participants}"
+    );
+    let (to_sfu, to_p2p) = s.hub.switches();
+    let _ = writeln!(
+        out,
+        "# HELP sluice_mode_switches_total Rooms switching media mode.\n# TYPE sluice_mode_switches_total counter\nsluice_mode_switches_total{{to=\"sfu\"}} {to_sfu}\nsluice_mode_switches_total{{to=\"p2p\"}} {to_p2p}"
     );
     let _ = writeln!(
         out,
@@ -515,8 +639,8 @@ pub async fn metrics(State(s): Shared) -> Response {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sluice", description = "Control-plane API of the sluice SFU"),
-    paths(create_room, list_rooms, get_room, delete_room, create_participant, guest_join, create_plain, delete_participant, healthz, metrics),
-    components(schemas(Room, RoomList, CreateRoom, CreateParticipant, GuestJoin, Participant, ParticipantGrant, CreatePlain, PlainSrtp, PlainGrant, RoomMode, Role, ErrorBody, ErrorDetail)),
+    paths(create_room, list_rooms, get_room, delete_room, create_participant, guest_join, create_plain, delete_participant, mute_participant, healthz, metrics),
+    components(schemas(Room, RoomList, CreateRoom, CreateParticipant, GuestJoin, MuteRequest, crate::mode::MediaMode, Participant, ParticipantGrant, CreatePlain, PlainSrtp, PlainGrant, RoomMode, Role, ErrorBody, ErrorDetail)),
     modifiers(&ApiKeyScheme)
 )]
 pub struct ApiDoc;
@@ -555,6 +679,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/rooms/{room}/participants/{id}",
             delete(delete_participant),
+        )
+        .route(
+            "/v1/rooms/{room}/participants/{id}/mute",
+            post(mute_participant),
         )
         .route("/v1/signal", get(crate::signal::signal))
         .route("/v1/openapi.json", get(openapi_json))

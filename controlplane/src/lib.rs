@@ -10,6 +10,7 @@ pub mod auth;
 pub mod dtls;
 pub mod error;
 pub mod media;
+pub mod mode;
 pub mod rooms;
 pub mod sdp;
 pub mod signal;

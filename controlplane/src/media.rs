@@ -150,6 +150,7 @@ impl Media {
         participant: &str,
         offer_sdp: &str,
         audio_slots: u32,
+        publishes: bool,
     ) -> Result<(String, Vec<String>), MediaError> {
         let offer = sdp::parse_offer(offer_sdp)?;
         let remote_fp: Fingerprint = format!("{} {}", offer.fingerprint.0, offer.fingerprint.1)
@@ -164,7 +165,12 @@ impl Media {
         let mids = sdp::slot_mids(&offer);
         let slots = mids.len().min(audio_slots as usize);
         let slot_ssrcs: Vec<u32> = (0..slots).map(|_| rand::random()).collect();
-        let publish_ssrc = offer.sections.iter().find_map(|s| s.ssrc);
+        // A listener's packets are dropped (counted as `muted`) and it never takes a slot.
+        let publish_ssrc = offer
+            .sections
+            .iter()
+            .find_map(|s| s.ssrc)
+            .filter(|_| publishes);
         let mut candidate = self
             .dataplane
             .worker_addr(worker)

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::mode::{MediaMode, ModeRules};
 
 /// Longest room or participant name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -18,6 +19,10 @@ pub const DEFAULT_LAST_N: u32 = 8;
 pub const DEFAULT_P2P_MAX: u32 = 8;
 /// Default participant limit.
 pub const DEFAULT_MAX_PARTICIPANTS: u32 = 500;
+/// Default seconds an empty room lives.
+pub const DEFAULT_EMPTY_TIMEOUT_S: u32 = 300;
+/// Longest cooldown or empty timeout a room may ask for (one day).
+pub const LIMIT_SECONDS: u32 = 86_400;
 /// Hard participant limit (a room must fit the server).
 pub const LIMIT_MAX_PARTICIPANTS: u32 = 10_000;
 
@@ -63,6 +68,18 @@ pub struct CreateRoom {
     /// Participant limit (default 500).
     #[serde(default)]
     pub max_participants: Option<u32>,
+    /// `auto`: members at or below which a room on the SFU returns to P2P after the cooldown
+    /// (default `p2p_max - 2`).
+    #[serde(default)]
+    pub p2p_return: Option<u32>,
+    /// `auto`: seconds a room must stay at or below `p2p_return` before it returns to P2P
+    /// (server default 30).
+    #[serde(default)]
+    pub cooldown_s: Option<u32>,
+    /// Seconds the room may stay without a connected member before it closes itself (server
+    /// default 300; 0: never).
+    #[serde(default)]
+    pub empty_timeout_s: Option<u32>,
 }
 
 /// `POST /v1/rooms/{room}/participants` body.
@@ -102,10 +119,55 @@ pub struct Room {
     pub p2p_max: u32,
     /// Participant limit.
     pub max_participants: u32,
+    /// `auto`: members at or below which the room returns to P2P after `cooldown_s`.
+    pub p2p_return: u32,
+    /// `auto`: seconds at or below `p2p_return` before returning to P2P.
+    pub cooldown_s: u32,
+    /// Seconds without a connected member before the room closes itself (0: never).
+    pub empty_timeout_s: u32,
     /// Seconds since the Unix epoch.
     pub created_at: u64,
+    /// How media flows now (`p2p` or `sfu`), from the members connected to signaling.
+    pub current_mode: MediaMode,
+    /// When the room last switched mode (seconds since the Unix epoch), if ever.
+    pub last_switch_at: Option<u64>,
+    /// Members connected to signaling now.
+    pub connected: u32,
     /// Members.
     pub participants: Vec<Participant>,
+}
+
+impl Room {
+    /// The room's mode-switching rules.
+    pub fn mode_rules(&self) -> ModeRules {
+        ModeRules {
+            configured: self.mode,
+            p2p_max: self.p2p_max,
+            p2p_return: self.p2p_return,
+            cooldown: std::time::Duration::from_secs(self.cooldown_s.into()),
+        }
+    }
+}
+
+/// Server-wide defaults for room settings a `POST /v1/rooms` leaves out (configuration file, flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomDefaults {
+    /// Largest P2P mesh of an `auto` room.
+    pub p2p_max: u32,
+    /// Cooldown before an `auto` room returns to P2P, seconds.
+    pub cooldown_s: u32,
+    /// Empty time before a room closes itself, seconds (0: never).
+    pub empty_timeout_s: u32,
+}
+
+impl Default for RoomDefaults {
+    fn default() -> Self {
+        Self {
+            p2p_max: DEFAULT_P2P_MAX,
+            cooldown_s: crate::mode::DEFAULT_COOLDOWN.as_secs() as u32,
+            empty_timeout_s: DEFAULT_EMPTY_TIMEOUT_S,
+        }
+    }
 }
 
 fn now_secs() -> u64 {
@@ -162,9 +224,18 @@ fn in_range(field: &str, v: Option<u32>, default: u32, lo: u32, hi: u32) -> Resu
 pub struct Rooms {
     rooms: BTreeMap<String, Room>,
     next_participant: u64,
+    defaults: RoomDefaults,
 }
 
 impl Rooms {
+    /// No rooms yet; settings a request leaves out come from `defaults`.
+    pub fn with_defaults(defaults: RoomDefaults) -> Self {
+        Self {
+            defaults,
+            ..Self::default()
+        }
+    }
+
     /// Creates a room.
     pub fn create(&mut self, req: CreateRoom) -> Result<Room, ApiError> {
         validate_room_name(&req.name)?;
@@ -174,10 +245,33 @@ impl Rooms {
                 format!("room {:?} already exists", req.name),
             ));
         }
+        let d = self.defaults;
+        let p2p_max = in_range("p2p_max", req.p2p_max, d.p2p_max, 2, 16)?;
         let room = Room {
             mode: req.mode.unwrap_or_default(),
             last_n: in_range("last_n", req.last_n, DEFAULT_LAST_N, 1, 15)?,
-            p2p_max: in_range("p2p_max", req.p2p_max, DEFAULT_P2P_MAX, 2, 16)?,
+            p2p_max,
+            p2p_return: in_range(
+                "p2p_return",
+                req.p2p_return,
+                p2p_max.saturating_sub(2),
+                0,
+                p2p_max - 1,
+            )?,
+            cooldown_s: in_range("cooldown_s", req.cooldown_s, d.cooldown_s, 0, LIMIT_SECONDS)?,
+            empty_timeout_s: in_range(
+                "empty_timeout_s",
+                req.empty_timeout_s,
+                d.empty_timeout_s,
+                0,
+                LIMIT_SECONDS,
+            )?,
+            current_mode: match req.mode.unwrap_or_default() {
+                RoomMode::Sfu => MediaMode::Sfu,
+                _ => MediaMode::P2p,
+            },
+            last_switch_at: None,
+            connected: 0,
             max_participants: in_range(
                 "max_participants",
                 req.max_participants,
@@ -281,6 +375,9 @@ mod tests {
             last_n: None,
             p2p_max: None,
             max_participants: None,
+            p2p_return: None,
+            cooldown_s: None,
+            empty_timeout_s: None,
         }
     }
 

@@ -14,9 +14,13 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
 use crate::api::AppState;
 use crate::auth::Claims;
 use crate::error::ApiError;
+use crate::mode::{MediaMode, ModeMachine, ModeRules};
 use crate::rooms::{Role, RoomMode};
 
 /// Messages queued per socket before a slow reader is disconnected.
@@ -56,8 +60,8 @@ pub enum ServerMsg {
         participant: PeerInfo,
         /// Room name.
         room: String,
-        /// Current media mode.
-        mode: RoomMode,
+        /// How media flows now: `p2p` (connect to each peer) or `sfu` (send an `offer`).
+        mode: MediaMode,
         /// Receive slots the client's offer should carry.
         audio_slots: u32,
         /// Members connected before this one.
@@ -88,7 +92,34 @@ pub enum ServerMsg {
         /// Participant ids.
         ids: Vec<String>,
     },
-    /// A member muted or unmuted itself.
+    /// The room switched mode: in `sfu`, send an `offer` and close the mesh once the SFU connection
+    /// carries audio; in `p2p`, connect to every peer and close the SFU connection once they do.
+    Mode {
+        /// The new mode.
+        mode: MediaMode,
+    },
+    /// A peer's SDP offer for a direct connection (p2p).
+    PeerOffer {
+        /// The peer's id.
+        from: String,
+        /// The SDP.
+        sdp: String,
+    },
+    /// A peer's SDP answer (p2p).
+    PeerAnswer {
+        /// The peer's id.
+        from: String,
+        /// The SDP.
+        sdp: String,
+    },
+    /// A peer's ICE candidate (p2p): the browser's RTCIceCandidateInit object, as sent.
+    PeerCandidate {
+        /// The peer's id.
+        from: String,
+        /// The candidate.
+        candidate: serde_json::Value,
+    },
+    /// A member was muted or unmuted (by itself, or by the server: then it is told too).
     PeerMuted {
         /// Its id.
         participant: String,
@@ -125,6 +156,27 @@ pub enum ClientMsg {
     },
     /// Leave the room.
     Leave,
+    /// An SDP offer for the peer `to` (p2p); delivered as `peer_offer {from, sdp}`.
+    PeerOffer {
+        /// The peer's id.
+        to: String,
+        /// The SDP.
+        sdp: String,
+    },
+    /// An SDP answer for the peer `to` (p2p).
+    PeerAnswer {
+        /// The peer's id.
+        to: String,
+        /// The SDP.
+        sdp: String,
+    },
+    /// An ICE candidate for the peer `to` (p2p); `null` or `{}` ends the candidates.
+    PeerCandidate {
+        /// The peer's id.
+        to: String,
+        /// RTCIceCandidateInit.
+        candidate: serde_json::Value,
+    },
 }
 
 struct Member {
@@ -133,16 +185,65 @@ struct Member {
     conn: u64,
 }
 
-/// Connected members by room: who receives room news.
+/// A room as signaling sees it: who is connected, and how media flows.
+struct LiveRoom {
+    members: HashMap<String, Member>,
+    mode: ModeMachine,
+    /// Seconds since the Unix epoch of the last switch.
+    last_switch: Option<u64>,
+}
+
+/// A room's mode switched: what the caller reports (metrics, logs, webhooks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeSwitch {
+    /// The room.
+    pub room: String,
+    /// The mode it left.
+    pub from: MediaMode,
+    /// The mode it is in now.
+    pub to: MediaMode,
+    /// Members connected at the switch.
+    pub members: u32,
+}
+
+/// A room's live state, for the REST API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveState {
+    /// How media flows now.
+    pub mode: MediaMode,
+    /// Last switch, seconds since the Unix epoch.
+    pub last_switch: Option<u64>,
+    /// Members connected.
+    pub connected: u32,
+}
+
+/// Why a p2p message was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayError {
+    /// `to` is not connected to this room.
+    UnknownPeer,
+    /// A client addressed itself.
+    ToSelf,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Connected members by room: who receives room news, and each room's mode.
 #[derive(Default)]
 pub struct Hub {
-    rooms: Mutex<HashMap<String, HashMap<String, Member>>>,
-    next_conn: std::sync::atomic::AtomicU64,
-    joins: std::sync::atomic::AtomicU64,
+    rooms: Mutex<HashMap<String, LiveRoom>>,
+    next_conn: AtomicU64,
+    joins: AtomicU64,
+    to_sfu: AtomicU64,
+    to_p2p: AtomicU64,
 }
 
 impl Hub {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, Member>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveRoom>> {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -170,115 +271,188 @@ impl Hub {
         }
     }
 
-    /// Registers a connection; returns its number and the peers already there.
+    /// Records a switch of `room` to `to`, tells every member but `except`, and returns the report.
+    fn switched(&self, name: &str, room: &mut LiveRoom, to: MediaMode, except: &str) -> ModeSwitch {
+        room.last_switch = Some(unix_now());
+        let counter = match to {
+            MediaMode::Sfu => &self.to_sfu,
+            MediaMode::P2p => &self.to_p2p,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let members = room.members.len() as u32;
+        tracing::info!(room = name, mode = to.name(), members, "room switched mode");
+        Self::broadcast(&mut room.members, except, &ServerMsg::Mode { mode: to });
+        ModeSwitch {
+            room: name.to_string(),
+            from: match to {
+                MediaMode::Sfu => MediaMode::P2p,
+                MediaMode::P2p => MediaMode::Sfu,
+            },
+            to,
+            members,
+        }
+    }
+
+    /// Registers a connection to a room with `rules`; returns its number, the peers already there,
+    /// the room's mode after this join, and the switch this join caused, if any.
     fn join(
         &self,
         room: &str,
+        rules: ModeRules,
         info: PeerInfo,
         tx: mpsc::Sender<ServerMsg>,
-    ) -> (u64, Vec<PeerInfo>) {
-        let conn = self
-            .next_conn
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.joins
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ) -> (u64, Vec<PeerInfo>, MediaMode, Option<ModeSwitch>) {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        self.joins.fetch_add(1, Ordering::Relaxed);
         let mut rooms = self.lock();
-        let members = rooms.entry(room.to_string()).or_default();
-        if let Some(old) = members.remove(&info.id) {
+        let live = rooms.entry(room.to_string()).or_insert_with(|| LiveRoom {
+            members: HashMap::new(),
+            mode: ModeMachine::new(rules),
+            last_switch: None,
+        });
+        if let Some(old) = live.members.remove(&info.id) {
             let _ = old.tx.try_send(ServerMsg::Bye { reason: "replaced" });
         }
-        let peers = members.values().map(|m| m.info.clone()).collect();
+        let peers = live.members.values().map(|m| m.info.clone()).collect();
         Self::broadcast(
-            members,
+            &mut live.members,
             &info.id,
             &ServerMsg::PeerJoined {
                 participant: info.clone(),
             },
         );
-        members.insert(info.id.clone(), Member { info, tx, conn });
-        (conn, peers)
+        let id = info.id.clone();
+        live.members.insert(id.clone(), Member { info, tx, conn });
+        let n = live.members.len() as u32;
+        let switch = live
+            .mode
+            .on_members(Instant::now(), n)
+            .map(|to| self.switched(room, live, to, &id));
+        (conn, peers, live.mode.current(), switch)
     }
 
-    /// Unregisters connection `conn` of `id` (not a newer one that replaced it) and tells the others.
-    fn leave(&self, room: &str, id: &str, conn: u64) -> bool {
-        let mut rooms = self.lock();
-        let Some(members) = rooms.get_mut(room) else {
-            return false;
-        };
-        if members.get(id).is_none_or(|m| m.conn != conn) {
-            return false;
-        }
-        members.remove(id);
+    /// Forgets member `id` of `room` and tells the others; keeps the room's mode state.
+    fn remove_member(live: &mut LiveRoom, id: &str) {
+        live.members.remove(id);
         Self::broadcast(
-            members,
+            &mut live.members,
             id,
             &ServerMsg::PeerLeft {
                 participant: id.to_string(),
             },
         );
-        if members.is_empty() {
-            rooms.remove(room);
+        let n = live.members.len() as u32;
+        live.mode.on_members(Instant::now(), n);
+    }
+
+    /// Unregisters connection `conn` of `id` (not a newer one that replaced it) and tells the others.
+    fn leave(&self, room: &str, id: &str, conn: u64) -> bool {
+        let mut rooms = self.lock();
+        let Some(live) = rooms.get_mut(room) else {
+            return false;
+        };
+        if live.members.get(id).is_none_or(|m| m.conn != conn) {
+            return false;
         }
+        Self::remove_member(live, id);
         true
     }
 
     /// Sends `msg` to one member of a room, if connected.
     pub fn send_to(&self, room: &str, id: &str, msg: ServerMsg) {
-        if let Some(members) = self.lock().get_mut(room) {
-            Self::deliver(members, id, msg);
+        if let Some(live) = self.lock().get_mut(room) {
+            Self::deliver(&mut live.members, id, msg);
         }
     }
 
     /// Sends `msg` to every connected member of a room.
     pub fn send_room(&self, room: &str, msg: &ServerMsg) {
-        if let Some(members) = self.lock().get_mut(room) {
-            Self::broadcast(members, "", msg);
+        if let Some(live) = self.lock().get_mut(room) {
+            Self::broadcast(&mut live.members, "", msg);
         }
     }
 
-    /// Records a member's own mute and tells the others.
-    pub fn set_muted(&self, room: &str, id: &str, muted: bool) {
+    /// Delivers a p2p message from `from` to `to` in `room`.
+    fn relay(&self, room: &str, from: &str, to: &str, msg: ServerMsg) -> Result<(), RelayError> {
+        if from == to {
+            return Err(RelayError::ToSelf);
+        }
         let mut rooms = self.lock();
-        let Some(members) = rooms.get_mut(room) else {
+        let live = rooms.get_mut(room).ok_or(RelayError::UnknownPeer)?;
+        if !live.members.contains_key(to) {
+            return Err(RelayError::UnknownPeer);
+        }
+        Self::deliver(&mut live.members, to, msg);
+        Ok(())
+    }
+
+    /// Records a member's mute and tells the room: the others when it muted itself, everyone
+    /// (the member too) when the server did.
+    pub fn set_muted(&self, room: &str, id: &str, muted: bool, by_server: bool) {
+        let mut rooms = self.lock();
+        let Some(live) = rooms.get_mut(room) else {
             return;
         };
-        match members.get_mut(id) {
-            Some(m) if m.info.muted != muted => m.info.muted = muted,
-            _ => return,
+        match live.members.get_mut(id) {
+            Some(m) => m.info.muted = muted,
+            None => return,
         }
         let msg = ServerMsg::PeerMuted {
             participant: id.to_string(),
             muted,
         };
-        Self::broadcast(members, id, &msg);
+        Self::broadcast(&mut live.members, if by_server { "" } else { id }, &msg);
     }
 
     /// Signaling connections accepted since start (`sluice_joins_total`).
     pub fn joins(&self) -> u64 {
-        self.joins.load(std::sync::atomic::Ordering::Relaxed)
+        self.joins.load(Ordering::Relaxed)
+    }
+
+    /// Mode switches since start: (to SFU, to P2P).
+    pub fn switches(&self) -> (u64, u64) {
+        (
+            self.to_sfu.load(Ordering::Relaxed),
+            self.to_p2p.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Switches back to P2P the `auto` rooms whose cooldown ran out; call it a few times a second.
+    pub fn poll_modes(&self, now: Instant) -> Vec<ModeSwitch> {
+        let mut rooms = self.lock();
+        let mut out = Vec::new();
+        for (name, live) in rooms.iter_mut() {
+            if let Some(to) = live.mode.poll(now) {
+                out.push(self.switched(name, live, to, ""));
+            }
+        }
+        out
+    }
+
+    /// A room's live state; `None` when nobody ever connected to it.
+    pub fn live(&self, room: &str) -> Option<LiveState> {
+        self.lock().get(room).map(|l| LiveState {
+            mode: l.mode.current(),
+            last_switch: l.last_switch,
+            connected: l.members.len() as u32,
+        })
     }
 
     /// Says `bye` to one member and forgets it (kick).
     pub fn kick(&self, room: &str, id: &str) {
         let mut rooms = self.lock();
-        if let Some(members) = rooms.get_mut(room) {
-            if let Some(m) = members.remove(id) {
+        if let Some(live) = rooms.get_mut(room) {
+            if let Some(m) = live.members.get(id) {
                 let _ = m.tx.try_send(ServerMsg::Bye { reason: "kicked" });
-                Self::broadcast(
-                    members,
-                    id,
-                    &ServerMsg::PeerLeft {
-                        participant: id.to_string(),
-                    },
-                );
+                Self::remove_member(live, id);
             }
         }
     }
 
-    /// Says `bye` to every member of a room and forgets them (room deleted).
+    /// Says `bye` to every member of a room and forgets the room (deleted or expired).
     pub fn close_room(&self, room: &str) {
-        if let Some(members) = self.lock().remove(room) {
-            for m in members.values() {
+        if let Some(live) = self.lock().remove(room) {
+            for m in live.members.values() {
                 let _ = m.tx.try_send(ServerMsg::Bye {
                     reason: "room_closed",
                 });
@@ -288,8 +462,8 @@ impl Hub {
 
     /// Says `bye` to everyone (shutdown).
     pub fn close_all(&self) {
-        for (_, members) in self.lock().drain() {
-            for m in members.values() {
+        for (_, live) in self.lock().drain() {
+            for m in live.members.values() {
                 let _ = m.tx.try_send(ServerMsg::Bye {
                     reason: "server_shutdown",
                 });
@@ -299,7 +473,7 @@ impl Hub {
 
     /// Connected members of a room.
     pub fn connected(&self, room: &str) -> usize {
-        self.lock().get(room).map_or(0, HashMap::len)
+        self.lock().get(room).map_or(0, |l| l.members.len())
     }
 }
 
@@ -319,7 +493,7 @@ pub async fn signal(
         ApiError::unauthorized("missing_token", "connect with ?token=<participant token>")
     })?;
     let claims = s.auth.verify(&token)?;
-    let (mode, audio_slots) = {
+    let (rules, audio_slots) = {
         let rooms = s.rooms();
         let room = rooms.get(&claims.room)?;
         if !room.participants.iter().any(|p| p.id == claims.sub) {
@@ -328,12 +502,12 @@ pub async fn signal(
                 "this participant was removed from the room",
             ));
         }
-        (room.mode, room.last_n)
+        (room.mode_rules(), room.last_n)
     };
     let ws = ws.map_err(|e| ApiError::bad_request("not_websocket", e.to_string()))?;
     Ok(ws
         .max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| run_socket(s, claims, mode, audio_slots, socket)))
+        .on_upgrade(move |socket| run_socket(s, claims, rules, audio_slots, socket)))
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
@@ -343,10 +517,127 @@ async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
     }
 }
 
+/// What the socket loop does after a client message.
+enum Next {
+    /// Keep going (after sending these replies, in order).
+    Reply(Vec<ServerMsg>),
+    /// The client left: say `bye` and close.
+    Leave,
+}
+
+fn error(code: &'static str, message: impl Into<String>) -> Next {
+    Next::Reply(vec![ServerMsg::Error {
+        code,
+        message: message.into(),
+    }])
+}
+
+/// One member's signaling connection, after the upgrade.
+struct Session {
+    s: Arc<AppState>,
+    claims: Claims,
+    rules: ModeRules,
+    audio_slots: u32,
+}
+
+impl Session {
+    fn room(&self) -> &str {
+        &self.claims.room
+    }
+
+    fn me(&self) -> &str {
+        &self.claims.sub
+    }
+
+    /// Handles one text message from the client.
+    fn on_text(&self, text: &str) -> Next {
+        let msg = match serde_json::from_str::<ClientMsg>(text) {
+            Ok(m) => m,
+            Err(e) => return error("bad_message", format!("not a signaling message: {e}")),
+        };
+        match msg {
+            ClientMsg::Leave => Next::Leave,
+            ClientMsg::Mute { muted } => {
+                tracing::info!(
+                    room = self.room(),
+                    participant = self.me(),
+                    muted,
+                    "client mute"
+                );
+                if let Some(media) = &self.s.media {
+                    media.set_muted(self.room(), self.me(), muted);
+                }
+                self.s.hub.set_muted(self.room(), self.me(), muted, false);
+                Next::Reply(vec![])
+            }
+            ClientMsg::Offer { sdp } => self.on_offer(&sdp),
+            ClientMsg::PeerOffer { to, sdp } => {
+                let from = self.me().to_string();
+                self.relay(&to, ServerMsg::PeerOffer { from, sdp })
+            }
+            ClientMsg::PeerAnswer { to, sdp } => {
+                let from = self.me().to_string();
+                self.relay(&to, ServerMsg::PeerAnswer { from, sdp })
+            }
+            ClientMsg::PeerCandidate { to, candidate } => {
+                let from = self.me().to_string();
+                self.relay(&to, ServerMsg::PeerCandidate { from, candidate })
+            }
+        }
+    }
+
+    /// An offer for the SFU connection.
+    fn on_offer(&self, sdp: &str) -> Next {
+        if self.rules.configured == RoomMode::P2p {
+            return error(
+                "p2p_room",
+                "this room is peer to peer: connect to the peers with peer_offer",
+            );
+        }
+        let Some(media) = &self.s.media else {
+            return error("not_implemented", "this server has no dataplane");
+        };
+        let publishes = self.claims.role != Role::Listener;
+        match media.offer(self.room(), self.me(), sdp, self.audio_slots, publishes) {
+            Ok((answer, mids)) => Next::Reply(vec![
+                ServerMsg::Answer { sdp: answer },
+                ServerMsg::Slots {
+                    slots: mids
+                        .into_iter()
+                        .map(|mid| SlotInfo {
+                            mid,
+                            participant: None,
+                        })
+                        .collect(),
+                },
+            ]),
+            Err(e) => error("bad_sdp", e.to_string()),
+        }
+    }
+
+    /// A p2p message for another member.
+    fn relay(&self, to: &str, msg: ServerMsg) -> Next {
+        if self.rules.configured == RoomMode::Sfu {
+            return error(
+                "sfu_room",
+                "this room carries media through the server only: send an offer",
+            );
+        }
+        match self.s.hub.relay(self.room(), self.me(), to, msg) {
+            Ok(()) => Next::Reply(vec![]),
+            Err(RelayError::UnknownPeer) => error(
+                "unknown_peer",
+                format!("{to:?} is not connected to this room"),
+            ),
+            Err(RelayError::ToSelf) => error("unknown_peer", "a peer message needs another member"),
+        }
+    }
+}
+
 async fn run_socket(
     s: Arc<AppState>,
     claims: Claims,
-    mode: RoomMode,
+    rules: ModeRules,
     audio_slots: u32,
     mut socket: WebSocket,
 ) {
@@ -357,8 +648,12 @@ async fn run_socket(
         muted: false,
     };
     let (tx, mut rx) = mpsc::channel(OUTBOX);
-    let (conn, peers) = s.hub.join(&claims.room, info.clone(), tx);
-    tracing::info!(room = %claims.room, participant = %info.id, "signaling connected");
+    let (conn, peers, mode, switch) = s.hub.join(&claims.room, rules, info.clone(), tx);
+    tracing::info!(room = %claims.room, participant = %info.id, mode = mode.name(), "signaling connected");
+    if let Some(sw) = switch {
+        s.on_mode_switch(&sw);
+    }
+    s.on_joined(&claims.room, &info);
     let welcome = ServerMsg::Welcome {
         participant: info.clone(),
         room: claims.room.clone(),
@@ -366,9 +661,15 @@ async fn run_socket(
         audio_slots,
         peers,
     };
+    let session = Session {
+        s: s.clone(),
+        claims,
+        rules,
+        audio_slots,
+    };
     let mut reason = "disconnected";
     if send(&mut socket, &welcome).await {
-        loop {
+        'run: loop {
             tokio::select! {
                 out = rx.recv() => match out {
                     Some(msg) => {
@@ -384,55 +685,39 @@ async fn run_socket(
                         break;
                     }
                 },
-                inc = socket.recv() => match inc {
-                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientMsg>(&text) {
-                        Ok(ClientMsg::Leave) => {
+                inc = socket.recv() => {
+                    let next = match inc {
+                        Some(Ok(Message::Text(text))) => session.on_text(&text),
+                        Some(Ok(Message::Binary(_))) => error("bad_message", "signaling messages are JSON text"),
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                        Some(Ok(_)) => continue,
+                    };
+                    match next {
+                        Next::Leave => {
                             let _ = send(&mut socket, &ServerMsg::Bye { reason: "left" }).await;
                             reason = "left";
                             break;
                         }
-                        Ok(ClientMsg::Mute { muted }) => {
-                            tracing::info!(participant = %info.id, muted, "client mute");
-                            if let Some(media) = &s.media {
-                                media.set_muted(&claims.room, &info.id, muted);
+                        Next::Reply(replies) => {
+                            for r in &replies {
+                                if !send(&mut socket, r).await {
+                                    break 'run;
+                                }
                             }
-                            s.hub.set_muted(&claims.room, &info.id, muted);
                         }
-                        Ok(ClientMsg::Offer { sdp }) => {
-                            let reply = match &s.media {
-                                Some(media) => match media.offer(&claims.room, &info.id, &sdp, audio_slots) {
-                                    Ok((answer, mids)) => {
-                                        if !send(&mut socket, &ServerMsg::Answer { sdp: answer }).await { break; }
-                                        let slots = mids.into_iter().map(|mid| SlotInfo { mid, participant: None }).collect();
-                                        ServerMsg::Slots { slots }
-                                    }
-                                    Err(e) => ServerMsg::Error { code: "bad_sdp", message: e.to_string() },
-                                },
-                                None => ServerMsg::Error { code: "not_implemented", message: "this server has no dataplane".into() },
-                            };
-                            if !send(&mut socket, &reply).await { break; }
-                        }
-                        Err(e) => {
-                            let e = ServerMsg::Error { code: "bad_message", message: format!("not a signaling message: {e}") };
-                            if !send(&mut socket, &e).await { break; }
-                        }
-                    },
-                    Some(Ok(Message::Binary(_))) => {
-                        let e = ServerMsg::Error { code: "bad_message", message: "signaling messages are JSON text".into() };
-                        if !send(&mut socket, &e).await { break; }
                     }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                    Some(Ok(_)) => {}
-                },
+                }
             }
         }
     }
     // Gone from signaling means gone from the room (unless a newer connection replaced this one).
-    if s.hub.leave(&claims.room, &info.id, conn) {
-        let _ = s.rooms().remove_participant(&claims.room, &info.id);
+    let room = session.claims.room.clone();
+    if s.hub.leave(&room, &info.id, conn) {
+        let _ = s.rooms().remove_participant(&room, &info.id);
         if let Some(m) = &s.media {
-            m.remove_participant(&claims.room, &info.id);
+            m.remove_participant(&room, &info.id);
         }
+        s.on_left(&room, &info.id, reason);
     }
-    tracing::info!(room = %claims.room, participant = %info.id, reason, "signaling closed");
+    tracing::info!(room = %room, participant = %info.id, reason, "signaling closed");
 }

@@ -211,3 +211,75 @@ fn chromium_with_a_fragmented_dtls13_client_hello_is_served() {
     );
     assert_pages_hear_each_other(&run);
 }
+
+#[test]
+fn chromium_pages_talk_peer_to_peer_then_keep_hearing_each_other_through_the_sfu() {
+    let run = run_pages(3, 5, "", &["hybrid"]);
+    let r = &run.result;
+    // Two pages in an auto room with p2p_max 2: a direct connection each, no media through sluice.
+    let p2p = r["p2p"]["pages"].as_array().expect("p2p snapshot");
+    assert_eq!(p2p.len(), 2);
+    for p in p2p {
+        assert_eq!(p["mode"], "p2p", "{p}");
+        let mesh = p["mesh"].as_object().expect("mesh stats");
+        assert_eq!(mesh.len(), 1, "one direct connection: {p}");
+        let peer = mesh.values().next().expect("a peer");
+        assert_eq!(peer["state"], "connected", "{p}");
+        assert!(peer["packetsReceived"].as_u64().unwrap_or(0) > 100, "{p}");
+        assert!(
+            p["stats"].as_object().is_none_or(|o| o.is_empty()),
+            "no SFU connection: {p}"
+        );
+    }
+    assert_eq!(
+        r["p2p"]["server_packets_in"], 0,
+        "no media touched sluice while the room was peer to peer"
+    );
+
+    // The third page switched the room to the SFU; everyone hears the two others through slots, the
+    // first two closed their mesh, and nobody's audio paused for more than a moment.
+    let pages = run.pages();
+    assert_eq!(pages.len(), 3);
+    let ids: Vec<&str> = pages.iter().filter_map(|p| p["me"].as_str()).collect();
+    for (i, p) in pages.iter().enumerate() {
+        assert_eq!(p["mode"], "sfu", "{p}");
+        let expected = if i < 2 {
+            serde_json::json!(["p2p", "sfu"])
+        } else {
+            serde_json::json!(["sfu"])
+        };
+        assert_eq!(p["switches"], expected, "{p}");
+        assert!(
+            p["mesh"].as_object().is_some_and(|m| m.is_empty()),
+            "mesh closed: {p}"
+        );
+        let stats = p["stats"].as_object().expect("slot stats");
+        let mut heard: Vec<&str> = stats
+            .iter()
+            .filter(|(_, s)| s["packetsReceived"].as_u64().unwrap_or(0) > 100)
+            .filter_map(|(mid, _)| p["slots"][mid].as_str())
+            .collect();
+        heard.sort_unstable();
+        let mut others: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|&id| Some(id) != p["me"].as_str())
+            .collect();
+        others.sort_unstable();
+        assert_eq!(
+            heard, others,
+            "{} hears both others on announced slots: {p}",
+            p["name"]
+        );
+    }
+    for gap in r["switch_gap_ms"].as_array().expect("gaps") {
+        assert!(
+            gap.as_u64().unwrap_or(u64::MAX) < 1000,
+            "audio gap at the switch: {}",
+            r["switch_gap_ms"]
+        );
+    }
+    assert_eq!(r["room"]["current_mode"], "sfu");
+    assert_eq!(run.metric("sluice_mode_switches_total{to=\"sfu\"}"), 1);
+    assert_eq!(r["server_exit"], 0);
+}

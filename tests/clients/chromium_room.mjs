@@ -2,13 +2,15 @@
 // (`unshare -n`: only `lo` exists, so 127.0.0.1 is the one ICE candidate and nothing leaves the
 // machine). tests/chromium_clients.rs runs it as:
 //
-//   unshare -n node tests/clients/chromium_room.mjs <sluice binary> <work dir> <pages> <seconds> [mute]
+//   unshare -n node tests/clients/chromium_room.mjs <sluice binary> <work dir> <pages> <seconds> [mute] [hybrid]
 //
 // It brings `lo` up, starts `sluice serve`, creates a room with curl-equivalent REST calls, opens
 // <pages> pages of the web page at `/` (each with Chromium's fake microphone) that join the room, lets
 // them talk for <seconds>, and prints one JSON line: per page the receive-slot stats (getStats), the
 // slots and active speakers the page was told about, and the server's /metrics. With `mute`, page0
-// then presses Mute and the result says how many packets page1 still received from it afterwards. Exit code 0 when it
+// then presses Mute and the result says how many packets page1 still received from it afterwards.
+// With `hybrid`: an auto room with p2p_max 2; two pages talk peer to peer (`p2p` in the result), then
+// a third joins and the room switches to the SFU (`pages` then shows all three). Exit code 0 when it
 // could run the scenario (the Rust test judges the results), non-zero with a message otherwise.
 
 import { spawn, execFileSync } from "node:child_process";
@@ -66,7 +68,9 @@ async function api(method, path, body) {
 let browser;
 const result = { pages: [] };
 try {
-  await api("POST", "/v1/rooms", { name: ROOM, mode: "sfu", last_n: 3 });
+  const hybrid = flags.includes("hybrid");
+  await api("POST", "/v1/rooms", hybrid ? { name: ROOM, mode: "auto", p2p_max: 2, last_n: 3 }
+    : { name: ROOM, mode: "sfu", last_n: 3 });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -77,7 +81,7 @@ try {
   });
   result.browser = browser.version();
   const pages = [];
-  for (let i = 0; i < PAGES; i++) {
+  const openPage = async (i) => {
     const context = await browser.newContext();
     const page = await context.newPage();
     const log = [];
@@ -85,26 +89,74 @@ try {
     page.on("pageerror", (e) => log.push(`pageerror: ${e.message}`));
     await page.goto(`${base}/?room=${ROOM}&name=page${i}&autojoin=1`);
     pages.push({ page, log, name: `page${i}` });
-  }
-  // Talk for a while, then read what each page received.
-  const deadline = Date.now() + SECONDS * 1000;
-  while (Date.now() < deadline) await sleep(250);
-  for (const { page, log, name } of pages) {
-    const info = await page.evaluate(async () => {
-      const s = window.sluice.state;
-      return {
-        me: s.me && s.me.id,
-        connection: s.pc ? s.pc.connectionState : "none",
-        members: [...s.members.values()].map((m) => m.name).sort(),
-        slots: Object.fromEntries(s.slots),
-        speaking: [...s.speaking],
-        speakersSeen: [...s.speakersSeen],
-        stats: await window.sluice.stats(),
-        status: document.getElementById("status").textContent,
-        dom_speaking: [...document.querySelectorAll("#members li.speaking")].map((li) => li.dataset.participant),
-      };
+  };
+  const snapshot = async () => {
+    const out = [];
+    for (const { page, log, name } of pages) {
+      const info = await page.evaluate(async () => {
+        const s = window.sluice.state;
+        return {
+          me: s.me && s.me.id,
+          mode: s.mode,
+          switches: s.switches.map((x) => x.mode),
+          connection: s.sfu ? s.sfu.pc.connectionState : "none",
+          members: [...s.members.values()].map((m) => m.name).sort(),
+          slots: Object.fromEntries(s.slots),
+          speaking: [...s.speaking],
+          speakersSeen: [...s.speakersSeen],
+          stats: await window.sluice.stats(),
+          mesh: await window.sluice.meshStats(),
+          status: document.getElementById("status").textContent,
+          dom_speaking: [...document.querySelectorAll("#members li.speaking")].map((li) => li.dataset.participant),
+        };
+      });
+      out.push({ name, ...info, log: log.slice(-20) });
+    }
+    return out;
+  };
+  const serverPacketsIn = async () => (await (await fetch(`${base}/metrics`)).text()).split("\n")
+    .filter((l) => l.startsWith("sluice_packets_in_total"))
+    .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
+  const talk = async (seconds) => { const end = Date.now() + seconds * 1000; while (Date.now() < end) await sleep(250); };
+
+  if (flags.includes("hybrid")) {
+    // An auto room with p2p_max 2: two pages form a mesh (no media reaches sluice), then a third
+    // page joins, the room switches to the SFU, and the first two must keep hearing each other.
+    for (let i = 0; i < 2; i++) await openPage(i);
+    await talk(SECONDS);
+    result.p2p = { pages: await snapshot(), server_packets_in: await serverPacketsIn() };
+    await openPage(2);
+    // Watch the first two pages through the switch: the longest time in which neither their mesh
+    // nor their SFU connection received a packet is the gap a listener would hear.
+    const received = (page) => page.evaluate(async () => {
+      const sum = (o) => Object.values(o).reduce((n, x) => n + x.packetsReceived, 0);
+      return { mesh: sum(await window.sluice.meshStats()), sfu: sum(await window.sluice.stats()) };
     });
-    result.pages.push({ name, ...info, log: log.slice(-20) });
+    const watch = pages.slice(0, 2).map(() => ({ last: null, lastAdvance: Date.now(), gap: 0 }));
+    const end = Date.now() + (SECONDS + 2) * 1000;
+    while (Date.now() < end) {
+      for (let i = 0; i < 2; i++) {
+        const now = await received(pages[i].page);
+        const w = watch[i];
+        const t = Date.now();
+        if (w.last && (now.mesh > w.last.mesh || now.sfu > w.last.sfu)) {
+          w.gap = Math.max(w.gap, t - w.lastAdvance);
+          w.lastAdvance = t;
+        } else if (!w.last) {
+          w.lastAdvance = t;
+        }
+        w.last = now;
+      }
+      await sleep(100);
+    }
+    result.switch_gap_ms = watch.map((w) => Math.max(w.gap, Date.now() - w.lastAdvance));
+    result.pages = await snapshot();
+    result.room = JSON.parse(await api("GET", `/v1/rooms/${ROOM}`));
+  } else {
+    for (let i = 0; i < PAGES; i++) await openPage(i);
+    // Talk for a while, then read what each page received.
+    await talk(SECONDS);
+    result.pages = await snapshot();
   }
   if (flags.includes("mute")) {
     // page0 mutes itself: the server stops forwarding it, page1 sees it marked muted.
@@ -123,7 +175,7 @@ try {
   }
   const metricsResponse = await fetch(`${base}/metrics`);
   result.metrics = await metricsResponse.text();
-  result.room = JSON.parse(await api("GET", `/v1/rooms/${ROOM}`));
+  result.room = result.room || JSON.parse(await api("GET", `/v1/rooms/${ROOM}`));
 } catch (e) {
   result.error = String(e && e.stack || e);
 } finally {

@@ -57,6 +57,12 @@ fn unshare() -> Command {
     cmd
 }
 
+/// Where the hybrid run saves its screenshot of `/admin` (kept for people to look at).
+fn admin_screenshot() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    dir.join("admin.png")
+}
+
 struct Run {
     result: Value,
 }
@@ -91,6 +97,7 @@ fn run_pages(pages: usize, seconds: u32, chromium_args: &str, flags: &[&str]) ->
         .args(flags)
         .env("SLUICE_CHROMIUM", &chromium)
         .env("SLUICE_CHROMIUM_ARGS", chromium_args)
+        .env("SLUICE_ADMIN_SCREENSHOT", admin_screenshot())
         .current_dir(root().join("tests/clients"))
         .output()
         .expect("unshare and node run");
@@ -282,4 +289,31 @@ fn chromium_pages_talk_peer_to_peer_then_keep_hearing_each_other_through_the_sfu
     assert_eq!(r["room"]["current_mode"], "sfu");
     assert_eq!(run.metric("sluice_mode_switches_total{to=\"sfu\"}"), 1);
     assert_eq!(r["server_exit"], 0);
+
+    // The admin page: refused without the key; with it, the room, its mode and members, and live
+    // per-worker packet rates (the three pages send 50 packets/s each to sluice).
+    assert_eq!(r["admin_unauthenticated"], 401);
+    let a = &r["admin"];
+    assert!(a["refreshes"].as_u64().unwrap_or(0) >= 3, "{a}");
+    assert_eq!(a["error"], "", "{a}");
+    assert_eq!(
+        a["rooms"],
+        serde_json::json!([{"name": "browsers", "mode": "sfu", "connected": 3,
+            "members": ["page0", "page1", "page2"]}]),
+        "{a}"
+    );
+    let pps_in: f64 = a["rates"]
+        .as_array()
+        .expect("rates")
+        .iter()
+        .filter_map(|w| w["pps_in"].as_f64())
+        .sum();
+    assert!(pps_in > 100.0, "live packets/s in: {a}");
+    let shot = std::fs::metadata(admin_screenshot()).expect("the admin screenshot was saved");
+    assert!(
+        shot.len() > 5_000,
+        "a real screenshot: {} bytes",
+        shot.len()
+    );
+    eprintln!("admin page screenshot: {}", admin_screenshot().display());
 }

@@ -635,12 +635,71 @@ pub async fn metrics(State(s): Shared) -> Response {
         .into_response()
 }
 
+/// One worker's counters in `GET /v1/stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkerCounters {
+    /// Worker index.
+    pub worker: usize,
+    /// Datagrams received.
+    pub packets_in: u64,
+    /// Datagrams sent.
+    pub packets_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Datagrams (or copies) dropped, all reasons.
+    pub drops: u64,
+}
+
+/// `GET /v1/stats` response: counters since start; rates are differences over time.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerStats {
+    /// Milliseconds since the Unix epoch when the counters were read.
+    pub at_ms: u64,
+    /// Per dataplane worker.
+    pub workers: Vec<WorkerCounters>,
+    /// Members connected to signaling, all rooms.
+    pub connected: u64,
+    /// Participants with an SFU media transport.
+    pub media_sessions: u64,
+}
+
+/// The dataplane's counters per worker (what the admin page turns into packets per second).
+#[utoipa::path(get, path = "/v1/stats", responses((status = 200, body = ServerStats), (status = 401, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn stats(State(s): Shared, headers: HeaderMap) -> Result<Json<ServerStats>, ApiError> {
+    s.auth.check_admin(&headers)?;
+    let workers = s.dataplane.as_ref().map_or_else(Vec::new, |dp| {
+        (0..dp.workers())
+            .filter_map(|i| {
+                dp.stats(i).map(|x| WorkerCounters {
+                    worker: i,
+                    packets_in: x.packets_in,
+                    packets_out: x.packets_out,
+                    bytes_in: x.bytes_in,
+                    bytes_out: x.bytes_out,
+                    drops: x.total_drops(),
+                })
+            })
+            .collect()
+    });
+    let names: Vec<String> = s.rooms().list().into_iter().map(|r| r.name).collect();
+    Ok(Json(ServerStats {
+        at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        workers,
+        connected: names.iter().map(|n| s.hub.connected(n) as u64).sum(),
+        media_sessions: s.media.as_ref().map_or(0, |m| m.session_count() as u64),
+    }))
+}
+
 /// The OpenAPI document of this API.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sluice", description = "Control-plane API of the sluice SFU"),
-    paths(create_room, list_rooms, get_room, delete_room, create_participant, guest_join, create_plain, delete_participant, mute_participant, healthz, metrics),
-    components(schemas(Room, RoomList, CreateRoom, CreateParticipant, GuestJoin, MuteRequest, crate::mode::MediaMode, Participant, ParticipantGrant, CreatePlain, PlainSrtp, PlainGrant, RoomMode, Role, ErrorBody, ErrorDetail)),
+    paths(create_room, list_rooms, get_room, delete_room, create_participant, guest_join, create_plain, delete_participant, mute_participant, stats, healthz, metrics),
+    components(schemas(Room, RoomList, CreateRoom, CreateParticipant, GuestJoin, MuteRequest, ServerStats, WorkerCounters, crate::mode::MediaMode, Participant, ParticipantGrant, CreatePlain, PlainSrtp, PlainGrant, RoomMode, Role, ErrorBody, ErrorDetail)),
     modifiers(&ApiKeyScheme)
 )]
 pub struct ApiDoc;
@@ -673,6 +732,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/rooms", post(create_room).get(list_rooms))
         .route("/v1/rooms/{room}", get(get_room).delete(delete_room))
         .route("/", get(crate::web::index))
+        .route("/admin", get(crate::web::admin))
+        .route("/v1/stats", get(stats))
         .route("/v1/rooms/{room}/participants", post(create_participant))
         .route("/v1/rooms/{room}/join", post(guest_join))
         .route("/v1/rooms/{room}/plain", post(create_plain))

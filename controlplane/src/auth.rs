@@ -76,7 +76,8 @@ impl Auth {
         }
     }
 
-    /// Checks `Authorization: Bearer <api key>`.
+    /// Checks `Authorization: Bearer <api key>`, or HTTP Basic with the API key as the password (any
+    /// user name): what a browser sends for the admin page and its calls.
     pub fn check_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
             return Err(ApiError::unauthorized(
@@ -84,12 +85,13 @@ impl Auth {
                 "this call needs `Authorization: Bearer <api key>`",
             ));
         };
-        let presented = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if ct_eq(presented.trim().as_bytes(), self.api_key.as_bytes()) {
+        let value = value.to_str().unwrap_or("");
+        let presented = match (value.strip_prefix("Bearer "), value.strip_prefix("Basic ")) {
+            (Some(key), _) => key.trim().as_bytes().to_vec(),
+            (None, Some(b64)) => basic_password(b64.trim()).unwrap_or_default(),
+            (None, None) => Vec::new(),
+        };
+        if ct_eq(&presented, self.api_key.as_bytes()) {
             Ok(())
         } else {
             Err(ApiError::unauthorized(
@@ -174,5 +176,44 @@ mod tests {
         assert_eq!(auth.check_admin(&h).unwrap_err().code, "bad_api_key");
         h.insert("authorization", "Bearer k3y".parse().unwrap());
         assert!(auth.check_admin(&h).is_ok());
+    }
+}
+
+/// The password of an HTTP Basic credential (`base64(user:password)`).
+fn basic_password(b64: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let colon = raw.iter().position(|&b| b == b':')?;
+    Some(raw[colon + 1..].to_vec())
+}
+
+#[cfg(test)]
+mod basic_tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_carry_the_api_key_as_password() {
+        use base64::Engine as _;
+        let auth = Auth::new("k3y", b"secret", DEFAULT_TOKEN_TTL);
+        let mut h = HeaderMap::new();
+        let basic = |v: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(v)
+            )
+            .parse()
+            .unwrap()
+        };
+        h.insert(axum::http::header::AUTHORIZATION, basic("admin:k3y"));
+        assert!(auth.check_admin(&h).is_ok());
+        h.insert(axum::http::header::AUTHORIZATION, basic("k3y:nope"));
+        assert!(auth.check_admin(&h).is_err());
+        h.insert(axum::http::header::AUTHORIZATION, basic("no colon"));
+        assert!(auth.check_admin(&h).is_err());
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            "Basic !!!".parse().unwrap(),
+        );
+        assert!(auth.check_admin(&h).is_err());
     }
 }

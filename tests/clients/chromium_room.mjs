@@ -152,6 +152,27 @@ try {
     result.switch_gap_ms = watch.map((w) => Math.max(w.gap, Date.now() - w.lastAdvance));
     result.pages = await snapshot();
     result.room = JSON.parse(await api("GET", `/v1/rooms/${ROOM}`));
+    // The admin page, with the API key as Basic password, while the three talk through the SFU.
+    const shot = process.env.SLUICE_ADMIN_SCREENSHOT;
+    if (shot) {
+      result.admin_unauthenticated = (await fetch(`${base}/admin`)).status;
+      const context = await browser.newContext({ httpCredentials: { username: "admin", password: KEY } });
+      const page = await context.newPage();
+      const log = [];
+      page.on("console", (m) => log.push(`${m.type()}: ${m.text()}`));
+      await page.goto(`${base}/admin`);
+      await page.waitForFunction(() => window.admin && window.admin.refreshes >= 3, null, { timeout: 15000 });
+      result.admin = await page.evaluate(() => ({
+        refreshes: window.admin.refreshes,
+        rates: window.admin.rates,
+        rooms: window.admin.rooms.map((r) => ({ name: r.name, mode: r.current_mode, connected: r.connected,
+                                                members: r.participants.map((p) => p.name) })),
+        error: document.getElementById("error").textContent,
+        table: document.querySelector("#rooms tbody").innerText,
+      }));
+      result.admin.log = log;
+      await page.screenshot({ path: shot, fullPage: true });
+    }
   } else {
     for (let i = 0; i < PAGES; i++) await openPage(i);
     // Talk for a while, then read what each page received.

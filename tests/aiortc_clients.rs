@@ -40,7 +40,7 @@ fn three_aiortc_clients_hear_each_other_and_two_impostors_are_refused() {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/aiortc_room.py");
     let out = Command::new(python())
         .arg(&script)
-        .args([&s.base, KEY, "trio", "3", "5", "1"])
+        .args([&s.base, KEY, "trio", "3", "5", "1", "1"])
         .output()
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -55,11 +55,42 @@ fn three_aiortc_clients_hear_each_other_and_two_impostors_are_refused() {
         .as_array()
         .expect("clients")
         .iter()
-        .filter(|c| c["sabotage"].is_null())
+        .filter(|c| c["sabotage"].is_null() && c["role"] == "speaker")
         .filter_map(|c| c["id"].as_str())
         .collect();
     assert_eq!(good_ids.len(), 3, "{result}");
+    let listener = result["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .find(|c| c["role"] == "listener")
+        .expect("a listener");
+    let listener_id = listener["id"].as_str().expect("listener id");
+    // The listener hears the speakers (two slots, two of the three), and nobody hears the listener.
+    assert_eq!(listener["state"], "connected", "{listener}");
+    let heard_by_listener: Vec<u64> = listener["slots"]
+        .as_object()
+        .expect("slots")
+        .values()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert!(
+        heard_by_listener.len() == 2 && heard_by_listener.iter().all(|&f| f > 100),
+        "{listener}"
+    );
     for c in result["clients"].as_array().expect("clients") {
+        let announced = c["announced"].as_object().cloned().unwrap_or_default();
+        assert!(
+            announced.values().all(|p| p.as_str() != Some(listener_id)),
+            "a listener never gets a slot: {c}"
+        );
+        let seen = c["speakers_seen"].as_array().cloned().unwrap_or_default();
+        assert!(!seen.iter().any(|p| p.as_str() == Some(listener_id)), "{c}");
+    }
+    for c in result["clients"].as_array().expect("clients") {
+        if c["role"] == "listener" {
+            continue;
+        }
         if !c["sabotage"].is_null() {
             assert!(
                 !c["state"].as_str().unwrap_or("").starts_with("connected"),
@@ -130,6 +161,15 @@ fn three_aiortc_clients_hear_each_other_and_two_impostors_are_refused() {
         auth_failed > 0,
         "the wrong ICE password's checks were counted: {metrics}"
     );
+    let muted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("sluice_drops_total") && l.contains("reason=\"muted\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        muted > 100,
+        "the listener's packets were dropped and counted: {metrics}"
+    );
     assert_eq!(
         metric(&metrics, "sluice_dtls_failures_total"),
         1,
@@ -137,7 +177,7 @@ fn three_aiortc_clients_hear_each_other_and_two_impostors_are_refused() {
     );
     assert_eq!(
         metric(&metrics, "sluice_dtls_established_total"),
-        3,
+        4,
         "{metrics}"
     );
     assert!(s.terminate().success());

@@ -1,9 +1,10 @@
 """Real WebRTC clients (aiortc) in one sluice room.
 
-Usage: aiortc_room.py <http base> <api key> <room> <clients> [seconds] [saboteurs]
+Usage: aiortc_room.py <http base> <api key> <room> <clients> [seconds] [saboteurs] [listeners]
 
 With saboteurs=1, two more clients join: one whose offer carries a wrong DTLS fingerprint and one
-that uses a wrong ICE password; both must be refused while the others keep hearing each other.
+that uses a wrong ICE password; both must be refused while the others keep hearing each other. Each
+listener joins with role `listener` and sends a tone anyway: nobody may hear it.
 
 Creates the room and its participants over REST, connects each client's signaling socket, sends an
 offer with one microphone (a generated tone) and two receive slots, applies the answer, and counts the
@@ -68,11 +69,11 @@ def wrong_ice_pwd(sdp):
     return re.sub(r"a=ice-pwd:\S+", "a=ice-pwd:WrongPasswordWrongPassword00", sdp)
 
 
-async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None):
+async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None, role="speaker"):
     r = requests.post(
         f"{base}/v1/rooms/{room}/participants",
         headers={"authorization": f"Bearer {key}"},
-        json={"name": name},
+        json={"name": name, "role": role},
         timeout=5,
     )
     r.raise_for_status()
@@ -143,6 +144,7 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None)
     await pc.close()
     return {
         "name": name,
+        "role": role,
         "id": me,
         "slots": frames,
         "state": state,
@@ -156,14 +158,18 @@ async def main():
     base, key, room, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 6.0
     saboteurs = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+    listeners = int(sys.argv[7]) if len(sys.argv) > 7 else 0
     r = requests.post(f"{base}/v1/rooms", headers={"authorization": f"Bearer {key}"}, json={"name": room}, timeout=5)
     r.raise_for_status()
     clients = [run_client(base, key, room, f"client{i}", 300 + 100 * i, seconds) for i in range(n)]
     if saboteurs:
         clients.append(run_client(base, key, room, "bad-fingerprint", 900, seconds, sabotage="fingerprint"))
         clients.append(run_client(base, key, room, "bad-ice", 1000, seconds, sabotage="ice"))
+    for i in range(listeners):
+        # A listener sends a tone too: sluice must drop it (counted) and give it no slot.
+        clients.append(run_client(base, key, room, f"listener{i}", 1100 + 100 * i, seconds, role="listener"))
     results = await asyncio.gather(*clients)
-    good = [c for c in results if not c["sabotage"]]
+    good = [c for c in results if not c["sabotage"] and c["role"] == "speaker"]
     bad = [c for c in results if c["sabotage"]]
     ok = all(c["state"] == "connected" and sum(1 for v in c["slots"].values() if v > 50) >= min(2, n - 1) for c in good)
     ok = ok and all(not c["state"].startswith("connected") and not c["slots"] for c in bad)

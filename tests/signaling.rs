@@ -69,6 +69,23 @@ fn next(ws: &mut Ws) -> Value {
     }
 }
 
+/// Every message that arrives until the socket has been quiet for a second.
+fn drain(ws: &mut Ws) -> Vec<Value> {
+    if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+        tcp.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    }
+    let mut got = Vec::new();
+    while let Ok(m) = ws.read() {
+        if let Message::Text(t) = m {
+            got.push(serde_json::from_str(&t).expect("JSON"));
+        }
+    }
+    if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    got
+}
+
 fn members(s: &Server, room: &str) -> usize {
     let r: Value = http()
         .get(s.url(&format!("/v1/rooms/{room}")))
@@ -579,5 +596,38 @@ fn empty_rooms_close_by_themselves_after_their_timeout() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "closed after 1 s empty");
     assert_eq!(room(&s, "kept")["name"], "kept", "0 keeps a room forever");
+    assert!(s.terminate().success());
+}
+
+#[test]
+fn a_flooding_client_is_rate_limited_and_its_target_stays_connected() {
+    let s = Server::start(&["--api-key", KEY]);
+    create_room(&s, "flood");
+    let (_, a_url) = add(&s, "flood", "a");
+    let (b_id, b_url) = add(&s, "flood", "b");
+    let mut a = connect(&a_url);
+    next(&mut a);
+    let mut b = connect(&b_url);
+    next(&mut b);
+    assert_eq!(next(&mut a)["type"], "peer_joined");
+    // b does not read while a sends 1,000 offers at it as fast as it can.
+    let offer = json!({"type": "peer_offer", "to": b_id, "sdp": "x".repeat(1000)}).to_string();
+    for _ in 0..1000 {
+        a.send(Message::Text(offer.clone().into())).unwrap();
+    }
+    let limited = drain(&mut a)
+        .iter()
+        .filter(|m| m["code"] == "rate_limited")
+        .count();
+    assert!(limited >= 800, "most of the flood was refused: {limited}");
+    // b got the rest (at most the burst and what refilled meanwhile), and is still connected.
+    let got = drain(&mut b)
+        .iter()
+        .filter(|m| m["type"] == "peer_offer")
+        .count();
+    assert_eq!(got, 1000 - limited, "everything not refused was delivered");
+    assert!(got <= 200, "{got}");
+    send(&mut b, json!({"type": "mute", "muted": true}));
+    assert_eq!(next(&mut a)["type"], "peer_muted", "b is still in the room");
     assert!(s.terminate().success());
 }

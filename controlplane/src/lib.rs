@@ -15,3 +15,4 @@ pub mod rooms;
 pub mod sdp;
 pub mod signal;
 pub mod web;
+pub mod webhooks;

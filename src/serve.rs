@@ -14,6 +14,7 @@ use sluice_controlplane::auth::{random_secret, Auth, DEFAULT_TOKEN_TTL};
 use sluice_controlplane::media::Media;
 use sluice_controlplane::rooms::{RoomDefaults, Rooms, LIMIT_SECONDS};
 use sluice_controlplane::signal::Hub;
+use sluice_controlplane::webhooks::{WebhookConfig, Webhooks};
 use sluice_dataplane::io::BackendChoice;
 use sluice_dataplane::{Dataplane, DataplaneConfig};
 
@@ -61,6 +62,13 @@ pub struct ServeArgs {
     /// Default seconds a room may stay without a connected member before it closes (0: never).
     #[arg(long, env = "SLUICE_EMPTY_TIMEOUT_S")]
     pub empty_timeout_s: Option<u32>,
+    /// Webhook URL for room events (repeat for several; env: comma-separated).
+    #[arg(long = "webhook", env = "SLUICE_WEBHOOKS", value_delimiter = ',')]
+    pub webhooks: Vec<String>,
+    /// Secret the webhook bodies are signed with (HMAC-SHA256; default: generated on first start and
+    /// kept in the state directory).
+    #[arg(long, env = "SLUICE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +86,8 @@ struct FileConfig {
     p2p_max: Option<u32>,
     cooldown_s: Option<u32>,
     empty_timeout_s: Option<u32>,
+    webhooks: Option<Vec<String>>,
+    webhook_secret: Option<String>,
 }
 
 /// The resolved configuration.
@@ -93,6 +103,8 @@ struct Settings {
     state_dir: PathBuf,
     guest_join: bool,
     rooms: RoomDefaults,
+    webhooks: Vec<String>,
+    webhook_secret: Option<String>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -161,6 +173,15 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
             .unwrap_or_else(default_state_dir),
         guest_join: args.guest_join.or(file.guest_join).unwrap_or(true),
         rooms,
+        webhooks: if args.webhooks.is_empty() {
+            file.webhooks.unwrap_or_default()
+        } else {
+            args.webhooks
+        },
+        webhook_secret: args
+            .webhook_secret
+            .or(file.webhook_secret)
+            .filter(|k| !k.is_empty()),
     })
 }
 
@@ -225,6 +246,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding HTTP to {}", settings.http))?;
         let http = listener.local_addr()?;
+        let webhooks = if settings.webhooks.is_empty() {
+            None
+        } else {
+            let secret = match &settings.webhook_secret {
+                Some(k) => k.clone(),
+                None => load_or_create_secret(&settings.state_dir, "webhook.secret")?.0,
+            };
+            let hooks = Webhooks::start(
+                WebhookConfig::new(settings.webhooks.clone(), secret),
+                &tokio::runtime::Handle::current(),
+            )
+            .context("webhooks")?;
+            tracing::info!(
+                urls = settings.webhooks.len(),
+                secret = if settings.webhook_secret.is_some() { "configured".to_string() } else { settings.state_dir.join("webhook.secret").display().to_string() },
+                "webhooks on: bodies signed with HMAC-SHA256 (x-sluice-signature)"
+            );
+            Some(hooks)
+        };
         let state = Arc::new(AppState {
             rooms: Mutex::new(Rooms::with_defaults(settings.rooms)),
             auth: Auth::new(&api_key, token_secret.as_bytes(), DEFAULT_TOKEN_TTL),
@@ -233,6 +273,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             hub,
             media: Some(media.clone()),
             guest_join: settings.guest_join,
+            webhooks,
         });
         let on_shutdown = state.clone();
         // Room housekeeping: cooldowns back to P2P, empty rooms closing themselves.

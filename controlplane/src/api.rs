@@ -19,6 +19,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::rooms::{CreateParticipant, CreateRoom, Participant, Role, Room, RoomMode, Rooms};
+use crate::webhooks::WebhookEvent;
 
 /// Shared state of the HTTP handlers.
 pub struct AppState {
@@ -36,27 +37,52 @@ pub struct AppState {
     pub media: Option<Arc<crate::media::Media>>,
     /// Whether `POST /v1/rooms/{room}/join` (the web page's join, no API key) is open.
     pub guest_join: bool,
+    /// Where room events go (None: no webhooks configured).
+    pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 impl AppState {
     /// A room switched mode (logged by the hub): count and report it.
     pub fn on_mode_switch(&self, sw: &crate::signal::ModeSwitch) {
-        tracing::debug!(room = %sw.room, from = sw.from.name(), to = sw.to.name(), "mode switch reported");
+        self.emit(WebhookEvent::ModeChanged {
+            room: sw.room.clone(),
+            from: sw.from.name().into(),
+            to: sw.to.name().into(),
+            members: sw.members,
+        });
     }
 
     /// A member connected to signaling.
     pub fn on_joined(&self, room: &str, who: &crate::signal::PeerInfo) {
-        tracing::debug!(room, participant = %who.id, "joined");
+        self.emit(WebhookEvent::ParticipantJoined {
+            room: room.into(),
+            participant: who.id.clone(),
+            name: who.name.clone(),
+            role: match who.role {
+                Role::Speaker => "speaker".into(),
+                Role::Listener => "listener".into(),
+            },
+        });
     }
 
     /// A member left the room (`reason`: left, kicked, disconnected, ...).
     pub fn on_left(&self, room: &str, participant: &str, reason: &str) {
-        tracing::debug!(room, participant, reason, "left");
+        self.emit(WebhookEvent::ParticipantLeft {
+            room: room.into(),
+            participant: participant.into(),
+            reason: reason.into(),
+        });
     }
 
     /// A room was created.
     pub fn on_room_started(&self, room: &str) {
-        tracing::debug!(room, "room started");
+        self.emit(WebhookEvent::RoomStarted { room: room.into() });
+    }
+
+    fn emit(&self, event: WebhookEvent) {
+        if let Some(w) = &self.webhooks {
+            w.emit(event);
+        }
     }
 
     /// Closes a room: its members get `bye`, their transports go, and it is reported.
@@ -72,6 +98,7 @@ impl AppState {
             why,
             "room closed"
         );
+        self.emit(WebhookEvent::RoomFinished { room: room.into() });
         Ok(closed)
     }
 
@@ -550,6 +577,15 @@ pub async fn metrics(State(s): Shared) -> Response {
         "# HELP sluice_joins_total Signaling connections accepted (members joining a room).\n# TYPE sluice_joins_total counter\nsluice_joins_total {}",
         s.hub.joins()
     );
+    if let Some(w) = &s.webhooks {
+        let _ = writeln!(
+            out,
+            "# HELP sluice_webhooks_total Webhook events per URL by outcome.\n# TYPE sluice_webhooks_total counter\nsluice_webhooks_total{{outcome=\"delivered\"}} {}\nsluice_webhooks_total{{outcome=\"failed\"}} {}\nsluice_webhooks_total{{outcome=\"dropped\"}} {}",
+            w.delivered(),
+            w.failed(),
+            w.dropped()
+        );
+    }
     if let Some(m) = &s.media {
         let _ = writeln!(
             out,

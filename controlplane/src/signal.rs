@@ -689,10 +689,10 @@ async fn run_socket(
     let (tx, mut rx) = mpsc::channel(OUTBOX);
     let (conn, peers, mode, switch) = s.hub.join(&claims.room, rules, info.clone(), tx);
     tracing::info!(room = %claims.room, participant = %info.id, mode = mode.name(), "signaling connected");
+    s.on_joined(&claims.room, &info);
     if let Some(sw) = switch {
         s.on_mode_switch(&sw);
     }
-    s.on_joined(&claims.room, &info);
     let welcome = ServerMsg::Welcome {
         participant: info.clone(),
         room: claims.room.clone(),

@@ -48,8 +48,11 @@ pub fn serve_command(state_dir: &std::path::Path) -> Command {
     ])
     .arg(state_dir)
     .env_remove("SLUICE_API_KEY")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    .stdout(Stdio::piped());
+    // SLUICE_TEST_SERVER_LOG=1 shows the servers' logs (with RUST_LOG) when debugging a test.
+    if std::env::var_os("SLUICE_TEST_SERVER_LOG").is_none() {
+        cmd.stderr(Stdio::null());
+    }
     cmd
 }
 
@@ -99,5 +102,15 @@ impl Server {
         }
         let _ = self.child.kill();
         panic!("sluice did not stop within 5 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    /// A test that fails before `terminate` must not leave its server running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }

@@ -10,28 +10,14 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
+use common::clients::{metric_sum, python};
 use common::server::Server;
 use serde_json::Value;
 
 const KEY: &str = "aiortc-test-key";
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SLUICE_PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "aiortc is not installed: run scripts/test (it creates .venv with aiortc), or set SLUICE_PYTHON"
-    );
-    venv
-}
-
 fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    metric_sum(text, name, "")
 }
 
 #[test]
@@ -152,20 +138,12 @@ fn three_aiortc_clients_hear_each_other_and_two_impostors_are_refused() {
         out > 2 * inn / 2,
         "and forwarded each to two others: in {inn}, out {out}"
     );
-    let auth_failed: u64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("sluice_drops_total") && l.contains("reason=\"auth_failed\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
+    let auth_failed = metric_sum(&metrics, "sluice_drops_total", "reason=\"auth_failed\"");
     assert!(
         auth_failed > 0,
         "the wrong ICE password's checks were counted: {metrics}"
     );
-    let muted: u64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("sluice_drops_total") && l.contains("reason=\"muted\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
+    let muted = metric_sum(&metrics, "sluice_drops_total", "reason=\"muted\"");
     assert!(
         muted > 100,
         "the listener's packets were dropped and counted: {metrics}"

@@ -9,23 +9,12 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
+use common::clients::python;
 use common::server::Server;
 use serde_json::Value;
 
 const KEY: &str = "hybrid-test-key";
 const COOLDOWN_S: f64 = 3.0;
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SLUICE_PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "aiortc is not installed: run scripts/test (it creates .venv with aiortc), or set SLUICE_PYTHON"
-    );
-    venv
-}
 
 /// Every client of `phase` decoded over 50 frames (1 s of audio in the 4 s window) from each of the
 /// `others` members, `via` mesh or sfu, and nothing by the other way.

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
+use common::clients::metric_sum;
 use common::server::tempdir::TempDir;
 use serde_json::Value;
 
@@ -73,13 +74,7 @@ impl Run {
     }
 
     fn metric(&self, name: &str) -> u64 {
-        self.result["metrics"]
-            .as_str()
-            .unwrap_or("")
-            .lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
+        metric_sum(self.result["metrics"].as_str().unwrap_or(""), name, "")
     }
 }
 
@@ -185,13 +180,11 @@ fn two_chromium_pages_hear_each_other_with_default_dtls_settings() {
         "nothing forwarded from a muted member: {m}"
     );
     assert!(m["shown"].as_str().unwrap_or("").contains("muted"), "{m}");
-    let muted_drops: u64 = run.result["metrics"]
-        .as_str()
-        .unwrap_or("")
-        .lines()
-        .filter(|l| l.starts_with("sluice_drops_total") && l.contains("reason=\"muted\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
+    let muted_drops = metric_sum(
+        run.result["metrics"].as_str().unwrap_or(""),
+        "sluice_drops_total",
+        "reason=\"muted\"",
+    );
     assert!(
         muted_drops > 50,
         "the muted member's packets were dropped: {muted_drops}"

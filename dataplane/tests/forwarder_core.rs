@@ -369,20 +369,31 @@ fn a_single_slot_stream_stays_continuous_when_the_speaker_changes() {
 
 // ------------------------------------------------------------------------- 2. slot take-over
 
-#[test]
-fn a_silent_speaker_loses_its_slot_to_a_talking_one_after_the_hold() {
-    const SLOTS: [u32; 2] = [0x5100, 0x5200];
-    let mut p: Vec<Peer> = (1..=3)
-        .map(|id| Peer::new(id, AES_CM, 0xCAFE_0000 + id as u32, 100 * id as u16, 0))
+/// Publishers 1..=3 (SSRC `ssrc_base + id`, first sequence `seq_step * id`) and listener 9 with
+/// `slots`, all in ROOM.
+fn three_publishers_one_listener(
+    ssrc_base: u32,
+    seq_step: u16,
+    slots: &[u32],
+) -> (Vec<Peer>, Peer, Forwarder) {
+    let p: Vec<Peer> = (1..=3)
+        .map(|id| Peer::new(id, AES_CM, ssrc_base + id as u32, seq_step * id as u16, 0))
         .collect();
-    let mut s = Peer::listener(9, AES_CM);
+    let s = Peer::listener(9, AES_CM);
     let mut core = core();
     for peer in &p {
         apply(&mut core, peer.transport());
         apply(&mut core, peer.join(ROOM, true, &[]));
     }
     apply(&mut core, s.transport());
-    apply(&mut core, s.join(ROOM, false, &SLOTS));
+    apply(&mut core, s.join(ROOM, false, slots));
+    (p, s, core)
+}
+
+#[test]
+fn a_silent_speaker_loses_its_slot_to_a_talking_one_after_the_hold() {
+    const SLOTS: [u32; 2] = [0x5100, 0x5200];
+    let (mut p, mut s, mut core) = three_publishers_one_listener(0xCAFE_0000, 100, &SLOTS);
     // Everyone here talks (level 30) whenever they send, so P3 may take a slot whose source has
     // been quiet for the hold (shorter than the idle time after which any packet may take it).
     let idle = ForwarderConfig::default().slot_hold;
@@ -477,17 +488,7 @@ fn a_silent_speaker_loses_its_slot_to_a_talking_one_after_the_hold() {
 #[test]
 fn audio_levels_decide_who_takes_a_slot_and_every_change_is_reported() {
     const SLOTS: [u32; 2] = [0x6100, 0x6200];
-    let mut p: Vec<Peer> = (1..=3)
-        .map(|id| Peer::new(id, AES_CM, 0xD00D_0000 + id as u32, 10 * id as u16, 0))
-        .collect();
-    let mut s = Peer::listener(9, AES_CM);
-    let mut core = core();
-    for peer in &p {
-        apply(&mut core, peer.transport());
-        apply(&mut core, peer.join(ROOM, true, &[]));
-    }
-    apply(&mut core, s.transport());
-    apply(&mut core, s.join(ROOM, false, &SLOTS));
+    let (mut p, mut s, mut core) = three_publishers_one_listener(0xD00D_0000, 10, &SLOTS);
     let (p1, p2, p3) = (p[0].ssrc, p[1].ssrc, p[2].ssrc);
     let mut out = Outbox::with_capacity(16);
     let t0 = Instant::now();

@@ -30,6 +30,7 @@ from av import AudioFrame
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
 RATE = 48000
+FINISH = None  # every client reaches it before any leaves (main sets it)
 SAMPLES = 960  # 20 ms
 
 
@@ -137,6 +138,12 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None,
 
         drainer = asyncio.ensure_future(drain())
         await asyncio.sleep(seconds)
+        # What `slots` says now, before anyone leaves (a leaver's slot is announced empty again).
+        final_announced = dict(announced)
+        try:
+            await asyncio.wait_for(FINISH.wait(), 15)
+        except (asyncio.TimeoutError, asyncio.BrokenBarrierError):
+            pass
         state = pc.connectionState
         if sabotage:
             state = f"{state} (sabotaged: {sabotage})"
@@ -149,7 +156,7 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None,
         "slots": frames,
         "state": state,
         "sabotage": sabotage,
-        "announced": announced,
+        "announced": final_announced,
         "speakers_seen": sorted(speakers_seen),
     }
 
@@ -168,6 +175,8 @@ async def main():
     for i in range(listeners):
         # A listener sends a tone too: sluice must drop it (counted) and give it no slot.
         clients.append(run_client(base, key, room, f"listener{i}", 1100 + 100 * i, seconds, role="listener"))
+    global FINISH
+    FINISH = asyncio.Barrier(len(clients))
     results = await asyncio.gather(*clients)
     good = [c for c in results if not c["sabotage"] and c["role"] == "speaker"]
     bad = [c for c in results if c["sabotage"]]

@@ -276,4 +276,5 @@ pub fn wait_stats(dp: &Dataplane, what: &str, f: impl Fn(&StatsSnapshot) -> bool
 pub fn drops(dp: &Dataplane, r: DropReason) -> u64 {
     dp.total_stats().drops(r)
 }
+pub mod clients;
 pub mod server;

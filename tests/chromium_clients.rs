@@ -212,38 +212,46 @@ fn chromium_with_a_fragmented_dtls13_client_hello_is_served() {
     assert_pages_hear_each_other(&run);
 }
 
-#[test]
-fn chromium_pages_talk_peer_to_peer_then_keep_hearing_each_other_through_the_sfu() {
-    let run = run_pages(3, 5, "", &["hybrid"]);
-    let r = &run.result;
-    // Two pages in an auto room with p2p_max 2: a direct connection each, no media through sluice.
-    let p2p = r["p2p"]["pages"].as_array().expect("p2p snapshot");
-    assert_eq!(p2p.len(), 2);
-    for p in p2p {
-        assert_eq!(p["mode"], "p2p", "{p}");
-        let mesh = p["mesh"].as_object().expect("mesh stats");
-        assert_eq!(mesh.len(), 1, "one direct connection: {p}");
-        let peer = mesh.values().next().expect("a peer");
+/// A page in p2p mode with `peers` connected direct connections that each carried audio, and no SFU
+/// connection.
+fn assert_mesh(p: &Value, peers: usize) {
+    assert_eq!(p["mode"], "p2p", "{p}");
+    let mesh = p["mesh"].as_object().expect("mesh stats");
+    assert_eq!(mesh.len(), peers, "{peers} direct connections: {p}");
+    for peer in mesh.values() {
         assert_eq!(peer["state"], "connected", "{p}");
         assert!(peer["packetsReceived"].as_u64().unwrap_or(0) > 100, "{p}");
-        assert!(
-            p["stats"].as_object().is_none_or(|o| o.is_empty()),
-            "no SFU connection: {p}"
-        );
+    }
+    assert!(
+        p["stats"].as_object().is_none_or(|o| o.is_empty()),
+        "no SFU connection: {p}"
+    );
+}
+
+#[test]
+fn chromium_pages_talk_peer_to_peer_then_keep_hearing_each_other_through_the_sfu() {
+    let run = run_pages(4, 5, "", &["hybrid"]);
+    let r = &run.result;
+    // Three pages in an auto room with p2p_max 3: a direct connection to each other page, no media
+    // through sluice.
+    let p2p = r["p2p"]["pages"].as_array().expect("p2p snapshot");
+    assert_eq!(p2p.len(), 3);
+    for p in p2p {
+        assert_mesh(p, 2);
     }
     assert_eq!(
         r["p2p"]["server_packets_in"], 0,
         "no media touched sluice while the room was peer to peer"
     );
 
-    // The third page switched the room to the SFU; everyone hears the two others through slots, the
-    // first two closed their mesh, and nobody's audio paused for more than a moment.
+    // The fourth page switched the room to the SFU; everyone hears the three others through slots,
+    // the first three closed their mesh, and nobody's audio paused for more than a moment.
     let pages = run.pages();
-    assert_eq!(pages.len(), 3);
+    assert_eq!(pages.len(), 4);
     let ids: Vec<&str> = pages.iter().filter_map(|p| p["me"].as_str()).collect();
     for (i, p) in pages.iter().enumerate() {
         assert_eq!(p["mode"], "sfu", "{p}");
-        let expected = if i < 2 {
+        let expected = if i < 3 {
             serde_json::json!(["p2p", "sfu"])
         } else {
             serde_json::json!(["sfu"])
@@ -268,7 +276,7 @@ fn chromium_pages_talk_peer_to_peer_then_keep_hearing_each_other_through_the_sfu
         others.sort_unstable();
         assert_eq!(
             heard, others,
-            "{} hears both others on announced slots: {p}",
+            "{} hears the three others on announced slots: {p}",
             p["name"]
         );
     }
@@ -280,19 +288,43 @@ fn chromium_pages_talk_peer_to_peer_then_keep_hearing_each_other_through_the_sfu
         );
     }
     assert_eq!(r["room"]["current_mode"], "sfu");
+
+    // Two pages left: after the cooldown the two others are back on a mesh, hear each other, closed
+    // their SFU connection, and sluice receives nothing more; again without an audible gap.
+    let back = r["back"]["pages"].as_array().expect("back snapshot");
+    assert_eq!(back.len(), 2);
+    for p in back {
+        assert_mesh(p, 1);
+        assert_eq!(
+            p["switches"],
+            serde_json::json!(["p2p", "sfu", "p2p"]),
+            "{p}"
+        );
+    }
+    let pin = &r["back"]["server_packets_in"];
+    assert_eq!(pin[0], pin[1], "nothing reaches sluice on the mesh: {pin}");
+    assert_eq!(r["back"]["room"]["current_mode"], "p2p");
+    for gap in r["back_gap_ms"].as_array().expect("gaps") {
+        assert!(
+            gap.as_u64().unwrap_or(u64::MAX) < 1000,
+            "audio gap back to p2p: {}",
+            r["back_gap_ms"]
+        );
+    }
     assert_eq!(run.metric("sluice_mode_switches_total{to=\"sfu\"}"), 1);
+    assert_eq!(run.metric("sluice_mode_switches_total{to=\"p2p\"}"), 1);
     assert_eq!(r["server_exit"], 0);
 
     // The admin page: refused without the key; with it, the room, its mode and members, and live
-    // per-worker packet rates (the three pages send 50 packets/s each to sluice).
+    // per-worker packet rates (the four pages send 50 packets/s each to sluice).
     assert_eq!(r["admin_unauthenticated"], 401);
     let a = &r["admin"];
     assert!(a["refreshes"].as_u64().unwrap_or(0) >= 3, "{a}");
     assert_eq!(a["error"], "", "{a}");
     assert_eq!(
         a["rooms"],
-        serde_json::json!([{"name": "browsers", "mode": "sfu", "connected": 3,
-            "members": ["page0", "page1", "page2"]}]),
+        serde_json::json!([{"name": "browsers", "mode": "sfu", "connected": 4,
+            "members": ["page0", "page1", "page2", "page3"]}]),
         "{a}"
     );
     let pps_in: f64 = a["rates"]

@@ -9,8 +9,9 @@
 // them talk for <seconds>, and prints one JSON line: per page the receive-slot stats (getStats), the
 // slots and active speakers the page was told about, and the server's /metrics. With `mute`, page0
 // then presses Mute and the result says how many packets page1 still received from it afterwards.
-// With `hybrid`: an auto room with p2p_max 2; two pages talk peer to peer (`p2p` in the result), then
-// a third joins and the room switches to the SFU (`pages` then shows all three). Exit code 0 when it
+// With `hybrid`: an auto room with p2p_max 3; three pages talk peer to peer (`p2p` in the result), a
+// fourth joins and the room switches to the SFU (`pages`), two leave and after the cooldown the two
+// left are back on a mesh (`back`). Exit code 0 when it
 // could run the scenario (the Rust test judges the results), non-zero with a message otherwise.
 
 import { spawn, execFileSync } from "node:child_process";
@@ -69,7 +70,7 @@ let browser;
 const result = { pages: [] };
 try {
   const hybrid = flags.includes("hybrid");
-  await api("POST", "/v1/rooms", hybrid ? { name: ROOM, mode: "auto", p2p_max: 2, last_n: 3 }
+  await api("POST", "/v1/rooms", hybrid ? { name: ROOM, mode: "auto", p2p_max: 3, p2p_return: 2, cooldown_s: 2, last_n: 3 }
     : { name: ROOM, mode: "sfu", last_n: 3 });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -119,25 +120,19 @@ try {
     .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
   const talk = async (seconds) => { const end = Date.now() + seconds * 1000; while (Date.now() < end) await sleep(250); };
 
-  if (flags.includes("hybrid")) {
-    // An auto room with p2p_max 2: two pages form a mesh (no media reaches sluice), then a third
-    // page joins, the room switches to the SFU, and the first two must keep hearing each other.
-    for (let i = 0; i < 2; i++) await openPage(i);
-    await talk(SECONDS);
-    result.p2p = { pages: await snapshot(), server_packets_in: await serverPacketsIn() };
-    await openPage(2);
-    // Watch the first two pages through the switch: the longest time in which neither their mesh
-    // nor their SFU connection received a packet is the gap a listener would hear.
-    const received = (page) => page.evaluate(async () => {
-      const sum = (o) => Object.values(o).reduce((n, x) => n + x.packetsReceived, 0);
-      return { mesh: sum(await window.sluice.meshStats()), sfu: sum(await window.sluice.stats()) };
-    });
-    const watch = pages.slice(0, 2).map(() => ({ last: null, lastAdvance: Date.now(), gap: 0 }));
-    const end = Date.now() + (SECONDS + 2) * 1000;
+  // The longest time in which neither the mesh nor the SFU connection of pages[i] received a packet,
+  // over `seconds`, for each i in `which`: the gap a listener would hear across a switch.
+  const received = (page) => page.evaluate(async () => {
+    const sum = (o) => Object.values(o).reduce((n, x) => n + x.packetsReceived, 0);
+    return { mesh: sum(await window.sluice.meshStats()), sfu: sum(await window.sluice.stats()) };
+  });
+  const watchGaps = async (which, seconds) => {
+    const watch = which.map(() => ({ last: null, lastAdvance: Date.now(), gap: 0 }));
+    const end = Date.now() + seconds * 1000;
     while (Date.now() < end) {
-      for (let i = 0; i < 2; i++) {
+      for (const [k, i] of which.entries()) {
         const now = await received(pages[i].page);
-        const w = watch[i];
+        const w = watch[k];
         const t = Date.now();
         if (w.last && (now.mesh > w.last.mesh || now.sfu > w.last.sfu)) {
           w.gap = Math.max(w.gap, t - w.lastAdvance);
@@ -149,10 +144,20 @@ try {
       }
       await sleep(100);
     }
-    result.switch_gap_ms = watch.map((w) => Math.max(w.gap, Date.now() - w.lastAdvance));
+    return watch.map((w) => Math.max(w.gap, Date.now() - w.lastAdvance));
+  };
+
+  if (flags.includes("hybrid")) {
+    // An auto room with p2p_max 3: three pages form a mesh (no media reaches sluice), then a fourth
+    // joins, the room switches to the SFU, and the first three must keep hearing each other.
+    for (let i = 0; i < 3; i++) await openPage(i);
+    await talk(SECONDS);
+    result.p2p = { pages: await snapshot(), server_packets_in: await serverPacketsIn() };
+    await openPage(3);
+    result.switch_gap_ms = await watchGaps([0, 1, 2], SECONDS + 2);
     result.pages = await snapshot();
     result.room = JSON.parse(await api("GET", `/v1/rooms/${ROOM}`));
-    // The admin page, with the API key as Basic password, while the three talk through the SFU.
+    // The admin page, with the API key as Basic password, while the four talk through the SFU.
     const shot = process.env.SLUICE_ADMIN_SCREENSHOT;
     if (shot) {
       result.admin_unauthenticated = (await fetch(`${base}/admin`)).status;
@@ -173,6 +178,14 @@ try {
       result.admin.log = log;
       await page.screenshot({ path: shot, fullPage: true });
     }
+    // Two pages leave: at p2p_return (2) for the cooldown (2 s) the room goes back to p2p, and the
+    // two left mesh again and close their SFU connection once the mesh carries audio.
+    for (const { page } of pages.splice(2)) await page.context().close();
+    result.back_gap_ms = await watchGaps([0, 1], 10);
+    const before = await serverPacketsIn();
+    await talk(2);
+    result.back = { pages: await snapshot(), server_packets_in: [before, await serverPacketsIn()],
+                    room: JSON.parse(await api("GET", `/v1/rooms/${ROOM}`)) };
   } else {
     for (let i = 0; i < PAGES; i++) await openPage(i);
     // Talk for a while, then read what each page received.

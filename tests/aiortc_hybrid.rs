@@ -128,6 +128,11 @@ fn eight_aiortc_clients_mesh_a_ninth_moves_everyone_to_the_sfu_and_six_go_back_t
     }
     assert_eq!(p["room"]["current_mode"], "p2p");
     assert!(p["room"]["last_switch_at"].as_u64().is_some());
+    let c = &r["phases"]["mesh6_cleanup"];
+    assert_eq!(
+        c["cleared"], true,
+        "the SFU transports left from before the switch back were removed: {c}"
+    );
 
     let metrics = reqwest::blocking::get(s.url("/metrics"))
         .unwrap()

@@ -123,6 +123,14 @@ impl AppState {
         for sw in self.hub.poll_modes(now) {
             self.on_mode_switch(&sw);
         }
+        if let Some(media) = &self.media {
+            for (room, at) in self.hub.take_back_to_p2p(now, P2P_SFU_GRACE) {
+                let n = media.remove_sessions_before(&room, at);
+                if n > 0 {
+                    tracing::info!(%room, transports = n, "room back on p2p: leftover SFU transports removed");
+                }
+            }
+        }
         let rooms: Vec<(String, u32)> = self
             .rooms()
             .list()
@@ -154,6 +162,10 @@ impl AppState {
 }
 
 type Shared = State<Arc<AppState>>;
+
+/// How long after a room went back to P2P its members' SFU transports from before the switch are
+/// removed: clients close them once the mesh carries audio (the web page within 5 s), so this is only cleanup.
+pub const P2P_SFU_GRACE: std::time::Duration = std::time::Duration::from_secs(12);
 
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     payload.map(|Json(v)| v).map_err(ApiError::from)

@@ -55,6 +55,8 @@ struct Session {
     slot_sources: Vec<Option<u32>>,
     egress: EgressFormat,
     connected: bool,
+    /// When the offer created it.
+    created: Instant,
 }
 
 /// A plain transport's owner.
@@ -234,6 +236,7 @@ impl Media {
                     audio_level_ext: offer.audio_level_ext,
                 },
                 connected: false,
+                created: Instant::now(),
             },
         );
         tracing::info!(room, participant, transport = id, worker, "offer answered");
@@ -353,6 +356,32 @@ impl Media {
             "plain transport added"
         );
         Ok((server, slot_ssrcs))
+    }
+
+    /// Removes the WebRTC transports of `room` created before `before` (a room back on P2P: its
+    /// members moved their audio to the mesh and closed these, which would otherwise linger until
+    /// ICE consent expires). Returns how many went.
+    pub fn remove_sessions_before(&self, room: &str, before: Instant) -> usize {
+        let gone: Vec<(TransportId, usize, String)> = {
+            let mut sessions = self.sessions();
+            let ids: Vec<TransportId> = sessions
+                .iter()
+                .filter(|(_, s)| s.room == room && s.created < before)
+                .map(|(&id, _)| id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| sessions.remove(&id).map(|s| (id, s.worker, s.participant)))
+                .collect()
+        };
+        for (id, worker, participant) in &gone {
+            if let Err(e) = self.dataplane.remove_transport(*worker, *id) {
+                tracing::warn!(transport = id, error = %e, "removing a transport");
+            }
+            self.publishers()
+                .retain(|(r, _), p| !(r == room && p == participant));
+            self.set_speaking(room, participant, false);
+        }
+        gone.len()
     }
 
     /// Removes every transport of a room.

@@ -230,6 +230,8 @@ struct LiveRoom {
     mode: ModeMachine,
     /// Seconds since the Unix epoch of the last switch.
     last_switch: Option<u64>,
+    /// When the room last went back to P2P, until its leftover SFU transports are cleaned up.
+    back_to_p2p: Option<Instant>,
 }
 
 /// A room's mode switched: what the caller reports (metrics, logs, webhooks).
@@ -313,6 +315,7 @@ impl Hub {
     /// Records a switch of `room` to `to`, tells every member but `except`, and returns the report.
     fn switched(&self, name: &str, room: &mut LiveRoom, to: MediaMode, except: &str) -> ModeSwitch {
         room.last_switch = Some(unix_now());
+        room.back_to_p2p = (to == MediaMode::P2p).then(Instant::now);
         let counter = match to {
             MediaMode::Sfu => &self.to_sfu,
             MediaMode::P2p => &self.to_p2p,
@@ -348,6 +351,7 @@ impl Hub {
             members: HashMap::new(),
             mode: ModeMachine::new(rules),
             last_switch: None,
+            back_to_p2p: None,
         });
         if let Some(old) = live.members.remove(&info.id) {
             let _ = old.tx.try_send(ServerMsg::Bye { reason: "replaced" });
@@ -463,6 +467,29 @@ impl Hub {
         for (name, live) in rooms.iter_mut() {
             if let Some(to) = live.mode.poll(now) {
                 out.push(self.switched(name, live, to, ""));
+            }
+        }
+        out
+    }
+
+    /// Rooms that went back to P2P at least `grace` ago (time for every client to move its audio to
+    /// the mesh), each with the instant of the switch; each room is returned once per switch. Their
+    /// SFU transports from before the switch are leftovers to remove.
+    pub fn take_back_to_p2p(
+        &self,
+        now: Instant,
+        grace: std::time::Duration,
+    ) -> Vec<(String, Instant)> {
+        let mut rooms = self.lock();
+        let mut out = Vec::new();
+        for (name, live) in rooms.iter_mut() {
+            if let Some(at) = live.back_to_p2p {
+                if now.saturating_duration_since(at) >= grace {
+                    live.back_to_p2p = None;
+                    if live.mode.current() == MediaMode::P2p {
+                        out.push((name.clone(), at));
+                    }
+                }
             }
         }
         out

@@ -274,6 +274,11 @@ async def wait_until(cond, timeout):
     return False
 
 
+def metric(base, name):
+    text = requests.get(base + "/metrics", timeout=5).text
+    return sum(int(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name + " ") or l.startswith(name + "{"))
+
+
 def packets_in(base):
     text = requests.get(base + "/metrics", timeout=5).text
     return sum(int(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith("sluice_packets_in_total"))
@@ -338,6 +343,10 @@ async def main():
         await asyncio.sleep(1)
         pin = packets_in(base)
         heard = await measure(stay, 4)
+        # The server drops the SFU transports left from before the switch back, without waiting for ICE
+        # consent to expire (30 s).
+        cleared = await wait_until(lambda: metric(base, "sluice_media_sessions") == 0, 20)
+        out["phases"]["mesh6_cleanup"] = {"cleared": cleared, "after_s": time.monotonic() - left_at}
         out["phases"]["mesh6"] = {
             "ready": back,
             "after_s": switched_after,

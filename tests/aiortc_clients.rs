@@ -7,10 +7,7 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use common::clients::{metric_sum, python};
+use common::clients::{metric_sum, run_client_script};
 use common::server::Server;
 use serde_json::Value;
 
@@ -23,20 +20,10 @@ fn metric(text: &str, name: &str) -> u64 {
 #[test]
 fn three_aiortc_clients_hear_each_other_and_two_impostors_are_refused() {
     let s = Server::start(&["--api-key", KEY]);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/aiortc_room.py");
-    let out = Command::new(python())
-        .arg(&script)
-        .args([&s.base, KEY, "trio", "3", "5", "1", "1"])
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "aiortc clients failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let result = run_client_script(
+        "aiortc_room.py",
+        &[&s.base, KEY, "trio", "3", "5", "1", "1"],
     );
-    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("the client script prints JSON ({e}): {stdout}"));
     let good_ids: Vec<&str> = result["clients"]
         .as_array()
         .expect("clients")

@@ -6,10 +6,7 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use common::clients::python;
+use common::clients::run_client_script;
 use common::server::Server;
 use serde_json::Value;
 
@@ -56,20 +53,10 @@ fn metric(text: &str, line_start: &str) -> u64 {
 #[test]
 fn eight_aiortc_clients_mesh_a_ninth_moves_everyone_to_the_sfu_and_six_go_back_to_p2p() {
     let s = Server::start(&["--api-key", KEY]);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/aiortc_hybrid.py");
-    let out = Command::new(python())
-        .arg(&script)
-        .args([s.base.as_str(), KEY, "hybrid", &COOLDOWN_S.to_string()])
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "aiortc clients failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let r = run_client_script(
+        "aiortc_hybrid.py",
+        &[s.base.as_str(), KEY, "hybrid", &COOLDOWN_S.to_string()],
     );
-    let r: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("the client script prints JSON ({e}): {stdout}"));
     assert_eq!(r["errors"], serde_json::json!({}), "{r}");
     let ids: Vec<&str> = r["ids"]
         .as_array()

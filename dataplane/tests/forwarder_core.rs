@@ -60,6 +60,18 @@ fn apply(core: &mut Forwarder, update: TopologyUpdate) {
         .unwrap_or_else(|e| panic!("topology update {what} must apply: {e}"));
 }
 
+/// Adds `publisher` and `subscriber` (with one slot sending as `slot`) and puts both in ROOM.
+fn publisher_and_subscriber(core: &mut Forwarder, publisher: &Peer, subscriber: &Peer, slot: u32) {
+    for u in [
+        publisher.transport(),
+        subscriber.transport(),
+        publisher.join(ROOM, true, &[]),
+        subscriber.join(ROOM, false, &[slot]),
+    ] {
+        apply(core, u);
+    }
+}
+
 fn stats(core: &Forwarder) -> StatsSnapshot {
     core.stats().snapshot()
 }
@@ -990,14 +1002,7 @@ fn fuzz(profile: SrtpProfile, engine: SrtpEngine, inputs: usize, seed: u64) {
         srtp_engine: engine,
         ..ForwarderConfig::default()
     });
-    for u in [
-        a.transport(),
-        s.transport(),
-        a.join(ROOM, true, &[]),
-        s.join(ROOM, false, &[SLOT]),
-    ] {
-        apply(&mut core, u);
-    }
+    publisher_and_subscriber(&mut core, &a, &s, SLOT);
     let stranger = addr(31_337);
     let mut out = Outbox::with_capacity(4);
     let t0 = Instant::now();
@@ -1128,14 +1133,7 @@ fn re_adding_a_transport_id_replaces_it_and_its_old_address_no_longer_routes() {
     let mut p = Peer::new(1, AES_CM, 0xABAB_0001, 0, 0);
     let mut s = Peer::listener(2, AES_CM);
     let mut core = core();
-    for u in [
-        p.transport(),
-        s.transport(),
-        p.join(ROOM, true, &[]),
-        s.join(ROOM, false, &[SLOT]),
-    ] {
-        apply(&mut core, u);
-    }
+    publisher_and_subscriber(&mut core, &p, &s, SLOT);
     let mut out = Outbox::with_capacity(8);
     let t0 = Instant::now();
     let d = p.next_rtp();
@@ -1270,14 +1268,7 @@ fn a_server_side_mute_silences_a_publisher_and_unmute_brings_it_back() {
     let mut p = Peer::new(1, AES_CM, 0x3000_0001, 0, 0);
     let mut s = Peer::listener(2, AES_CM);
     let mut core = core();
-    for u in [
-        p.transport(),
-        s.transport(),
-        p.join(ROOM, true, &[]),
-        s.join(ROOM, false, &[SLOT]),
-    ] {
-        apply(&mut core, u);
-    }
+    publisher_and_subscriber(&mut core, &p, &s, SLOT);
     let mut out = Outbox::with_capacity(8);
     let t0 = Instant::now();
     let mut heard = Vec::new();
@@ -1318,14 +1309,7 @@ fn a_removed_transport_gets_nothing_more_and_its_packets_are_unknown() {
     let mut p = Peer::new(1, AES_CM, 0x4000_0001, 0, 0);
     let mut s = Peer::listener(2, AES_CM);
     let mut core = core();
-    for u in [
-        p.transport(),
-        s.transport(),
-        p.join(ROOM, true, &[]),
-        s.join(ROOM, false, &[0x50]),
-    ] {
-        apply(&mut core, u);
-    }
+    publisher_and_subscriber(&mut core, &p, &s, 0x50);
     let mut out = Outbox::with_capacity(8);
     let t0 = Instant::now();
     let d = p.next_rtp();
@@ -1457,14 +1441,7 @@ fn a_publisher_unmuted_after_a_long_server_side_mute_is_heard_again() {
     let mut p = Peer::new(1, AES_CM, 0x3100_0001, 0, 0);
     let mut s = Peer::listener(2, AES_CM);
     let mut core = core();
-    for u in [
-        p.transport(),
-        s.transport(),
-        p.join(ROOM, true, &[]),
-        s.join(ROOM, false, &[0x50]),
-    ] {
-        apply(&mut core, u);
-    }
+    publisher_and_subscriber(&mut core, &p, &s, 0x50);
     let mut out = Outbox::with_capacity(8);
     let t0 = Instant::now();
     let d = p.next_rtp();
@@ -1509,14 +1486,7 @@ fn a_publisher_that_rejoins_with_the_same_ssrc_continues_the_slot_stream() {
     let mut p = Peer::new(1, AES_CM, 0x3200_0001, 100, 5_000);
     let mut s = Peer::listener(2, AES_CM);
     let mut core = core();
-    for u in [
-        p.transport(),
-        s.transport(),
-        p.join(ROOM, true, &[]),
-        s.join(ROOM, false, &[SLOT]),
-    ] {
-        apply(&mut core, u);
-    }
+    publisher_and_subscriber(&mut core, &p, &s, SLOT);
     let mut out = Outbox::with_capacity(8);
     let t0 = Instant::now();
     let mut used = std::collections::HashSet::new();

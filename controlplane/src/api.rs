@@ -52,6 +52,15 @@ impl AppState {
         });
     }
 
+    /// Mutes or unmutes a member: the dataplane stops (or resumes) forwarding it, and the room is
+    /// told (`by_server`: the member too).
+    pub fn set_muted(&self, room: &str, participant: &str, muted: bool, by_server: bool) {
+        if let Some(m) = &self.media {
+            m.set_muted(room, participant, muted);
+        }
+        self.hub.set_muted(room, participant, muted, by_server);
+    }
+
     /// A member connected to signaling.
     pub fn on_joined(&self, room: &str, who: &crate::signal::PeerInfo) {
         self.emit(WebhookEvent::ParticipantJoined {
@@ -131,12 +140,7 @@ impl AppState {
                 }
             }
         }
-        let rooms: Vec<(String, u32)> = self
-            .rooms()
-            .list()
-            .into_iter()
-            .map(|r| (r.name, r.empty_timeout_s))
-            .collect();
+        let rooms = self.rooms().empty_timeouts();
         empty_since.retain(|name, _| rooms.iter().any(|(n, _)| n == name));
         for (name, timeout) in rooms {
             if self.hub.connected(&name) > 0 || timeout == 0 {
@@ -545,10 +549,7 @@ pub async fn mute_participant(
             ));
         }
     }
-    if let Some(m) = &s.media {
-        m.set_muted(&room, &id, muted);
-    }
-    s.hub.set_muted(&room, &id, muted, true);
+    s.set_muted(&room, &id, muted, true);
     tracing::info!(%room, participant = %id, muted, "server mute");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -731,13 +732,12 @@ pub async fn stats(State(s): Shared, headers: HeaderMap) -> Result<Json<ServerSt
             })
             .collect()
     });
-    let names: Vec<String> = s.rooms().list().into_iter().map(|r| r.name).collect();
     Ok(Json(ServerStats {
         at_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
         workers,
-        connected: names.iter().map(|n| s.hub.connected(n) as u64).sum(),
+        connected: s.hub.connected_total() as u64,
         media_sessions: s.media.as_ref().map_or(0, |m| m.session_count() as u64),
     }))
 }

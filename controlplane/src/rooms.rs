@@ -292,6 +292,14 @@ impl Rooms {
         self.rooms.values().cloned().collect()
     }
 
+    /// Each room's name and `empty_timeout_s`, without copying members (housekeeping runs often).
+    pub fn empty_timeouts(&self) -> Vec<(String, u32)> {
+        self.rooms
+            .values()
+            .map(|r| (r.name.clone(), r.empty_timeout_s))
+            .collect()
+    }
+
     /// One room.
     pub fn get(&self, name: &str) -> Result<&Room, ApiError> {
         self.rooms.get(name).ok_or_else(|| unknown_room(name))

@@ -537,6 +537,11 @@ impl Hub {
         }
     }
 
+    /// Connected members, all rooms.
+    pub fn connected_total(&self) -> usize {
+        self.lock().values().map(|l| l.members.len()).sum()
+    }
+
     /// Connected members of a room.
     pub fn connected(&self, room: &str) -> usize {
         self.lock().get(room).map_or(0, |l| l.members.len())
@@ -630,10 +635,7 @@ impl Session {
                     muted,
                     "client mute"
                 );
-                if let Some(media) = &self.s.media {
-                    media.set_muted(self.room(), self.me(), muted);
-                }
-                self.s.hub.set_muted(self.room(), self.me(), muted, false);
+                self.s.set_muted(self.room(), self.me(), muted, false);
                 Next::Reply(vec![])
             }
             ClientMsg::Offer { sdp } => self.on_offer(&sdp),

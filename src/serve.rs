@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
-use sluice_controlplane::api::{router, AppState};
 use sluice_controlplane::auth::{random_secret, Auth, DEFAULT_TOKEN_TTL};
+use sluice_controlplane::clock::Now;
+use sluice_controlplane::hub::Hub;
 use sluice_controlplane::media::Media;
 use sluice_controlplane::rooms::{RoomDefaults, Rooms, LIMIT_SECONDS};
-use sluice_controlplane::signal::Hub;
+use sluice_controlplane::router::router;
+use sluice_controlplane::state::AppState;
 use sluice_controlplane::webhooks::{WebhookConfig, Webhooks};
 use sluice_dataplane::io::BackendChoice;
 use sluice_dataplane::{Dataplane, DataplaneConfig};
@@ -283,7 +285,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
             loop {
                 tick.tick().await;
-                keeper.housekeeping(std::time::Instant::now(), &mut empty_since);
+                keeper.housekeeping(Now::read(), &mut empty_since);
             }
         });
         let udp: Vec<String> = (0..dataplane.workers())

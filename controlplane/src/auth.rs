@@ -1,7 +1,7 @@
 //! Who may call what: the admin API key (a bearer token on REST calls) and participant tokens
 //! (HS256 JWTs naming room, participant and role, with an expiry) checked on the signaling socket.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderMap;
 use base64::Engine;
@@ -9,23 +9,14 @@ use jsonwebtoken::{
     decode, encode, errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation,
 };
 use serde::{Deserialize, Serialize};
-use subtle_compare::ct_eq;
+use subtle::ConstantTimeEq;
 
+use crate::clock::unix_secs;
 use crate::error::ApiError;
 use crate::rooms::Role;
 
 /// How long a participant token is valid by default.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
-
-mod subtle_compare {
-    /// Constant-time equality of two byte strings (length may leak, content does not).
-    pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-        if a.len() != b.len() {
-            return false;
-        }
-        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    }
-}
 
 /// A fresh random secret, URL-safe base64 (for API keys and token secrets).
 pub fn random_secret() -> String {
@@ -91,7 +82,8 @@ impl Auth {
             (None, Some(b64)) => basic_password(b64.trim()).unwrap_or_default(),
             (None, None) => Vec::new(),
         };
-        if ct_eq(&presented, self.api_key.as_bytes()) {
+        // Constant time in the content (the length may leak, as with any such comparison).
+        if bool::from(presented.as_slice().ct_eq(self.api_key.as_bytes())) {
             Ok(())
         } else {
             Err(ApiError::unauthorized(
@@ -101,18 +93,16 @@ impl Auth {
         }
     }
 
-    /// Signs a token for a participant.
+    /// Signs a token for a participant, issued at `now` (it expires `ttl` later).
     pub fn issue(
         &self,
         room: &str,
         participant: &str,
         name: &str,
         role: Role,
+        now: SystemTime,
     ) -> Result<String, ApiError> {
-        let exp = SystemTime::now()
-            .checked_add(self.ttl)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(u64::MAX, |d| d.as_secs());
+        let exp = now.checked_add(self.ttl).map_or(u64::MAX, unix_secs);
         let claims = Claims {
             room: room.into(),
             sub: participant.into(),
@@ -124,23 +114,32 @@ impl Auth {
             .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
     }
 
-    /// Verifies a participant token: signature, algorithm and expiry (no leeway).
-    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+    /// Verifies a participant token at `now`: signature, algorithm and expiry (no leeway: a token
+    /// is valid through the second of its `exp`).
+    pub fn verify(&self, token: &str, now: SystemTime) -> Result<Claims, ApiError> {
         let mut v = Validation::new(Algorithm::HS256);
+        // The expiry is checked below against the caller's `now`, not the library's clock.
+        v.validate_exp = false;
         v.leeway = 0;
         v.set_required_spec_claims(&["exp", "sub"]);
-        decode::<Claims>(token, &self.decoding, &v)
+        let claims = decode::<Claims>(token, &self.decoding, &v)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => {
-                    ApiError::unauthorized("expired_token", "the participant token has expired")
-                }
+                ErrorKind::ExpiredSignature => expired(),
                 _ => ApiError::unauthorized(
                     "bad_token",
                     format!("the participant token is not valid: {e}"),
                 ),
-            })
+            })?;
+        if claims.exp < unix_secs(now) {
+            return Err(expired());
+        }
+        Ok(claims)
     }
+}
+
+fn expired() -> ApiError {
+    ApiError::unauthorized("expired_token", "the participant token has expired")
 }
 
 #[cfg(test)]
@@ -149,22 +148,32 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_fail_clearly() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let auth = Auth::new("key", b"secret", DEFAULT_TOKEN_TTL);
-        let t = auth.issue("room", "p_1", "alice", Role::Listener).unwrap();
-        let c = auth.verify(&t).unwrap();
+        let t = auth
+            .issue("room", "p_1", "alice", Role::Listener, now)
+            .unwrap();
+        let c = auth.verify(&t, now).unwrap();
         assert_eq!(
             (c.room.as_str(), c.sub.as_str(), c.role),
             ("room", "p_1", Role::Listener)
         );
         let other = Auth::new("key", b"other secret", DEFAULT_TOKEN_TTL);
-        assert_eq!(other.verify(&t).unwrap_err().code, "bad_token");
-        assert_eq!(auth.verify("garbage").unwrap_err().code, "bad_token");
+        assert_eq!(other.verify(&t, now).unwrap_err().code, "bad_token");
+        assert_eq!(auth.verify("garbage", now).unwrap_err().code, "bad_token");
         let expired = Auth::new("key", b"secret", Duration::ZERO);
         let t = expired
-            .issue("room", "p_1", "alice", Role::Speaker)
+            .issue("room", "p_1", "alice", Role::Speaker, now)
             .unwrap();
-        std::thread::sleep(Duration::from_millis(1100));
-        assert_eq!(auth.verify(&t).unwrap_err().code, "expired_token");
+        assert!(auth.verify(&t, now).is_ok(), "valid through its second");
+        let later = now + Duration::from_millis(1100);
+        assert_eq!(auth.verify(&t, later).unwrap_err().code, "expired_token");
+        // The library's own clock is not consulted: a token from the past is expired at its now.
+        let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let old = auth
+            .issue("room", "p_1", "alice", Role::Speaker, long_ago)
+            .unwrap();
+        assert!(auth.verify(&old, long_ago).is_ok());
     }
 
     #[test]

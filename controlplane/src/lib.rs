@@ -3,16 +3,39 @@
 //! The control half of sluice: rooms and participants, the REST API, WebSocket signaling, SDP,
 //! ICE-lite credentials and DTLS-SRTP handshakes. It owns no packets: it tells the dataplane workers
 //! what to do through `sluice_dataplane::Dataplane` (crossbeam channels), and the workers hand it the
-//! datagrams only it can answer (DTLS).
+//! datagrams only it can answer (DTLS). docs/architecture.md draws the modules and how they depend on
+//! each other; `tests/import_graph.rs` keeps that graph free of cycles.
+//!
+//! - Pure cores, driven by tests without sockets: [`rooms`] (room and participant rules),
+//!   [`mode`] (the P2P/SFU mode machine), [`hub`] (connected members and what each is told),
+//!   [`rate_limit`], [`messages`] (the signaling protocol), [`sdp`], [`fingerprint`], [`auth`] (keys and tokens),
+//!   [`clock`] (time as the cores take it), [`webhooks`]' event, signing and retry policy.
+//! - State: [`state::AppState`], which every front end depends on and which depends on none.
+//! - I/O shells: [`api`] (REST handlers), [`signal`] (the WebSocket), [`web`] (pages),
+//!   [`metrics`], [`router`] (every route and the OpenAPI document), [`media`] (worker upcalls and
+//!   DTLS), [`dtls`] (OpenSSL over memory BIOs).
+//!
+//! `unsafe` is denied in the whole crate but for one `DTLSv1_get_timeout` call in `dtls/timer.rs`
+//! (OpenSSL's macro has no safe binding).
+
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod dtls;
 pub mod error;
+pub mod fingerprint;
+pub mod hub;
 pub mod media;
+pub mod messages;
+pub mod metrics;
 pub mod mode;
+pub mod rate_limit;
 pub mod rooms;
+pub mod router;
 pub mod sdp;
 pub mod signal;
+pub mod state;
 pub mod web;
 pub mod webhooks;

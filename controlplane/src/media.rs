@@ -17,9 +17,10 @@ use sluice_dataplane::topology::{
 };
 use sluice_dataplane::Dataplane;
 
-use crate::dtls::{DtlsCertificate, DtlsEvent, DtlsServer, Fingerprint};
+use crate::dtls::{DtlsCertificate, DtlsEvent, DtlsServer};
+use crate::hub::Hub;
+use crate::messages::{ServerMsg, SlotInfo};
 use crate::sdp::{self, AnswerParams, SdpError};
-use crate::signal::{Hub, ServerMsg, SlotInfo};
 
 /// SRTP profiles in our order of preference (RFC 7714 GCM first: cheaper and authenticated encryption).
 pub const PROFILES: [SrtpProfile; 3] = [
@@ -155,9 +156,6 @@ impl Media {
         publishes: bool,
     ) -> Result<(String, Vec<String>), MediaError> {
         let offer = sdp::parse_offer(offer_sdp)?;
-        let remote_fp: Fingerprint = format!("{} {}", offer.fingerprint.0, offer.fingerprint.1)
-            .parse()
-            .map_err(|e: crate::dtls::DtlsError| MediaError::Fingerprint(e.to_string()))?;
         // A new offer replaces the participant's previous transport.
         self.drop_transports(room, participant);
 
@@ -180,22 +178,18 @@ impl Media {
         if let Some(ip) = self.public_ip {
             candidate.set_ip(ip);
         }
-        let fingerprint = self.cert.fingerprint().to_string();
-        let fingerprint_hex = fingerprint
-            .split_once(' ')
-            .map_or(fingerprint.as_str(), |(_, h)| h);
         let answer = sdp::write_answer(
             &offer,
             &AnswerParams {
                 ice_ufrag: &ufrag,
                 ice_pwd: &pwd,
-                fingerprint_sha256: fingerprint_hex,
+                fingerprint: self.cert.fingerprint(),
                 candidate,
                 slot_ssrcs: &slot_ssrcs,
                 cname: "sluice",
             },
         )?;
-        let dtls = DtlsServer::new(&self.cert, remote_fp, &PROFILES)
+        let dtls = DtlsServer::new(&self.cert, offer.fingerprint.clone(), &PROFILES)
             .map_err(|e| MediaError::Fingerprint(e.to_string()))?;
         self.dataplane
             .add_transport(

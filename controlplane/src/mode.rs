@@ -14,7 +14,18 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::rooms::RoomMode;
+/// How a room carries media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomMode {
+    /// P2P while small, SFU from `p2p_max + 1` members.
+    #[default]
+    Auto,
+    /// Members connect to each other; the server relays signaling only.
+    P2p,
+    /// Members connect to the server.
+    Sfu,
+}
 
 /// How media flows in a room right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

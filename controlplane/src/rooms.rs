@@ -5,11 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use rand::Rng;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::clock::unix_secs;
 use crate::error::ApiError;
-use crate::mode::{MediaMode, ModeRules};
+use crate::mode::{MediaMode, ModeRules, RoomMode};
 
 /// Longest room or participant name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -25,19 +28,6 @@ pub const DEFAULT_EMPTY_TIMEOUT_S: u32 = 300;
 pub const LIMIT_SECONDS: u32 = 86_400;
 /// Hard participant limit (a room must fit the server).
 pub const LIMIT_MAX_PARTICIPANTS: u32 = 10_000;
-
-/// How a room carries media.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum RoomMode {
-    /// P2P while small, SFU from `p2p_max + 1` members.
-    #[default]
-    Auto,
-    /// Members connect to each other; the server relays signaling only.
-    P2p,
-    /// Members connect to the server.
-    Sfu,
-}
 
 /// What a participant may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
@@ -170,12 +160,6 @@ impl Default for RoomDefaults {
     }
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Checks a room name: 1..=64 of `[A-Za-z0-9._-]`.
 pub fn validate_room_name(name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
@@ -236,8 +220,8 @@ impl Rooms {
         }
     }
 
-    /// Creates a room.
-    pub fn create(&mut self, req: CreateRoom) -> Result<Room, ApiError> {
+    /// Creates a room at `now`.
+    pub fn create(&mut self, req: CreateRoom, now: SystemTime) -> Result<Room, ApiError> {
         validate_room_name(&req.name)?;
         if self.rooms.contains_key(&req.name) {
             return Err(ApiError::conflict(
@@ -279,7 +263,7 @@ impl Rooms {
                 1,
                 LIMIT_MAX_PARTICIPANTS,
             )?,
-            created_at: now_secs(),
+            created_at: unix_secs(now),
             participants: Vec::new(),
             name: req.name,
         };
@@ -310,11 +294,14 @@ impl Rooms {
         self.rooms.remove(name).ok_or_else(|| unknown_room(name))
     }
 
-    /// Adds a participant.
+    /// Adds a participant at `now`; its id is the next number and a random part from `rng` (ids
+    /// are not guessable from one another).
     pub fn add_participant(
         &mut self,
         room: &str,
         req: CreateParticipant,
+        now: SystemTime,
+        rng: &mut impl Rng,
     ) -> Result<Participant, ApiError> {
         validate_participant_name(&req.name)?;
         let r = self.rooms.get_mut(room).ok_or_else(|| unknown_room(room))?;
@@ -338,14 +325,10 @@ impl Rooms {
         }
         self.next_participant += 1;
         let p = Participant {
-            id: format!(
-                "p_{:x}_{:08x}",
-                self.next_participant,
-                rand::random::<u32>()
-            ),
+            id: format!("p_{:x}_{:08x}", self.next_participant, rng.random::<u32>()),
             name: req.name,
             role: req.role.unwrap_or_default(),
-            created_at: now_secs(),
+            created_at: unix_secs(now),
         };
         r.participants.push(p.clone());
         Ok(p)
@@ -375,6 +358,12 @@ fn unknown_room(name: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+
+    /// A fixed moment: room tests do not read the clock.
+    fn t0() -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)
+    }
 
     fn room(name: &str) -> CreateRoom {
         CreateRoom {
@@ -406,37 +395,54 @@ mod tests {
     #[test]
     fn rooms_enforce_uniqueness_limits_and_defaults() {
         let mut rooms = Rooms::default();
-        let r = rooms.create(room("a")).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let r = rooms.create(room("a"), t0()).unwrap();
         assert_eq!(
             (r.mode, r.last_n, r.p2p_max, r.max_participants),
             (RoomMode::Auto, 8, 8, 500)
         );
-        assert_eq!(rooms.create(room("a")).unwrap_err().code, "duplicate_name");
+        assert_eq!(
+            rooms.create(room("a"), t0()).unwrap_err().code,
+            "duplicate_name"
+        );
         let mut big = room("b");
         big.last_n = Some(99);
-        assert_eq!(rooms.create(big).unwrap_err().code, "invalid_field");
+        assert_eq!(rooms.create(big, t0()).unwrap_err().code, "invalid_field");
         let mut small = room("c");
         small.max_participants = Some(1);
-        rooms.create(small).unwrap();
+        rooms.create(small, t0()).unwrap();
         let p = |n: &str| CreateParticipant {
             name: n.into(),
             role: None,
         };
-        let alice = rooms.add_participant("c", p("alice")).unwrap();
+        let alice = rooms
+            .add_participant("c", p("alice"), t0(), &mut rng)
+            .unwrap();
         assert_eq!(
-            rooms.add_participant("c", p("bob")).unwrap_err().code,
+            rooms
+                .add_participant("c", p("bob"), t0(), &mut rng)
+                .unwrap_err()
+                .code,
             "room_full"
         );
         assert!(
-            rooms.add_participant("a", p("alice")).is_ok(),
+            rooms
+                .add_participant("a", p("alice"), t0(), &mut rng)
+                .is_ok(),
             "same name in another room is fine"
         );
         assert_eq!(
-            rooms.add_participant("a", p("alice")).unwrap_err().code,
+            rooms
+                .add_participant("a", p("alice"), t0(), &mut rng)
+                .unwrap_err()
+                .code,
             "duplicate_name"
         );
         assert_eq!(
-            rooms.add_participant("zz", p("x")).unwrap_err().code,
+            rooms
+                .add_participant("zz", p("x"), t0(), &mut rng)
+                .unwrap_err()
+                .code,
             "unknown_room"
         );
         assert_eq!(

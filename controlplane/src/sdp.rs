@@ -63,6 +63,8 @@ use ::sdp::description::common::Attribute;
 use ::sdp::description::media::MediaDescription;
 use ::sdp::description::session::SessionDescription;
 
+use crate::fingerprint::{Fingerprint, FingerprintAlgorithm, FingerprintError};
+
 /// The most slot sections (recvonly transceivers) an offer may carry.
 pub const MAX_SLOTS: usize = 32;
 
@@ -92,6 +94,8 @@ pub enum SdpError {
     NoIceCredentials,
     #[error("the offer lacks a DTLS certificate fingerprint (a=fingerprint)")]
     NoFingerprint,
+    #[error("unusable a=fingerprint: {0}")]
+    BadFingerprint(#[from] FingerprintError),
     #[error(
         "unsupported DTLS role a=setup:{0}; offer actpass or active, the server is always passive"
     )]
@@ -117,8 +121,8 @@ pub enum SdpError {
 pub struct Offer {
     pub ice_ufrag: String,
     pub ice_pwd: String,
-    /// (hash algorithm lowercased, e.g. "sha-256"; fingerprint as hex bytes with colons).
-    pub fingerprint: (String, String),
+    /// The client's certificate fingerprint, typed: the DTLS server takes it as it is.
+    pub fingerprint: Fingerprint,
     /// "actpass" or "active".
     pub setup: String,
     pub opus_pt: u8,
@@ -231,8 +235,11 @@ fn is_token(v: &str) -> bool {
     !v.is_empty() && v.bytes().all(|c| c.is_ascii_graphic())
 }
 
-fn parse_fingerprint(attrs: &[Attribute]) -> Result<Option<(String, String)>, SdpError> {
-    let mut found: Vec<(String, String)> = Vec::new();
+/// The fingerprint of a section's (or the session's) `a=fingerprint` lines: sha-256 where there
+/// are several, else the first one with a hash function sluice supports.
+fn parse_fingerprint(attrs: &[Attribute]) -> Result<Option<Fingerprint>, SdpError> {
+    let mut found: Vec<Fingerprint> = Vec::new();
+    let mut unusable = None;
     for a in attrs.iter().filter(|a| a.key == "fingerprint") {
         let v = a.value.as_deref().unwrap_or("").trim();
         let (alg, hex) = v
@@ -242,13 +249,20 @@ fn parse_fingerprint(attrs: &[Attribute]) -> Result<Option<(String, String)>, Sd
         if !is_token(alg) || !is_hex_fingerprint(hex) {
             return Err(SdpError::Parse(format!("malformed a=fingerprint:{v}")));
         }
-        found.push((alg.to_ascii_lowercase(), hex.to_string()));
+        match v.parse::<Fingerprint>() {
+            Ok(f) => found.push(f),
+            Err(e) => unusable = Some(e),
+        }
     }
     let pick = found
         .iter()
-        .position(|(alg, _)| alg == "sha-256")
+        .position(|f| f.algorithm() == FingerprintAlgorithm::Sha256)
         .unwrap_or(0);
-    Ok(found.into_iter().nth(pick))
+    match (found.into_iter().nth(pick), unusable) {
+        (Some(f), _) => Ok(Some(f)),
+        (None, Some(e)) => Err(SdpError::BadFingerprint(e)),
+        (None, None) => Ok(None),
+    }
 }
 
 /// (payload type, fmtp) of Opus in one section, if offered.
@@ -473,8 +487,8 @@ pub fn parse_offer(sdp: &str) -> Result<Offer, SdpError> {
 pub struct AnswerParams<'a> {
     pub ice_ufrag: &'a str,
     pub ice_pwd: &'a str,
-    /// SHA-256 of the server's DTLS certificate, "AB:CD:..." (32 bytes).
-    pub fingerprint_sha256: &'a str,
+    /// The server's DTLS certificate fingerprint.
+    pub fingerprint: &'a Fingerprint,
     /// The worker's address (public IP), the one host candidate.
     pub candidate: SocketAddr,
     /// The SSRC sluice sends on each slot, in slot order (see [`slot_mids`]).
@@ -493,7 +507,7 @@ fn session_id(ufrag: &str) -> u64 {
 
 /// Write the answer to `offer` (see the module doc for its shape). Every line ends with `\r\n`.
 ///
-/// Fails only on bad [`AnswerParams`] (tokens with whitespace, a malformed fingerprint).
+/// Fails only on bad [`AnswerParams`] (tokens with whitespace, port 0).
 pub fn write_answer(offer: &Offer, p: &AnswerParams) -> Result<String, SdpError> {
     if !is_token(p.ice_ufrag) || !is_token(p.ice_pwd) {
         return Err(SdpError::InvalidParam(
@@ -502,11 +516,6 @@ pub fn write_answer(offer: &Offer, p: &AnswerParams) -> Result<String, SdpError>
     }
     if !is_token(p.cname) {
         return Err(SdpError::InvalidParam("cname must be a non-empty token"));
-    }
-    if !is_hex_fingerprint(p.fingerprint_sha256) || p.fingerprint_sha256.len() != 32 * 3 - 1 {
-        return Err(SdpError::InvalidParam(
-            "fingerprint_sha256 must be 32 hex bytes separated by colons",
-        ));
     }
     if p.candidate.port() == 0 {
         return Err(SdpError::InvalidParam("candidate port must not be 0"));
@@ -541,10 +550,7 @@ pub fn write_answer(offer: &Offer, p: &AnswerParams) -> Result<String, SdpError>
         line(format_args!("a=mid:{}", sec.mid));
         line(format_args!("a=ice-ufrag:{}", p.ice_ufrag));
         line(format_args!("a=ice-pwd:{}", p.ice_pwd));
-        line(format_args!(
-            "a=fingerprint:sha-256 {}",
-            p.fingerprint_sha256
-        ));
+        line(format_args!("a=fingerprint:{}", p.fingerprint));
         line(format_args!("a=setup:passive"));
         line(format_args!("a=rtcp-mux"));
         line(format_args!(
@@ -742,11 +748,16 @@ mod tests {
             + &chromium_section("2", "recvonly", false)
     }
 
+    fn server_fp() -> &'static Fingerprint {
+        static FP: std::sync::OnceLock<Fingerprint> = std::sync::OnceLock::new();
+        FP.get_or_init(|| format!("sha-256 {FP_SERVER}").parse().unwrap())
+    }
+
     fn params(slots: &[u32]) -> AnswerParams<'_> {
         AnswerParams {
             ice_ufrag: "sLu1",
             ice_pwd: "abcdefghijklmnopqrstuv0123",
-            fingerprint_sha256: FP_SERVER,
+            fingerprint: server_fp(),
             candidate: "203.0.113.7:40001".parse().unwrap(),
             slot_ssrcs: slots,
             cname: "sluice",
@@ -827,7 +838,7 @@ mod tests {
         let o = parse_offer(&aiortc_offer()).unwrap();
         assert_eq!(o.ice_ufrag, "Qx3P");
         assert_eq!(o.ice_pwd, "Zc8kJ2mT9vLq4wRb7nYs1eFh");
-        assert_eq!(o.fingerprint, ("sha-256".into(), FP_CLIENT.into()));
+        assert_eq!(o.fingerprint.to_string(), format!("sha-256 {FP_CLIENT}"));
         assert_eq!(o.setup, "actpass");
         assert_eq!(o.opus_pt, 96);
         assert_eq!(o.opus_fmtp, None);
@@ -886,7 +897,7 @@ mod tests {
     fn parses_and_answers_chromium_offer() {
         let o = parse_offer(&chromium_offer()).unwrap();
         assert_eq!(o.ice_ufrag, "h7Ts");
-        assert_eq!(o.fingerprint.0, "sha-256");
+        assert_eq!(o.fingerprint.algorithm().name(), "sha-256");
         assert_eq!(o.opus_pt, 111);
         assert_eq!(o.opus_fmtp.as_deref(), Some("minptime=10;useinbandfec=1"));
         assert_eq!(o.audio_level_ext, Some(1));
@@ -958,12 +969,8 @@ mod tests {
             write_answer(&o, &p),
             Err(SdpError::InvalidParam(_))
         ));
-        let mut p = params(&[]);
-        p.fingerprint_sha256 = "AB:CD";
-        assert!(matches!(
-            write_answer(&o, &p),
-            Err(SdpError::InvalidParam(_))
-        ));
+        // A malformed server fingerprint cannot be written any more: `AnswerParams` takes a
+        // typed `Fingerprint`.
     }
 
     fn remove_lines(sdp: &str, prefix: &str) -> String {
@@ -1071,7 +1078,10 @@ mod tests {
             "a=msid-semantic:WMS *\r\n",
             &format!("a=msid-semantic:WMS *\r\n{sess_fp}"),
         );
-        assert_eq!(parse_offer(&moved).unwrap().fingerprint.1, FP_CLIENT);
+        assert_eq!(
+            parse_offer(&moved).unwrap().fingerprint.to_string(),
+            format!("sha-256 {FP_CLIENT}")
+        );
     }
 
     /// xorshift64*: deterministic mutations without a dependency.

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 /// The page.
 pub const INDEX_HTML: &str = include_str!("../web/index.html");

@@ -60,6 +60,12 @@ const CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA3
 /// The RFC 5705 exporter label for DTLS-SRTP (RFC 5764 §4.2).
 const SRTP_EXPORTER_LABEL: &str = "EXTRACTOR-dtls_srtp";
 
+impl From<crate::fingerprint::FingerprintError> for DtlsError {
+    fn from(e: crate::fingerprint::FingerprintError) -> Self {
+        DtlsError::BadFingerprint(e.0)
+    }
+}
+
 /// Errors from DTLS setup and handshakes.
 #[derive(thiserror::Error, Debug)]
 #[non_exhaustive]

@@ -526,7 +526,7 @@ fn fingerprint_round_trip_and_errors() {
         format!("sha-256 {}", vec!["AB"; 33].join(":")),
     ] {
         match bad.parse::<Fingerprint>() {
-            Err(DtlsError::BadFingerprint(msg)) => assert!(!msg.is_empty()),
+            Err(crate::fingerprint::FingerprintError(msg)) => assert!(!msg.is_empty()),
             other => panic!("{bad:?} parsed as {other:?}"),
         }
     }

@@ -1,0 +1,460 @@
+//! The signaling hub: which members of each room are connected, what each is told, and each room's
+//! media mode (driven through the pure [`ModeMachine`]). No sockets and no HTTP here: a member is a
+//! bounded outbox (`mpsc::Sender`) its socket task drains, and time comes in from the caller. A full
+//! outbox disconnects that member rather than holding up the room.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::clock::Now;
+use crate::messages::{PeerInfo, ServerMsg};
+use crate::mode::{MediaMode, ModeMachine, ModeRules};
+
+struct Member {
+    info: PeerInfo,
+    tx: mpsc::Sender<ServerMsg>,
+    conn: u64,
+}
+
+/// A room as signaling sees it: who is connected, and how media flows.
+struct LiveRoom {
+    members: HashMap<String, Member>,
+    mode: ModeMachine,
+    /// Seconds since the Unix epoch of the last switch.
+    last_switch: Option<u64>,
+    /// When the room last went back to P2P, until its leftover SFU transports are cleaned up.
+    back_to_p2p: Option<Instant>,
+}
+
+/// A room's mode switched: what the caller reports (metrics, logs, webhooks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeSwitch {
+    /// The room.
+    pub room: String,
+    /// The mode it left.
+    pub from: MediaMode,
+    /// The mode it is in now.
+    pub to: MediaMode,
+    /// Members connected at the switch.
+    pub members: u32,
+}
+
+/// A room's live state, for the REST API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveState {
+    /// How media flows now.
+    pub mode: MediaMode,
+    /// Last switch, seconds since the Unix epoch.
+    pub last_switch: Option<u64>,
+    /// Members connected.
+    pub connected: u32,
+}
+
+/// Why a p2p message was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayError {
+    /// `to` is not connected to this room.
+    UnknownPeer,
+    /// A client addressed itself.
+    ToSelf,
+}
+
+/// What [`Hub::join`] reports to the new member's socket.
+#[derive(Debug)]
+pub struct Joined {
+    /// This connection's number (a later [`Hub::leave`] names it, so a replaced connection's
+    /// goodbye cannot remove its replacement).
+    pub conn: u64,
+    /// The members connected before this one.
+    pub peers: Vec<PeerInfo>,
+    /// The room's mode after this join.
+    pub mode: MediaMode,
+    /// The switch this join caused, if any.
+    pub switch: Option<ModeSwitch>,
+}
+
+/// Connected members by room: who receives room news, and each room's mode.
+#[derive(Default)]
+pub struct Hub {
+    rooms: Mutex<HashMap<String, LiveRoom>>,
+    next_conn: AtomicU64,
+    joins: AtomicU64,
+    to_sfu: AtomicU64,
+    to_p2p: AtomicU64,
+}
+
+impl Hub {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, LiveRoom>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends to one member; a full outbox disconnects it (its socket task sees the channel close).
+    fn deliver(members: &mut HashMap<String, Member>, id: &str, msg: ServerMsg) {
+        if let Some(m) = members.get(id) {
+            if m.tx.try_send(msg).is_err() {
+                tracing::warn!(
+                    participant = id,
+                    "signaling outbox full or closed: disconnecting"
+                );
+                members.remove(id);
+            }
+        }
+    }
+
+    fn broadcast(members: &mut HashMap<String, Member>, except: &str, msg: &ServerMsg) {
+        let ids: Vec<String> = members
+            .keys()
+            .filter(|k| k.as_str() != except)
+            .cloned()
+            .collect();
+        for id in ids {
+            Self::deliver(members, &id, msg.clone());
+        }
+    }
+
+    /// Records a switch of `room` to `to` at `now`, tells every member but `except`, and returns the
+    /// report.
+    fn switched(
+        &self,
+        name: &str,
+        room: &mut LiveRoom,
+        to: MediaMode,
+        except: &str,
+        now: Now,
+    ) -> ModeSwitch {
+        room.last_switch = Some(now.unix_secs());
+        room.back_to_p2p = (to == MediaMode::P2p).then_some(now.instant);
+        let counter = match to {
+            MediaMode::Sfu => &self.to_sfu,
+            MediaMode::P2p => &self.to_p2p,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let members = room.members.len() as u32;
+        tracing::info!(room = name, mode = to.name(), members, "room switched mode");
+        Self::broadcast(&mut room.members, except, &ServerMsg::Mode { mode: to });
+        ModeSwitch {
+            room: name.to_string(),
+            from: match to {
+                MediaMode::Sfu => MediaMode::P2p,
+                MediaMode::P2p => MediaMode::Sfu,
+            },
+            to,
+            members,
+        }
+    }
+
+    /// Registers a connection to a room with `rules` at `now`: the member's news goes to `tx`. A
+    /// connection of the same participant that was there is told `bye {replaced}` and forgotten.
+    pub fn join(
+        &self,
+        room: &str,
+        rules: ModeRules,
+        info: PeerInfo,
+        tx: mpsc::Sender<ServerMsg>,
+        now: Now,
+    ) -> Joined {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        self.joins.fetch_add(1, Ordering::Relaxed);
+        let mut rooms = self.lock();
+        let live = rooms.entry(room.to_string()).or_insert_with(|| LiveRoom {
+            members: HashMap::new(),
+            mode: ModeMachine::new(rules),
+            last_switch: None,
+            back_to_p2p: None,
+        });
+        if let Some(old) = live.members.remove(&info.id) {
+            let _ = old.tx.try_send(ServerMsg::Bye { reason: "replaced" });
+        }
+        let peers = live.members.values().map(|m| m.info.clone()).collect();
+        Self::broadcast(
+            &mut live.members,
+            &info.id,
+            &ServerMsg::PeerJoined {
+                participant: info.clone(),
+            },
+        );
+        let id = info.id.clone();
+        live.members.insert(id.clone(), Member { info, tx, conn });
+        let n = live.members.len() as u32;
+        let switch = live
+            .mode
+            .on_members(now.instant, n)
+            .map(|to| self.switched(room, live, to, &id, now));
+        Joined {
+            conn,
+            peers,
+            mode: live.mode.current(),
+            switch,
+        }
+    }
+
+    /// Forgets member `id` of `room` and tells the others; keeps the room's mode state.
+    fn remove_member(live: &mut LiveRoom, id: &str, now: Instant) {
+        live.members.remove(id);
+        Self::broadcast(
+            &mut live.members,
+            id,
+            &ServerMsg::PeerLeft {
+                participant: id.to_string(),
+            },
+        );
+        let n = live.members.len() as u32;
+        live.mode.on_members(now, n);
+    }
+
+    /// Unregisters connection `conn` of `id` (not a newer one that replaced it) and tells the others.
+    /// Returns whether it was the member's current connection (then the member is gone).
+    pub fn leave(&self, room: &str, id: &str, conn: u64, now: Instant) -> bool {
+        let mut rooms = self.lock();
+        let Some(live) = rooms.get_mut(room) else {
+            return false;
+        };
+        if live.members.get(id).is_none_or(|m| m.conn != conn) {
+            return false;
+        }
+        Self::remove_member(live, id, now);
+        true
+    }
+
+    /// Sends `msg` to one member of a room, if connected.
+    pub fn send_to(&self, room: &str, id: &str, msg: ServerMsg) {
+        if let Some(live) = self.lock().get_mut(room) {
+            Self::deliver(&mut live.members, id, msg);
+        }
+    }
+
+    /// Sends `msg` to every connected member of a room.
+    pub fn send_room(&self, room: &str, msg: &ServerMsg) {
+        if let Some(live) = self.lock().get_mut(room) {
+            Self::broadcast(&mut live.members, "", msg);
+        }
+    }
+
+    /// Delivers a p2p message from `from` to `to` in `room`.
+    pub fn relay(
+        &self,
+        room: &str,
+        from: &str,
+        to: &str,
+        msg: ServerMsg,
+    ) -> Result<(), RelayError> {
+        if from == to {
+            return Err(RelayError::ToSelf);
+        }
+        let mut rooms = self.lock();
+        let live = rooms.get_mut(room).ok_or(RelayError::UnknownPeer)?;
+        if !live.members.contains_key(to) {
+            return Err(RelayError::UnknownPeer);
+        }
+        Self::deliver(&mut live.members, to, msg);
+        Ok(())
+    }
+
+    /// Records a member's mute and tells the room: the others when it muted itself, everyone
+    /// (the member too) when the server did.
+    pub fn set_muted(&self, room: &str, id: &str, muted: bool, by_server: bool) {
+        let mut rooms = self.lock();
+        let Some(live) = rooms.get_mut(room) else {
+            return;
+        };
+        match live.members.get_mut(id) {
+            Some(m) => m.info.muted = muted,
+            None => return,
+        }
+        let msg = ServerMsg::PeerMuted {
+            participant: id.to_string(),
+            muted,
+        };
+        Self::broadcast(&mut live.members, if by_server { "" } else { id }, &msg);
+    }
+
+    /// Signaling connections accepted since start (`sluice_joins_total`).
+    pub fn joins(&self) -> u64 {
+        self.joins.load(Ordering::Relaxed)
+    }
+
+    /// Mode switches since start: (to SFU, to P2P).
+    pub fn switches(&self) -> (u64, u64) {
+        (
+            self.to_sfu.load(Ordering::Relaxed),
+            self.to_p2p.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Switches back to P2P the `auto` rooms whose cooldown ran out; call it a few times a second.
+    pub fn poll_modes(&self, now: Now) -> Vec<ModeSwitch> {
+        let mut rooms = self.lock();
+        let mut out = Vec::new();
+        for (name, live) in rooms.iter_mut() {
+            if let Some(to) = live.mode.poll(now.instant) {
+                out.push(self.switched(name, live, to, "", now));
+            }
+        }
+        out
+    }
+
+    /// Rooms that went back to P2P at least `grace` ago (time for every client to move its audio to
+    /// the mesh), each with the instant of the switch; each room is returned once per switch. Their
+    /// SFU transports from before the switch are leftovers to remove.
+    pub fn take_back_to_p2p(&self, now: Instant, grace: Duration) -> Vec<(String, Instant)> {
+        let mut rooms = self.lock();
+        let mut out = Vec::new();
+        for (name, live) in rooms.iter_mut() {
+            if let Some(at) = live.back_to_p2p {
+                if now.saturating_duration_since(at) >= grace {
+                    live.back_to_p2p = None;
+                    if live.mode.current() == MediaMode::P2p {
+                        out.push((name.clone(), at));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A room's live state; `None` when nobody ever connected to it.
+    pub fn live(&self, room: &str) -> Option<LiveState> {
+        self.lock().get(room).map(|l| LiveState {
+            mode: l.mode.current(),
+            last_switch: l.last_switch,
+            connected: l.members.len() as u32,
+        })
+    }
+
+    /// Says `bye` to one member and forgets it (kick) at `now`.
+    pub fn kick(&self, room: &str, id: &str, now: Instant) {
+        let mut rooms = self.lock();
+        if let Some(live) = rooms.get_mut(room) {
+            if let Some(m) = live.members.get(id) {
+                let _ = m.tx.try_send(ServerMsg::Bye { reason: "kicked" });
+                Self::remove_member(live, id, now);
+            }
+        }
+    }
+
+    /// Says `bye` to every member of a room and forgets the room (deleted or expired).
+    pub fn close_room(&self, room: &str) {
+        if let Some(live) = self.lock().remove(room) {
+            for m in live.members.values() {
+                let _ = m.tx.try_send(ServerMsg::Bye {
+                    reason: "room_closed",
+                });
+            }
+        }
+    }
+
+    /// Says `bye` to everyone (shutdown).
+    pub fn close_all(&self) {
+        for (_, live) in self.lock().drain() {
+            for m in live.members.values() {
+                let _ = m.tx.try_send(ServerMsg::Bye {
+                    reason: "server_shutdown",
+                });
+            }
+        }
+    }
+
+    /// Connected members, all rooms.
+    pub fn connected_total(&self) -> usize {
+        self.lock().values().map(|l| l.members.len()).sum()
+    }
+
+    /// Connected members of a room.
+    pub fn connected(&self, room: &str) -> usize {
+        self.lock().get(room).map_or(0, |l| l.members.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mode::RoomMode;
+    use crate::rooms::Role;
+
+    fn peer(id: &str) -> PeerInfo {
+        PeerInfo {
+            id: id.into(),
+            name: id.into(),
+            role: Role::Speaker,
+            muted: false,
+        }
+    }
+
+    fn rules() -> ModeRules {
+        ModeRules {
+            configured: RoomMode::Auto,
+            p2p_max: 2,
+            p2p_return: 1,
+            cooldown: Duration::from_secs(30),
+        }
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<ServerMsg>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            out.push(serde_json::to_value(&m).expect("json")["type"].to_string());
+        }
+        out
+    }
+
+    #[test]
+    fn joins_switch_modes_on_stepped_time_without_a_socket() {
+        let hub = Hub::default();
+        let t0 = Now::read();
+        let (a_tx, mut a_rx) = mpsc::channel(16);
+        let (b_tx, _b_rx) = mpsc::channel(16);
+        let (c_tx, _c_rx) = mpsc::channel(16);
+        let a = hub.join("r", rules(), peer("a"), a_tx, t0);
+        assert_eq!((a.mode, a.peers.len()), (MediaMode::P2p, 0));
+        let b = hub.join("r", rules(), peer("b"), b_tx, t0);
+        assert!(b.switch.is_none());
+        let c = hub.join(
+            "r",
+            rules(),
+            peer("c"),
+            c_tx,
+            t0.plus(Duration::from_secs(1)),
+        );
+        let sw = c
+            .switch
+            .expect("the third member switches the room to the SFU");
+        assert_eq!(
+            (sw.from, sw.to, sw.members),
+            (MediaMode::P2p, MediaMode::Sfu, 3)
+        );
+        assert_eq!(
+            drain(&mut a_rx),
+            ["\"peer_joined\"", "\"peer_joined\"", "\"mode\""]
+        );
+        let live = hub.live("r").expect("live");
+        assert_eq!(
+            live.last_switch,
+            Some(t0.plus(Duration::from_secs(1)).unix_secs())
+        );
+
+        // Two leave at t0+2 s: the cooldown runs from there, on the caller's clock.
+        assert!(hub.leave("r", "b", b.conn, t0.instant + Duration::from_secs(2)));
+        assert!(!hub.leave("r", "b", b.conn, t0.instant), "already gone");
+        hub.kick("r", "c", t0.instant + Duration::from_secs(2));
+        assert!(hub.poll_modes(t0.plus(Duration::from_secs(31))).is_empty());
+        let back = hub.poll_modes(t0.plus(Duration::from_secs(32)));
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].to, MediaMode::P2p);
+        let at = t0.instant + Duration::from_secs(32);
+        assert!(hub.take_back_to_p2p(at, Duration::from_secs(12)).is_empty());
+        assert_eq!(
+            hub.take_back_to_p2p(at + Duration::from_secs(12), Duration::from_secs(12)),
+            [("r".to_string(), at)]
+        );
+        assert!(
+            hub.take_back_to_p2p(at + Duration::from_secs(60), Duration::from_secs(12))
+                .is_empty(),
+            "once per switch"
+        );
+        assert_eq!(hub.switches(), (1, 1));
+    }
+}

@@ -1,0 +1,83 @@
+//! The HTTP surface in one place: every route of the server (REST, signaling, pages, metrics) and
+//! the OpenAPI document generated from the handlers' annotations.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+use crate::api::*;
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::metrics::*;
+use crate::mode::{MediaMode, RoomMode};
+use crate::rooms::{CreateParticipant, CreateRoom, Participant, Role, Room};
+use crate::state::AppState;
+use crate::{signal, web};
+
+/// The OpenAPI document of this API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "sluice", description = "Control-plane API of the sluice SFU"),
+    paths(create_room, list_rooms, get_room, delete_room, create_participant, guest_join, create_plain, delete_participant, mute_participant, stats, healthz, metrics),
+    components(schemas(Room, RoomList, CreateRoom, CreateParticipant, GuestJoin, MuteRequest, ServerStats, WorkerCounters, MediaMode, Participant, ParticipantGrant, CreatePlain, PlainSrtp, PlainGrant, RoomMode, Role, ErrorBody, ErrorDetail)),
+    modifiers(&ApiKeyScheme)
+)]
+pub struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "api_key",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such endpoint; see GET /v1/openapi.json")
+}
+
+/// The router with every endpoint.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/rooms", post(create_room).get(list_rooms))
+        .route("/v1/rooms/{room}", get(get_room).delete(delete_room))
+        .route("/", get(web::index))
+        .route("/admin", get(web::admin))
+        .route("/v1/stats", get(stats))
+        .route("/v1/rooms/{room}/participants", post(create_participant))
+        .route("/v1/rooms/{room}/join", post(guest_join))
+        .route("/v1/rooms/{room}/plain", post(create_plain))
+        .route(
+            "/v1/rooms/{room}/participants/{id}",
+            delete(delete_participant),
+        )
+        .route(
+            "/v1/rooms/{room}/participants/{id}/mute",
+            post(mute_participant),
+        )
+        .route("/v1/signal", get(signal::signal))
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .with_state(state)
+}

@@ -3,8 +3,8 @@
 //! the same room with Chromium's fake microphone, over ICE-lite, DTLS-SRTP and the dataplane, and must
 //! receive the other's audio on a speaker slot (getStats `packetsReceived`, decoded samples).
 //!
-//! Server and browser run inside a private network namespace (`unshare -n`, RECIPES.md): only `lo`
-//! exists there, so 127.0.0.1 is the only candidate and nothing can leave the machine. The driver,
+//! Server and browser run inside a private network namespace (`unshare -n`): only `lo` exists there,
+//! so 127.0.0.1 is the only candidate and nothing can leave the machine. The driver,
 //! `tests/clients/chromium_room.mjs`, starts the server in there and prints one JSON line.
 //!
 //! Two runs: Chromium's default DTLS settings (then one page mutes itself), and the ClientHello Chromium 156 sends by default

@@ -145,6 +145,18 @@ impl Media {
         *ids.entry(room.to_string()).or_insert(next)
     }
 
+    /// The address clients reach worker `worker` at: its socket's, with the public IP if one is set.
+    fn public_addr(&self, worker: usize) -> Result<SocketAddr, MediaError> {
+        let mut addr = self
+            .dataplane
+            .worker_addr(worker)
+            .ok_or_else(|| MediaError::Dataplane(format!("no worker {worker}")))?;
+        if let Some(ip) = self.public_ip {
+            addr.set_ip(ip);
+        }
+        Ok(addr)
+    }
+
     /// Handles a participant's offer: creates its transport and returns the SDP answer and the mids
     /// of its slots.
     pub fn offer(
@@ -171,13 +183,7 @@ impl Media {
             .iter()
             .find_map(|s| s.ssrc)
             .filter(|_| publishes);
-        let mut candidate = self
-            .dataplane
-            .worker_addr(worker)
-            .ok_or_else(|| MediaError::Dataplane(format!("no worker {worker}")))?;
-        if let Some(ip) = self.public_ip {
-            candidate.set_ip(ip);
-        }
+        let candidate = self.public_addr(worker)?;
         let answer = sdp::write_answer(
             &offer,
             &AnswerParams {
@@ -335,13 +341,7 @@ impl Media {
             self.publishers()
                 .insert((room.to_string(), ssrc), participant.to_string());
         }
-        let mut server = self
-            .dataplane
-            .worker_addr(worker)
-            .ok_or_else(|| MediaError::Dataplane(format!("no worker {worker}")))?;
-        if let Some(ip) = self.public_ip {
-            server.set_ip(ip);
-        }
+        let server = self.public_addr(worker)?;
         tracing::info!(
             room,
             participant,

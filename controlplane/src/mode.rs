@@ -1,6 +1,7 @@
-//! When a room's media goes peer to peer and when through the SFU (DESIGN.md, room modes), as a pure
-//! state machine over member counts and `Instant`s: the signaling layer feeds it joins, leaves and
-//! time, and announces what it decides.
+//! When a room's media goes peer to peer and when through the SFU (docs/architecture.md, "Room
+//! modes"), as a pure state machine over member counts and `Instant`s: the signaling hub feeds it
+//! joins, leaves and time, and announces what it decides. `RoomMode`, the mode a room is configured
+//! with, lives here too.
 //!
 //! - `sfu` and `p2p` rooms never switch.
 //! - `auto` rooms start peer to peer. The join that makes the room `p2p_max + 1` members switches it

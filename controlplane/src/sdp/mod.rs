@@ -36,7 +36,7 @@
 //! Every refusal is an [`SdpError`] whose `Display` text is fit for the signaling `error` reply.
 //! - Unparsable text, a section without `a=mid`, duplicate mids, an offer over 64 KiB.
 //! - Any non-audio `m=` line: sluice is an audio SFU and does not write port-0 rejections of
-//!   foreign media; clients offer audio only (see DESIGN.md, signaling).
+//!   foreign media; clients offer audio only (docs/architecture.md, "Control-plane API").
 //! - No audio, no Opus, missing ICE credentials, missing fingerprint.
 //! - `a=setup:passive` (and `holdconn`, or no `a=setup`): we are always passive, so two passive
 //!   ends would never start DTLS.

@@ -163,12 +163,13 @@ impl Delivery {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::webhooks::signing::verify;
     use rand::{Rng, SeedableRng};
 
-    fn joined(i: u32) -> WebhookEvent {
+    /// A sample event (shared with the sender's tests).
+    pub(crate) fn joined(i: u32) -> WebhookEvent {
         WebhookEvent::ParticipantJoined {
             room: "standup".into(),
             participant: format!("p_{i}"),

@@ -357,6 +357,8 @@ mod tests {
     use axum::routing::post;
     use axum::Router;
 
+    use super::event::tests::joined;
+
     const SECRET: &str = "s3cret";
 
     /// One request the test receiver saw.
@@ -426,15 +428,6 @@ mod tests {
             max_backoff: Duration::from_millis(20),
             timeout: Duration::from_secs(2),
             ..WebhookConfig::new(urls, SECRET)
-        }
-    }
-
-    fn joined(i: u32) -> WebhookEvent {
-        WebhookEvent::ParticipantJoined {
-            room: "standup".into(),
-            participant: format!("p_{i}"),
-            name: format!("Ada {i}"),
-            role: "speaker".into(),
         }
     }
 

@@ -1,11 +1,10 @@
 //! The dataplane handle: starts one pinned worker per configured core, wires their relay rings and
 //! command channels, and is how the control plane (and `sluice bench`) talks to them.
 //!
-//! The handle also keeps the room presence bookkeeping that workers need from each other (which worker
-//! hosts members of which room); that lives here, on the control side, behind a mutex that the packet
-//! path never touches.
+//! The handle also owns the room presence bookkeeping that workers need from each other (which worker
+//! hosts members of which room, [`crate::presence::Presence`]): on the control side, behind a mutex
+//! that the packet path never touches.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::thread::JoinHandleExt;
 use std::sync::{Arc, Mutex};
@@ -20,6 +19,7 @@ use crate::io::socket::bind_udp;
 use crate::io::uring::UringIo;
 use crate::io::wake::Wake;
 use crate::io::{BackendChoice, BackendKind, DatagramIo, IoConfig};
+use crate::presence::{Presence, PresenceChange};
 use crate::relay::relay_ring;
 use crate::srtp::SrtpEngine;
 use crate::stats::{StatsSnapshot, WorkerStats};
@@ -111,14 +111,6 @@ struct WorkerHandle {
     commands: Sender<TopologyUpdate>,
     shared: Arc<WorkerShared>,
     addr: SocketAddr,
-}
-
-#[derive(Default)]
-struct Presence {
-    /// transport → (worker, room, publish ssrc)
-    members: HashMap<TransportId, (usize, RoomId, Option<u32>)>,
-    /// room → members per worker
-    rooms: HashMap<RoomId, Vec<u32>>,
 }
 
 /// A running dataplane.
@@ -379,25 +371,8 @@ impl Dataplane {
         self.forget_member(m.transport)?;
         let (room, transport, ssrc) = (m.room, m.transport, m.publish_ssrc);
         self.send(i, TopologyUpdate::Join(Box::new(m)))?;
-        let members = {
-            let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-            p.members.insert(transport, (i, room, ssrc));
-            let counts = p
-                .rooms
-                .entry(room)
-                .or_insert_with(|| vec![0; self.workers.len()]);
-            counts[i] += 1;
-            counts[i]
-        };
-        self.broadcast_except(
-            i,
-            &TopologyUpdate::RemotePresence {
-                room,
-                worker: i,
-                members,
-                gone_source: None,
-            },
-        )
+        let change = self.presence().join(i, room, transport, ssrc);
+        self.announce(change)
     }
 
     /// Takes a transport of worker `i` out of its room.
@@ -440,40 +415,28 @@ impl Dataplane {
 
     /// Closes a room on every worker.
     pub fn close_room(&self, room: RoomId) -> Result<(), DataplaneError> {
-        {
-            let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-            p.rooms.remove(&room);
-            p.members.retain(|_, (_, r, _)| *r != room);
-        }
+        self.presence().close_room(room);
         self.broadcast_except(usize::MAX, &TopologyUpdate::CloseRoom { room })
     }
 
     /// Updates presence when a member leaves, telling the other workers.
     fn forget_member(&self, transport: TransportId) -> Result<(), DataplaneError> {
-        let update = {
-            let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-            let Some((worker, room, ssrc)) = p.members.remove(&transport) else {
-                return Ok(());
-            };
-            let Some(counts) = p.rooms.get_mut(&room) else {
-                return Ok(());
-            };
-            counts[worker] = counts[worker].saturating_sub(1);
-            let members = counts[worker];
-            if counts.iter().all(|&c| c == 0) {
-                p.rooms.remove(&room);
-            }
-            (
-                worker,
-                TopologyUpdate::RemotePresence {
-                    room,
-                    worker,
-                    members,
-                    gone_source: ssrc,
-                },
-            )
-        };
-        self.broadcast_except(update.0, &update.1)
+        let change = self.presence().forget(transport);
+        match change {
+            Some(change) => self.announce(change),
+            None => Ok(()),
+        }
+    }
+
+    /// Tells every worker but the one whose count changed.
+    fn announce(&self, change: PresenceChange) -> Result<(), DataplaneError> {
+        self.broadcast_except(change.worker, &change.update())
+    }
+
+    /// The presence bookkeeping (a panic elsewhere while it was held leaves it usable: every change
+    /// is one map update).
+    fn presence(&self) -> std::sync::MutexGuard<'_, Presence> {
+        self.presence.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stops every worker after it sent what it queued, and waits for them.

@@ -18,6 +18,7 @@ pub mod ice;
 pub mod io;
 pub mod outbox;
 pub mod packet;
+pub mod presence;
 pub mod relay;
 pub mod rewrite;
 pub mod speaker;

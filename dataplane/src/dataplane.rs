@@ -24,7 +24,7 @@ use crate::relay::relay_ring;
 use crate::srtp::SrtpEngine;
 use crate::stats::{StatsSnapshot, WorkerStats};
 use crate::topology::{Membership, RoomId, TopologyUpdate, TransportConfig, TransportId, Upcall};
-use crate::worker::{WorkerLoop, WorkerShared};
+use crate::worker::{WorkerCommand, WorkerLoop, WorkerShared};
 
 /// How the dataplane is laid out.
 #[derive(Debug, Clone)]
@@ -108,7 +108,7 @@ pub enum DataplaneError {
 
 struct WorkerHandle {
     thread: Option<JoinHandle<()>>,
-    commands: Sender<TopologyUpdate>,
+    commands: Sender<WorkerCommand>,
     shared: Arc<WorkerShared>,
     addr: SocketAddr,
 }
@@ -331,9 +331,14 @@ impl Dataplane {
 
     /// Sends one update to worker `i` and wakes it.
     pub fn send(&self, i: usize, update: TopologyUpdate) -> Result<(), DataplaneError> {
+        self.command(i, WorkerCommand::Topology(update))
+    }
+
+    /// Sends one command to worker `i` and wakes it.
+    fn command(&self, i: usize, command: WorkerCommand) -> Result<(), DataplaneError> {
         let w = self.workers.get(i).ok_or(DataplaneError::NoSuchWorker(i))?;
         w.commands
-            .send(update)
+            .send(command)
             .map_err(|_| DataplaneError::WorkerGone(i))?;
         w.shared.wake();
         Ok(())
@@ -395,7 +400,7 @@ impl Dataplane {
     /// telling a client about a transport that worker must already know).
     pub fn sync_worker(&self, i: usize) -> Result<(), DataplaneError> {
         let (tx, rx) = bounded(1);
-        self.send(i, TopologyUpdate::Barrier(tx))?;
+        self.command(i, WorkerCommand::Barrier(tx))?;
         rx.recv_timeout(Duration::from_secs(10))
             .map_err(|_| DataplaneError::WorkerGone(i))
     }
@@ -404,7 +409,7 @@ impl Dataplane {
     pub fn sync(&self) -> Result<(), DataplaneError> {
         let (tx, rx) = bounded(self.workers.len());
         for i in 0..self.workers.len() {
-            self.send(i, TopologyUpdate::Barrier(tx.clone()))?;
+            self.command(i, WorkerCommand::Barrier(tx.clone()))?;
         }
         for i in 0..self.workers.len() {
             rx.recv_timeout(Duration::from_secs(10))
@@ -446,7 +451,7 @@ impl Dataplane {
 
     fn stop(&mut self) {
         for w in &self.workers {
-            let _ = w.commands.send(TopologyUpdate::Shutdown);
+            let _ = w.commands.send(WorkerCommand::Shutdown);
             w.shared.wake();
         }
         for w in &mut self.workers {
@@ -469,7 +474,7 @@ fn run_loop<B: DatagramIo>(
     io: B,
     ready: impl FnOnce(std::io::Result<()>),
     core: Forwarder,
-    commands: crossbeam_channel::Receiver<TopologyUpdate>,
+    commands: crossbeam_channel::Receiver<WorkerCommand>,
     me: Arc<WorkerShared>,
     peers: Vec<Arc<WorkerShared>>,
     outbox_slots: usize,

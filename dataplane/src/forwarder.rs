@@ -219,7 +219,7 @@ impl Forwarder {
 
     // ---------------------------------------------------------------- topology
 
-    /// Applies one topology update (`Barrier` is answered at once; `Shutdown` is the worker's business).
+    /// Applies one topology update.
     pub fn apply(&mut self, update: TopologyUpdate) -> Result<(), TopologyError> {
         match update {
             TopologyUpdate::AddTransport(cfg) => self.add_transport(*cfg)?,
@@ -283,10 +283,6 @@ impl Forwarder {
                     .ok_or(TopologyError::UnknownTransport(transport))?;
                 self.control_out.push((to, datagram));
             }
-            TopologyUpdate::Barrier(done) => {
-                let _ = done.send(());
-            }
-            TopologyUpdate::Shutdown => {}
         }
         Ok(())
     }

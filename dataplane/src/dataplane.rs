@@ -6,7 +6,6 @@
 //! that the packet path never touches.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::unix::thread::JoinHandleExt;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::forwarder::{Forwarder, ForwarderConfig};
+use crate::io::cputime::cpu_time_of;
 use crate::io::mmsg::MmsgIo;
 use crate::io::socket::bind_udp;
 use crate::io::uring::UringIo;
@@ -312,21 +312,7 @@ impl Dataplane {
 
     /// CPU time (user + system) worker `i` has used so far.
     pub fn worker_cpu_time(&self, i: usize) -> Option<Duration> {
-        let thread = self.workers.get(i)?.thread.as_ref()?;
-        let mut clock: libc::clockid_t = 0;
-        // SAFETY: the pthread_t comes from a JoinHandle we still hold, so the thread is not yet
-        // joined and its id is valid; `clock` is a valid out-pointer.
-        let rc = unsafe { libc::pthread_getcpuclockid(thread.as_pthread_t(), &mut clock) };
-        if rc != 0 {
-            return None;
-        }
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid out-pointer and `clock` a clock id the kernel just gave us.
-        let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-        (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+        cpu_time_of(self.workers.get(i)?.thread.as_ref()?)
     }
 
     /// Sends one update to worker `i` and wakes it.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rand::{Rng, RngCore};
+use sluice_dataplane::io::limits::raise_open_file_limit;
 use sluice_dataplane::io::socket::bind_udp;
 use sluice_dataplane::io::{BackendKind, IoConfig};
 use sluice_dataplane::srtp::{SrtpKeys, SrtpProfile};
@@ -60,25 +61,13 @@ fn loopback_socket(rcvbuf: usize) -> anyhow::Result<UdpSocket> {
     Ok(bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)), &cfg, true)?)
 }
 
-/// Raises the open-file limit to its hard maximum (one socket per member).
-fn raise_nofile() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid out-pointer; setrlimit with values the kernel just reported.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 impl TestBed {
     /// Starts the dataplane and creates every room, member and socket.
     pub fn build(args: &BenchArgs) -> anyhow::Result<Self> {
-        raise_nofile();
+        // One socket per member: as many open files as the host allows.
+        if let Err(e) = raise_open_file_limit() {
+            tracing::debug!(error = %e, "could not raise the open-file limit");
+        }
         let host_cores = core_affinity::get_core_ids()
             .map(|v| v.len())
             .unwrap_or(1)

@@ -15,6 +15,7 @@
 //!   other system calls (socket options, thread CPU clocks, timestamped batch receive, rlimits).
 //! - [`worker`] and [`Dataplane`]: pinned threads that own a socket, a backend and a core each, fed with
 //!   [`worker::WorkerCommand`]s (mostly [`topology::TopologyUpdate`]s) over bounded crossbeam channels.
+//! - `testkit` (cargo feature `testkit`): fixtures for benches and tests of the core.
 
 #![deny(unsafe_code)]
 
@@ -34,6 +35,7 @@ pub mod rewrite;
 pub mod speaker;
 pub mod srtp;
 pub mod stats;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod topology;
 pub mod worker;

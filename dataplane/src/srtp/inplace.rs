@@ -528,10 +528,7 @@ mod tests {
     use crate::srtp::SrtpEngine;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        hex::decode(s).expect("test vectors are hex")
     }
 
     fn ctx(keys: &SrtpKeys) -> SrtpContext {

@@ -217,21 +217,12 @@ impl Forwarder {
         }
         if let Some(room) = self.rooms.get_mut(&room_id) {
             room.members.retain(|&m| m != idx);
-            if let Some(ssrc) = gone {
-                release_source(
-                    &mut self.transports,
-                    &room.members,
-                    ssrc,
-                    (self.cfg.worker, &mut self.upcalls),
-                );
-            }
-            if room.is_unused() {
-                self.rooms.remove(&room_id);
-            }
         }
+        self.source_gone(room_id, gone);
         self.recompute_fanout();
     }
 
+    /// Another worker's membership count of a room changed (`RemotePresence`).
     pub(super) fn remote_presence(
         &mut self,
         room_id: RoomId,
@@ -251,6 +242,15 @@ impl Forwarder {
         room.remote_workers = (0..workers)
             .filter(|&w| room.remote_counts[w] > 0)
             .collect();
+        self.source_gone(room_id, gone);
+    }
+
+    /// Frees the slots that `gone` (a publisher that left the room, here or on another worker) held
+    /// in `room_id`, and forgets the room once no worker hosts anybody in it.
+    fn source_gone(&mut self, room_id: RoomId, gone: Option<u32>) {
+        let Some(room) = self.rooms.get(&room_id) else {
+            return;
+        };
         if let Some(ssrc) = gone {
             release_source(
                 &mut self.transports,

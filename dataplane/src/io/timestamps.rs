@@ -9,6 +9,7 @@ use std::io;
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 
+use super::socket::setsockopt_int;
 use crate::outbox::SLOT_SIZE;
 
 /// Bytes of control-message space per datagram (one `SCM_TIMESTAMPNS`).
@@ -17,22 +18,8 @@ const CTRL: usize = 64;
 /// Turns on kernel receive timestamps (`SO_TIMESTAMPNS`) for `socket`; needed once before
 /// [`TimestampedBatch::recv`] can report them.
 pub fn enable_rx_timestamps(socket: &UdpSocket) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: valid socket fd (borrowed for the call), pointer to a live c_int of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    let socket = socket2::SockRef::from(socket);
+    setsockopt_int(&socket, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
 }
 
 /// Up to [`TimestampedBatch::CAPACITY`] datagrams of one `recvmmsg` call and their receive times.

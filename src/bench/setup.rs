@@ -41,8 +41,8 @@ pub struct TestBed {
     pub backend: BackendKind,
 }
 
-fn random_keys(profile: SrtpProfile) -> anyhow::Result<SrtpKeys> {
-    let mut rng = rand::rng();
+/// Fresh master keys for `profile`, drawn from `rng`.
+fn random_keys(rng: &mut impl RngCore, profile: SrtpProfile) -> anyhow::Result<SrtpKeys> {
     let mut key = vec![0u8; profile.master_key_len()];
     let mut salt = vec![0u8; profile.master_salt_len()];
     rng.fill_bytes(&mut key);
@@ -119,8 +119,8 @@ impl TestBed {
                 let local = socket.local_addr()?;
                 let keys = match profile {
                     Some(p) => Some(TransportKeys {
-                        inbound: random_keys(p)?,
-                        outbound: random_keys(p)?,
+                        inbound: random_keys(&mut rng, p)?,
+                        outbound: random_keys(&mut rng, p)?,
                     }),
                     None => None,
                 };
@@ -154,6 +154,7 @@ impl TestBed {
                         server,
                         ssrc,
                         keys.map(|k| k.inbound),
+                        &mut rng,
                     )?);
                 } else {
                     let slots: Vec<u32> = (0..args.slots).map(|_| rng.random()).collect();

@@ -25,6 +25,7 @@ struct CountingAlloc;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 
+// `GlobalAlloc` is an unsafe trait, so a counting allocator cannot be written without `unsafe`.
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counter is a
 // relaxed atomic and never allocates.
 unsafe impl GlobalAlloc for CountingAlloc {

@@ -3,6 +3,8 @@
 //! Subcommands: `serve` runs the server (both planes); `bench` measures the dataplane in packets per
 //! second (see `sluice bench --help`).
 
+#![deny(unsafe_code)]
+
 mod bench;
 mod serve;
 

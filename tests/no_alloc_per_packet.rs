@@ -20,6 +20,8 @@ thread_local! {
     static ALLOCS: Cell<u64> = const { Cell::new(0) };
 }
 
+// `GlobalAlloc` is an unsafe trait, so a counting allocator cannot be written without `unsafe`: this
+// impl is the only `unsafe` in the test.
 // SAFETY: defers to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {

@@ -1,13 +1,11 @@
 //! The dataplane handle: starts one pinned worker per configured core, wires their relay rings and
 //! command channels, and is how the control plane (and `sluice bench`) talks to them.
 //!
-//! The handle also keeps the room presence bookkeeping that workers need from each other (which worker
-//! hosts members of which room); that lives here, on the control side, behind a mutex that the packet
-//! path never touches.
+//! The handle also owns the room presence bookkeeping that workers need from each other (which worker
+//! hosts members of which room, [`crate::presence::Presence`]): on the control side, behind a mutex
+//! that the packet path never touches.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::unix::thread::JoinHandleExt;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -15,16 +13,18 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::forwarder::{Forwarder, ForwarderConfig};
+use crate::io::cputime::cpu_time_of;
 use crate::io::mmsg::MmsgIo;
 use crate::io::socket::bind_udp;
 use crate::io::uring::UringIo;
 use crate::io::wake::Wake;
 use crate::io::{BackendChoice, BackendKind, DatagramIo, IoConfig};
+use crate::presence::{Presence, PresenceChange};
 use crate::relay::relay_ring;
 use crate::srtp::SrtpEngine;
 use crate::stats::{StatsSnapshot, WorkerStats};
 use crate::topology::{Membership, RoomId, TopologyUpdate, TransportConfig, TransportId, Upcall};
-use crate::worker::{WorkerLoop, WorkerShared};
+use crate::worker::{WorkerCommand, WorkerLoop, WorkerShared};
 
 /// How the dataplane is laid out.
 #[derive(Debug, Clone)]
@@ -108,17 +108,9 @@ pub enum DataplaneError {
 
 struct WorkerHandle {
     thread: Option<JoinHandle<()>>,
-    commands: Sender<TopologyUpdate>,
+    commands: Sender<WorkerCommand>,
     shared: Arc<WorkerShared>,
     addr: SocketAddr,
-}
-
-#[derive(Default)]
-struct Presence {
-    /// transport → (worker, room, publish ssrc)
-    members: HashMap<TransportId, (usize, RoomId, Option<u32>)>,
-    /// room → members per worker
-    rooms: HashMap<RoomId, Vec<u32>>,
 }
 
 /// A running dataplane.
@@ -320,28 +312,19 @@ impl Dataplane {
 
     /// CPU time (user + system) worker `i` has used so far.
     pub fn worker_cpu_time(&self, i: usize) -> Option<Duration> {
-        let thread = self.workers.get(i)?.thread.as_ref()?;
-        let mut clock: libc::clockid_t = 0;
-        // SAFETY: the pthread_t comes from a JoinHandle we still hold, so the thread is not yet
-        // joined and its id is valid; `clock` is a valid out-pointer.
-        let rc = unsafe { libc::pthread_getcpuclockid(thread.as_pthread_t(), &mut clock) };
-        if rc != 0 {
-            return None;
-        }
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid out-pointer and `clock` a clock id the kernel just gave us.
-        let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-        (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+        cpu_time_of(self.workers.get(i)?.thread.as_ref()?)
     }
 
     /// Sends one update to worker `i` and wakes it.
     pub fn send(&self, i: usize, update: TopologyUpdate) -> Result<(), DataplaneError> {
+        self.command(i, WorkerCommand::Topology(update))
+    }
+
+    /// Sends one command to worker `i` and wakes it.
+    fn command(&self, i: usize, command: WorkerCommand) -> Result<(), DataplaneError> {
         let w = self.workers.get(i).ok_or(DataplaneError::NoSuchWorker(i))?;
         w.commands
-            .send(update)
+            .send(command)
             .map_err(|_| DataplaneError::WorkerGone(i))?;
         w.shared.wake();
         Ok(())
@@ -379,25 +362,8 @@ impl Dataplane {
         self.forget_member(m.transport)?;
         let (room, transport, ssrc) = (m.room, m.transport, m.publish_ssrc);
         self.send(i, TopologyUpdate::Join(Box::new(m)))?;
-        let members = {
-            let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-            p.members.insert(transport, (i, room, ssrc));
-            let counts = p
-                .rooms
-                .entry(room)
-                .or_insert_with(|| vec![0; self.workers.len()]);
-            counts[i] += 1;
-            counts[i]
-        };
-        self.broadcast_except(
-            i,
-            &TopologyUpdate::RemotePresence {
-                room,
-                worker: i,
-                members,
-                gone_source: None,
-            },
-        )
+        let change = self.presence().join(i, room, transport, ssrc);
+        self.announce(change)
     }
 
     /// Takes a transport of worker `i` out of its room.
@@ -420,7 +386,7 @@ impl Dataplane {
     /// telling a client about a transport that worker must already know).
     pub fn sync_worker(&self, i: usize) -> Result<(), DataplaneError> {
         let (tx, rx) = bounded(1);
-        self.send(i, TopologyUpdate::Barrier(tx))?;
+        self.command(i, WorkerCommand::Barrier(tx))?;
         rx.recv_timeout(Duration::from_secs(10))
             .map_err(|_| DataplaneError::WorkerGone(i))
     }
@@ -429,7 +395,7 @@ impl Dataplane {
     pub fn sync(&self) -> Result<(), DataplaneError> {
         let (tx, rx) = bounded(self.workers.len());
         for i in 0..self.workers.len() {
-            self.send(i, TopologyUpdate::Barrier(tx.clone()))?;
+            self.command(i, WorkerCommand::Barrier(tx.clone()))?;
         }
         for i in 0..self.workers.len() {
             rx.recv_timeout(Duration::from_secs(10))
@@ -440,40 +406,28 @@ impl Dataplane {
 
     /// Closes a room on every worker.
     pub fn close_room(&self, room: RoomId) -> Result<(), DataplaneError> {
-        {
-            let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-            p.rooms.remove(&room);
-            p.members.retain(|_, (_, r, _)| *r != room);
-        }
+        self.presence().close_room(room);
         self.broadcast_except(usize::MAX, &TopologyUpdate::CloseRoom { room })
     }
 
     /// Updates presence when a member leaves, telling the other workers.
     fn forget_member(&self, transport: TransportId) -> Result<(), DataplaneError> {
-        let update = {
-            let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-            let Some((worker, room, ssrc)) = p.members.remove(&transport) else {
-                return Ok(());
-            };
-            let Some(counts) = p.rooms.get_mut(&room) else {
-                return Ok(());
-            };
-            counts[worker] = counts[worker].saturating_sub(1);
-            let members = counts[worker];
-            if counts.iter().all(|&c| c == 0) {
-                p.rooms.remove(&room);
-            }
-            (
-                worker,
-                TopologyUpdate::RemotePresence {
-                    room,
-                    worker,
-                    members,
-                    gone_source: ssrc,
-                },
-            )
-        };
-        self.broadcast_except(update.0, &update.1)
+        let change = self.presence().forget(transport);
+        match change {
+            Some(change) => self.announce(change),
+            None => Ok(()),
+        }
+    }
+
+    /// Tells every worker but the one whose count changed.
+    fn announce(&self, change: PresenceChange) -> Result<(), DataplaneError> {
+        self.broadcast_except(change.worker, &change.update())
+    }
+
+    /// The presence bookkeeping (a panic elsewhere while it was held leaves it usable: every change
+    /// is one map update).
+    fn presence(&self) -> std::sync::MutexGuard<'_, Presence> {
+        self.presence.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stops every worker after it sent what it queued, and waits for them.
@@ -483,7 +437,7 @@ impl Dataplane {
 
     fn stop(&mut self) {
         for w in &self.workers {
-            let _ = w.commands.send(TopologyUpdate::Shutdown);
+            let _ = w.commands.send(WorkerCommand::Shutdown);
             w.shared.wake();
         }
         for w in &mut self.workers {
@@ -506,7 +460,7 @@ fn run_loop<B: DatagramIo>(
     io: B,
     ready: impl FnOnce(std::io::Result<()>),
     core: Forwarder,
-    commands: crossbeam_channel::Receiver<TopologyUpdate>,
+    commands: crossbeam_channel::Receiver<WorkerCommand>,
     me: Arc<WorkerShared>,
     peers: Vec<Arc<WorkerShared>>,
     outbox_slots: usize,

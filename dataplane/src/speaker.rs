@@ -12,11 +12,14 @@
 //!   packet takes the slot whose source has been quiet longest, once that source has been quiet for
 //!   the slot hold (`ForwarderConfig::slot_hold`), so nobody is cut off mid-sentence.
 //!
-//! Pure state over `Instant`s: no I/O, no allocation.
+//! The slot rule is [`pick_slot`], called by the forwarder for every subscriber of every packet.
+//!
+//! Pure state over `Instant`s (passed in by the caller): no I/O, no clock reads, no allocation.
 
 use std::time::{Duration, Instant};
 
 use crate::packet::AudioLevel;
+use crate::rewrite::SlotRewriter;
 
 /// Quietest level (in -dBov, RFC 6464: 0 is loudest, 127 silence) that still counts as voice.
 pub const VOICE_LEVEL_DBOV: u8 = 60;
@@ -71,6 +74,47 @@ impl VoiceActivity {
     }
 }
 
+/// The index of the subscriber's slot for a packet of `source` (`voiced`: it carries speech), and
+/// whether the source just moved onto it. The speaker policy (module docs): the slot already
+/// carrying the source; else a free one (no source, or one silent for `idle`); else, for a voiced
+/// packet, the slot whose source has gone without voice longest, if that is at least `hold`.
+#[inline]
+pub fn pick_slot(
+    slots: &mut [SlotRewriter],
+    source: u32,
+    voiced: bool,
+    now: Instant,
+    idle: Duration,
+    hold: Duration,
+) -> Option<(usize, bool)> {
+    if let Some(i) = slots.iter().position(|s| s.source() == Some(source)) {
+        if voiced {
+            slots[i].mark_voice(now);
+        }
+        return Some((i, false));
+    }
+    let i = match slots.iter().position(|s| s.is_free(now, idle)) {
+        Some(i) => i,
+        None if voiced => {
+            let (i, quiet) = slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, s.quiet_for(now)))
+                .max_by_key(|&(_, q)| q)?;
+            if quiet < hold {
+                return None;
+            }
+            i
+        }
+        None => return None,
+    };
+    slots[i].assign(source);
+    if voiced {
+        slots[i].mark_voice(now);
+    }
+    Some((i, true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +164,46 @@ mod tests {
         assert_eq!(v.on_tick(t0 + Duration::from_millis(999)), None);
         assert_eq!(v.on_tick(t0 + SPEAKING_HOLD), Some(false));
         assert!(!v.is_speaking());
+    }
+
+    #[test]
+    fn slots_go_to_the_source_on_them_then_a_free_one_then_the_quietest_after_the_hold() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let (idle, hold) = (Duration::from_millis(1000), Duration::from_millis(1500));
+        let mut slots = vec![SlotRewriter::new(0x100), SlotRewriter::new(0x101)];
+        // One packet of `source` at `at` ms: the slot choice, then the forwarding the core would do.
+        let mut send = |source: u32, voiced: bool, at: u64| {
+            let got = pick_slot(&mut slots, source, voiced, ms(at), idle, hold);
+            if let Some((i, _)) = got {
+                slots[i].map(ms(at), source, (at / 20) as u16, at as u32 * 48, 48_000);
+            }
+            got
+        };
+        assert_eq!(send(0xA, true, 0), Some((0, true)));
+        assert_eq!(
+            send(0xA, true, 20),
+            Some((0, false)),
+            "a source keeps its slot"
+        );
+        assert_eq!(
+            send(0xB, false, 40),
+            Some((1, true)),
+            "a free slot takes any packet"
+        );
+        assert_eq!(send(0xB, true, 40), Some((1, false)));
+        assert_eq!(send(0xC, false, 60), None, "no free slot, and not voiced");
+        assert_eq!(send(0xC, true, 60), None, "nobody quiet for the hold yet");
+        // A and B go on sending, but without voice.
+        assert_eq!(send(0xA, false, 1590), Some((0, false)));
+        assert_eq!(send(0xB, false, 1590), Some((1, false)));
+        assert_eq!(
+            send(0xC, true, 1600),
+            Some((0, true)),
+            "A was quiet longest"
+        );
+        // B stops altogether: after the idle time its slot is free for anyone.
+        assert_eq!(send(0xD, false, 2589), None);
+        assert_eq!(send(0xD, false, 2590), Some((1, true)));
     }
 }

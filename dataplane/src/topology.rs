@@ -1,7 +1,7 @@
 //! What the control plane tells a worker: transports, room membership, mutes.
 //!
-//! Updates travel over a bounded crossbeam channel and are applied by the worker between receive
-//! batches, so the packet path never waits for the control plane. Everything that allocates (SRTP key
+//! Updates travel over a bounded crossbeam channel (wrapped in a [`crate::worker::WorkerCommand`]) and
+//! are applied by the worker between receive batches, so the packet path never waits for the control plane. Everything that allocates (SRTP key
 //! schedules, table growth) happens while an update is applied, not per packet.
 
 use std::net::SocketAddr;
@@ -121,10 +121,6 @@ pub enum TopologyUpdate {
         /// The datagram.
         datagram: Vec<u8>,
     },
-    /// Answered by the worker once every update queued before it has been applied.
-    Barrier(crossbeam_channel::Sender<()>),
-    /// Stops the worker after it sent what it queued.
-    Shutdown,
 }
 
 /// What a worker tells the control plane (over a bounded crossbeam channel; never blocks the worker:

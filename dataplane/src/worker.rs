@@ -1,7 +1,8 @@
 //! One dataplane worker: a thread pinned to a core, owning its UDP socket (through an I/O backend),
 //! its forwarding core and its end of the command channel.
 //!
-//! The loop, once per turn: apply pending topology updates (try_recv, never blocks), forward what other
+//! The loop, once per turn: apply pending commands (try_recv, never blocks; topology updates go to the
+//! sans-IO core, barriers and shutdown the worker handles itself), forward what other
 //! workers relayed, then receive a batch, run every datagram through the core, and send the outbox with
 //! one batched call. The outbox is sent early whenever it has fewer free slots than the largest local
 //! room needs, so one packet's fan-out always fits.
@@ -29,6 +30,18 @@ pub const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// How long an idle worker sleeps before it looks around again (housekeeping tick).
 pub const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// What a worker's command channel carries. Only [`WorkerCommand::Topology`] reaches the forwarding
+/// core; the worker answers the other two itself, so the sans-IO core never touches a channel.
+#[derive(Debug)]
+pub enum WorkerCommand {
+    /// A topology update for the forwarding core.
+    Topology(TopologyUpdate),
+    /// Answered once every command queued before it has been applied.
+    Barrier(Sender<()>),
+    /// Stops the worker after it sent what it queued.
+    Shutdown,
+}
 
 /// The part of a worker other threads may touch: its counters and its wake-up.
 pub struct WorkerShared {
@@ -74,8 +87,8 @@ pub struct WorkerLoop<B: DatagramIo> {
     pub io: B,
     /// The forwarding core.
     pub core: Forwarder,
-    /// Topology updates from the control plane.
-    pub commands: Receiver<TopologyUpdate>,
+    /// Commands from the control plane.
+    pub commands: Receiver<WorkerCommand>,
     /// This worker's shared state.
     pub me: Arc<WorkerShared>,
     /// Every worker's shared state, by index (to wake the ones this one relays to).
@@ -89,7 +102,7 @@ pub struct WorkerLoop<B: DatagramIo> {
 }
 
 impl<B: DatagramIo> WorkerLoop<B> {
-    /// Runs until a `Shutdown` update arrives or the control plane hangs up.
+    /// Runs until a [`WorkerCommand::Shutdown`] arrives or the control plane hangs up.
     pub fn run(mut self) {
         let mut out = Outbox::with_capacity(self.outbox_slots);
         let mut failures = 0u64;
@@ -227,16 +240,19 @@ impl<B: DatagramIo> WorkerLoop<B> {
     }
 }
 
-/// Applies every queued topology update; true when the worker must stop (a `Shutdown`, or the
-/// control plane hung up).
-fn apply_commands(core: &mut Forwarder, commands: &Receiver<TopologyUpdate>) -> bool {
+/// Applies every queued command; true when the worker must stop (a `Shutdown`, or the control plane
+/// hung up).
+fn apply_commands(core: &mut Forwarder, commands: &Receiver<WorkerCommand>) -> bool {
     loop {
         match commands.try_recv() {
-            Ok(TopologyUpdate::Shutdown) | Err(TryRecvError::Disconnected) => return true,
-            Ok(update) => {
+            Ok(WorkerCommand::Shutdown) | Err(TryRecvError::Disconnected) => return true,
+            Ok(WorkerCommand::Topology(update)) => {
                 if let Err(e) = core.apply(update) {
                     tracing::warn!(error = %e, "topology update refused");
                 }
+            }
+            Ok(WorkerCommand::Barrier(done)) => {
+                let _ = done.send(());
             }
             Err(TryRecvError::Empty) => return false,
         }

@@ -9,7 +9,6 @@
 //! topology edge cases, and full egress queues. The end-to-end tests over real sockets live in the
 //! root package (`tests/dataplane_forwarding.rs`); these do not repeat them.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use std::time::{Duration, Instant};
 use sluice_dataplane::forwarder::{Forwarder, ForwarderConfig, TopologyError};
 use sluice_dataplane::outbox::Outbox;
 use sluice_dataplane::packet::RtpHeader;
+use sluice_dataplane::presence::{Presence, PresenceChange};
 use sluice_dataplane::relay::relay_ring;
 use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpProfile};
 use sluice_dataplane::stats::{DropReason, StatsSnapshot, WorkerStats};
@@ -609,13 +609,12 @@ fn audio_levels_decide_who_takes_a_slot_and_every_change_is_reported() {
 
 // ---------------------------------------------------------------------- 3. two workers, relays
 
-/// Two (or more) cores joined by relay rings both ways, with the presence bookkeeping that
-/// `Dataplane::join` / `Dataplane::leave` / `forget_member` do: every join or leave on one worker
-/// is announced to the others as `RemotePresence`.
+/// Two (or more) cores joined by relay rings both ways, with the presence bookkeeping of
+/// `Dataplane::join` / `Dataplane::leave` ([`Presence`]): every join or leave on one worker is
+/// announced to the others as `RemotePresence`.
 struct Cluster {
     cores: Vec<Forwarder>,
-    members: HashMap<TransportId, (usize, RoomId, Option<u32>)>,
-    counts: HashMap<RoomId, Vec<u32>>,
+    presence: Presence,
 }
 
 impl Cluster {
@@ -638,15 +637,14 @@ impl Cluster {
         }
         Self {
             cores,
-            members: HashMap::new(),
-            counts: HashMap::new(),
+            presence: Presence::default(),
         }
     }
 
-    fn broadcast_except(&mut self, except: usize, update: TopologyUpdate) {
+    fn announce(&mut self, change: PresenceChange) {
         for (i, core) in self.cores.iter_mut().enumerate() {
-            if i != except {
-                apply(core, update.clone());
+            if i != change.worker {
+                apply(core, change.update());
             }
         }
     }
@@ -655,20 +653,8 @@ impl Cluster {
         self.forget(m.transport);
         let (room, transport, ssrc) = (m.room, m.transport, m.publish_ssrc);
         apply(&mut self.cores[worker], TopologyUpdate::Join(Box::new(m)));
-        self.members.insert(transport, (worker, room, ssrc));
-        let n = self.cores.len();
-        let counts = self.counts.entry(room).or_insert_with(|| vec![0; n]);
-        counts[worker] += 1;
-        let members = counts[worker];
-        self.broadcast_except(
-            worker,
-            TopologyUpdate::RemotePresence {
-                room,
-                worker,
-                members,
-                gone_source: None,
-            },
-        );
+        let change = self.presence.join(worker, room, transport, ssrc);
+        self.announce(change);
     }
 
     fn leave(&mut self, worker: usize, transport: TransportId) {
@@ -677,26 +663,9 @@ impl Cluster {
     }
 
     fn forget(&mut self, transport: TransportId) {
-        let Some((worker, room, ssrc)) = self.members.remove(&transport) else {
-            return;
-        };
-        let Some(counts) = self.counts.get_mut(&room) else {
-            return;
-        };
-        counts[worker] = counts[worker].saturating_sub(1);
-        let members = counts[worker];
-        if counts.iter().all(|&c| c == 0) {
-            self.counts.remove(&room);
+        if let Some(change) = self.presence.forget(transport) {
+            self.announce(change);
         }
-        self.broadcast_except(
-            worker,
-            TopologyUpdate::RemotePresence {
-                room,
-                worker,
-                members,
-                gone_source: ssrc,
-            },
-        );
     }
 }
 

@@ -11,6 +11,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rand::Rng;
 use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpKeys};
 
 /// Header-extension id of the audio level.
@@ -44,12 +45,14 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher sending from `socket` to `server`, protecting with `keys` (None: plain RTP).
+    /// A publisher sending from `socket` to `server`, protecting with `keys` (None: plain RTP); its
+    /// first sequence number and timestamp are drawn from `rng`.
     pub fn new(
         socket: UdpSocket,
         server: SocketAddr,
         ssrc: u32,
         keys: Option<SrtpKeys>,
+        rng: &mut impl Rng,
     ) -> anyhow::Result<Self> {
         let srtp = keys
             .map(|k| SrtpContext::new(SrtpEngine::InPlace, &k))
@@ -58,8 +61,8 @@ impl Publisher {
             socket,
             server,
             ssrc,
-            seq: rand::random(),
-            ts: rand::random(),
+            seq: rng.random(),
+            ts: rng.random(),
             srtp,
         })
     }

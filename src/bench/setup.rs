@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rand::{Rng, RngCore};
+use sluice_dataplane::io::limits::raise_open_file_limit;
 use sluice_dataplane::io::socket::bind_udp;
 use sluice_dataplane::io::{BackendKind, IoConfig};
 use sluice_dataplane::srtp::{SrtpKeys, SrtpProfile};
@@ -40,8 +41,8 @@ pub struct TestBed {
     pub backend: BackendKind,
 }
 
-fn random_keys(profile: SrtpProfile) -> anyhow::Result<SrtpKeys> {
-    let mut rng = rand::rng();
+/// Fresh master keys for `profile`, drawn from `rng`.
+fn random_keys(rng: &mut impl RngCore, profile: SrtpProfile) -> anyhow::Result<SrtpKeys> {
     let mut key = vec![0u8; profile.master_key_len()];
     let mut salt = vec![0u8; profile.master_salt_len()];
     rng.fill_bytes(&mut key);
@@ -60,25 +61,13 @@ fn loopback_socket(rcvbuf: usize) -> anyhow::Result<UdpSocket> {
     Ok(bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)), &cfg, true)?)
 }
 
-/// Raises the open-file limit to its hard maximum (one socket per member).
-fn raise_nofile() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid out-pointer; setrlimit with values the kernel just reported.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 impl TestBed {
     /// Starts the dataplane and creates every room, member and socket.
     pub fn build(args: &BenchArgs) -> anyhow::Result<Self> {
-        raise_nofile();
+        // One socket per member: as many open files as the host allows.
+        if let Err(e) = raise_open_file_limit() {
+            tracing::debug!(error = %e, "could not raise the open-file limit");
+        }
         let host_cores = core_affinity::get_core_ids()
             .map(|v| v.len())
             .unwrap_or(1)
@@ -130,8 +119,8 @@ impl TestBed {
                 let local = socket.local_addr()?;
                 let keys = match profile {
                     Some(p) => Some(TransportKeys {
-                        inbound: random_keys(p)?,
-                        outbound: random_keys(p)?,
+                        inbound: random_keys(&mut rng, p)?,
+                        outbound: random_keys(&mut rng, p)?,
                     }),
                     None => None,
                 };
@@ -165,6 +154,7 @@ impl TestBed {
                         server,
                         ssrc,
                         keys.map(|k| k.inbound),
+                        &mut rng,
                     )?);
                 } else {
                     let slots: Vec<u32> = (0..args.slots).map(|_| rng.random()).collect();

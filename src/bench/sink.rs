@@ -1,16 +1,16 @@
-//! The subscribers' side: reads every datagram from every subscriber socket with recvmmsg, takes the
-//! kernel's receive timestamp (SO_TIMESTAMPNS) and the send time the generator put in a header
+//! The subscribers' side: reads every datagram from every subscriber socket in batches, takes the
+//! kernel's receive timestamp ([`TimestampedBatch`]) and the send time the generator put in a header
 //! extension for the one-way latency, and decrypts one packet in [`VERIFY_EVERY`] per subscriber with
 //! webrtc-srtp (the independent oracle) to check the SFU re-encrypted it correctly for that
 //! subscriber. Kernel timestamps make the latency independent of how often this thread polls, so it can
 //! sleep between sweeps and read many datagrams per syscall.
 
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use sluice_dataplane::io::timestamps::{enable_rx_timestamps, TimestampedBatch};
 use sluice_dataplane::packet::RtpHeader;
 use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpKeys};
 
@@ -18,9 +18,8 @@ use super::generator::{pattern, SEND_TIME_EXT};
 
 /// One packet in this many per subscriber is decrypted and checked.
 pub const VERIFY_EVERY: u64 = 64;
-const BATCH: usize = 64;
-const BUF: usize = 2048;
-const CTRL: usize = 64;
+const BATCH: usize = TimestampedBatch::CAPACITY;
+const BUF: usize = sluice_dataplane::outbox::SLOT_SIZE;
 
 /// One subscribing transport's socket and its oracle decryptor.
 pub struct Subscriber {
@@ -32,20 +31,7 @@ pub struct Subscriber {
 impl Subscriber {
     /// A subscriber reading `socket`; `keys` are what the SFU protects with for it (None: plain RTP).
     pub fn new(socket: UdpSocket, keys: Option<SrtpKeys>) -> anyhow::Result<Self> {
-        let on: libc::c_int = 1;
-        // SAFETY: valid socket fd, pointer to a c_int of the size passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPNS,
-                &on as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
+        enable_rx_timestamps(&socket)?;
         let verify = keys
             .map(|k| SrtpContext::new(SrtpEngine::WebrtcSrtp, &k))
             .transpose()?;
@@ -100,9 +86,7 @@ impl SinkTotals {
 pub struct Sink {
     subs: Vec<Subscriber>,
     size: usize,
-    bufs: Vec<[u8; BUF]>,
-    ctrl: Vec<[u8; CTRL]>,
-    lens_ts: Vec<(usize, Option<u64>)>,
+    batch: TimestampedBatch,
     scratch: Vec<u8>,
 }
 
@@ -112,9 +96,7 @@ impl Sink {
         Self {
             subs,
             size,
-            bufs: vec![[0u8; BUF]; BATCH],
-            ctrl: vec![[0u8; CTRL]; BATCH],
-            lens_ts: vec![(0, None); BATCH],
+            batch: TimestampedBatch::new(),
             scratch: vec![0u8; BUF],
         }
     }
@@ -157,46 +139,14 @@ impl Sink {
     }
 
     fn recv_batch(&mut self, s: usize) -> anyhow::Result<usize> {
-        // SAFETY: zeroed mmsghdr/iovec are valid "empty" values; every pointer set below points into
-        // self.bufs / self.ctrl, which outlive the recvmmsg call and are not otherwise borrowed during it.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for i in 0..BATCH {
-            iovs[i].iov_base = self.bufs[i].as_mut_ptr() as *mut libc::c_void;
-            iovs[i].iov_len = BUF;
-            hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
-            hdrs[i].msg_hdr.msg_iovlen = 1;
-            hdrs[i].msg_hdr.msg_control = self.ctrl[i].as_mut_ptr() as *mut libc::c_void;
-            hdrs[i].msg_hdr.msg_controllen = CTRL as _;
-        }
-        let fd = self.subs[s].socket.as_raw_fd();
-        // SAFETY: hdrs holds BATCH initialised headers whose buffers are valid for writes (see above).
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                hdrs.as_mut_ptr(),
-                BATCH as u32,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            return match e.kind() {
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => Ok(0),
-                _ => Err(e.into()),
-            };
-        }
-        let n = n as usize;
-        for (i, h) in hdrs.iter().enumerate().take(n) {
-            self.lens_ts[i] = (h.msg_len as usize, kernel_timestamp(&h.msg_hdr));
-        }
-        Ok(n)
+        Ok(self.batch.recv(&self.subs[s].socket)?)
     }
 
     fn handle(&mut self, s: usize, i: usize, totals: &mut SinkTotals) {
-        let (len, rx_ns) = self.lens_ts[i];
-        let data = &self.bufs[i][..len.min(BUF)];
+        let Some((data, rx_ns)) = self.batch.get(i) else {
+            return;
+        };
+        let len = data.len();
         totals.received += 1;
         let sub = &mut self.subs[s];
         sub.received += 1;
@@ -246,20 +196,4 @@ fn payload_ok(packet: &[u8], size: usize) -> bool {
         .iter()
         .enumerate()
         .all(|(i, &b)| b == pattern(seq, i))
-}
-
-/// The SCM_TIMESTAMPNS control message of a received datagram, in nanoseconds since the epoch.
-fn kernel_timestamp(msg: &libc::msghdr) -> Option<u64> {
-    // SAFETY: `msg` was filled by recvmmsg; CMSG_* walk only within msg_control/msg_controllen.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
-                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
-                return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
-            }
-            c = libc::CMSG_NXTHDR(msg, c);
-        }
-    }
-    None
 }

@@ -1,4 +1,5 @@
-//! Datagram I/O backends: the only module of the dataplane with `unsafe`.
+//! Datagram I/O backends and the other system calls of the dataplane: the only module of the crate
+//! with `unsafe` (the crate denies it everywhere else).
 //!
 //! Two backends move UDP datagrams in and out of a worker behind one trait, [`DatagramIo`]:
 //!
@@ -8,6 +9,11 @@
 //! - [`uring::UringIo`]: the io-uring crate used directly: one ring per worker, a multishot
 //!   `RecvMsgMulti` fed by a provided buffer ring, one `SendMsg` SQE per egress datagram and one
 //!   submit for a whole batch.
+//!
+//! Beside them, safe wrappers for the few other system calls sluice makes: [`socket`] (binding and
+//! sizing UDP sockets), [`cputime`] (thread CPU clocks), [`timestamps`] (a `recvmmsg` batch
+//! receiver with kernel receive timestamps, for `sluice bench`'s sinks) and [`limits`] (the
+//! open-file limit).
 //!
 //! Invariants every backend keeps:
 //! - Buffers, message headers and address arrays are allocated once at construction; `recv` and
@@ -19,8 +25,11 @@
 //!   the next call returns it without blocking.
 //! - Every `unsafe` block carries a `SAFETY:` comment that says why it is sound.
 
+pub mod cputime;
+pub mod limits;
 pub mod mmsg;
 pub mod socket;
+pub mod timestamps;
 pub mod uring;
 pub mod wake;
 
@@ -32,6 +41,7 @@ use std::ops::ControlFlow;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use cputime::thread_cpu_time;
 pub use mmsg::MmsgIo;
 pub use socket::bind_udp;
 pub use uring::UringIo;
@@ -200,21 +210,6 @@ pub trait DatagramIo {
 
     /// Datagrams dropped because they were larger than a slot.
     fn truncated(&self) -> u64;
-}
-
-/// CPU time consumed so far by the calling thread (`CLOCK_THREAD_CPUTIME_ID`), for per-packet
-/// cost accounting in workers and benchmarks.
-pub fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the live, exclusively borrowed `ts`.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Is this send error about the socket itself (fatal) rather than about one datagram?

@@ -89,7 +89,7 @@ fn set_buf(
     }
 }
 
-fn setsockopt_int(
+pub(crate) fn setsockopt_int(
     socket: &Socket,
     level: libc::c_int,
     name: libc::c_int,

@@ -1,0 +1,264 @@
+//! The packet path: one received datagram (or one packet relayed by another worker) in, its fan-out
+//! into the [`Outbox`] out.
+//!
+//! RTP is looked up, decrypted once in place, checked against the publisher's state, then for every
+//! local subscriber mapped onto a speaker slot ([`crate::speaker::pick_slot`]), rewritten and
+//! encrypted with that subscriber's key; other workers hosting the room get the decrypted packet over
+//! their relay ring. SRTCP is authenticated and terminated here. Every failure is one counted drop.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::outbox::Outbox;
+use crate::packet::{self, AudioLevel, PacketKind, RtpHeader};
+use crate::relay::RelayMeta;
+use crate::rewrite;
+use crate::speaker::{self, pick_slot};
+use crate::srtp::SrtpError;
+use crate::stats::DropReason;
+use crate::topology::{RoomId, Upcall};
+
+use super::Forwarder;
+
+impl Forwarder {
+    /// Handles one received datagram. `buf` is decrypted in place.
+    pub fn on_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+        out: &mut Outbox,
+    ) {
+        self.stats.packets_in.add(1);
+        self.stats.bytes_in.add(buf.len() as u64);
+        match packet::classify(buf) {
+            PacketKind::Rtp => self.on_rtp(now, from, buf, out),
+            PacketKind::Rtcp => self.on_rtcp(from, buf),
+            PacketKind::Stun => self.on_stun(now, from, buf, out),
+            PacketKind::Dtls => self.on_dtls(from, buf),
+            PacketKind::Unknown => self.stats.count_drop(DropReason::Malformed, 1),
+        }
+    }
+
+    fn count_srtp_error(&self, e: &SrtpError) {
+        let reason = match e {
+            SrtpError::Replayed => DropReason::Replayed,
+            SrtpError::AuthenticationFailed => DropReason::AuthFailed,
+            _ => DropReason::Malformed,
+        };
+        self.stats.count_drop(reason, 1);
+    }
+
+    fn on_rtp(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8], out: &mut Outbox) {
+        let (ssrc, seq, ts) = match RtpHeader::parse_encrypted(buf) {
+            Ok(h) => (h.ssrc(), h.sequence_number(), h.timestamp()),
+            Err(_) => return self.stats.count_drop(DropReason::Malformed, 1),
+        };
+        let Some((idx, unlatched)) = self.lookup(from, Some(ssrc)) else {
+            return self.stats.count_drop(DropReason::UnknownSource, 1);
+        };
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return self.stats.count_drop(DropReason::UnknownSource, 1);
+        };
+        if !unlatched {
+            // Cheap checks before spending crypto on the packet. A muted publisher's packets are
+            // still decrypted below, so its SRTP rollover counter follows the sender through a long
+            // mute (skipping them would desynchronise it and lose every packet after the unmute).
+            match t.publish_ssrc {
+                Some(p) if p == ssrc => {}
+                Some(_) => return self.stats.count_drop(DropReason::Malformed, 1),
+                None => return self.stats.count_drop(DropReason::Muted, 1),
+            }
+        }
+        let plain_len = match &mut t.inbound {
+            Some(ctx) => match ctx.unprotect_rtp(buf) {
+                Ok(n) => n,
+                Err(e) => return self.count_srtp_error(&e),
+            },
+            None => buf.len(),
+        };
+        if unlatched {
+            self.latch(idx, from);
+        }
+        match self.transports.get(idx).and_then(Option::as_ref) {
+            Some(t) if t.publish_ssrc == Some(ssrc) && !t.muted => {}
+            _ => return self.stats.count_drop(DropReason::Muted, 1),
+        }
+        let plain = &buf[..plain_len];
+        let Ok(hdr) = RtpHeader::parse(plain) else {
+            return self.stats.count_drop(DropReason::Malformed, 1);
+        };
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let level = t.audio_level_ext.and_then(|id| hdr.audio_level(id));
+        t.last_level = level;
+        if let Some(speaking) = t.voice.on_packet(now, speaker::is_voiced(level)) {
+            self.upcalls.push(Upcall::Speaking {
+                worker: self.cfg.worker,
+                transport: t.id,
+                speaking,
+            });
+        }
+        let Some(room_id) = t.room else {
+            return self.stats.count_drop(DropReason::Muted, 1);
+        };
+        let _ = (seq, ts);
+        let pkt = Decrypted {
+            publisher: Some(idx),
+            hdr: &hdr,
+            plain,
+            level,
+        };
+        self.fan_out(now, room_id, pkt, out);
+        self.relay(room_id, ssrc, level, plain);
+    }
+
+    fn on_rtcp(&mut self, from: SocketAddr, buf: &mut [u8]) {
+        let ssrc = packet::rtcp::first_ssrc(buf);
+        let Some((idx, unlatched)) = self.lookup(from, ssrc) else {
+            return self.stats.count_drop(DropReason::UnknownSource, 1);
+        };
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return self.stats.count_drop(DropReason::UnknownSource, 1);
+        };
+        if let Some(ctx) = &mut t.inbound {
+            if let Err(e) = ctx.unprotect_rtcp(buf) {
+                return self.count_srtp_error(&e);
+            }
+        }
+        if unlatched {
+            self.latch(idx, from);
+        }
+        // Receiver reports and feedback end here for now: audio needs no retransmission or key frames.
+        self.stats.rtcp_in.add(1);
+    }
+
+    /// Sends `plain` (a decrypted packet of `source`, parsed as `hdr`) to every local member of the
+    /// room but the publisher itself.
+    fn fan_out(&mut self, now: Instant, room_id: RoomId, pkt: Decrypted<'_, '_>, out: &mut Outbox) {
+        let Decrypted {
+            publisher,
+            hdr,
+            plain,
+            level,
+        } = pkt;
+        let Some(room) = self.rooms.get(&room_id) else {
+            return;
+        };
+        let source = hdr.ssrc();
+        let (seq, ts) = (hdr.sequence_number(), hdr.timestamp());
+        let (clock_rate, idle, hold) =
+            (self.cfg.clock_rate, self.cfg.slot_idle, self.cfg.slot_hold);
+        let voiced = speaker::is_voiced(level);
+        for &m in &room.members {
+            if Some(m) == publisher {
+                continue;
+            }
+            let Some(t) = self.transports.get_mut(m).and_then(Option::as_mut) else {
+                continue;
+            };
+            let Some(dest) = t.remote else {
+                continue;
+            };
+            let Some((i, moved)) = pick_slot(&mut t.slots, source, voiced, now, idle, hold) else {
+                continue;
+            };
+            if moved {
+                self.upcalls.push(Upcall::SlotChanged {
+                    worker: self.cfg.worker,
+                    transport: t.id,
+                    slot: i as u16,
+                    source: Some(source),
+                });
+            }
+            let slot = &mut t.slots[i];
+            let out_ssrc = slot.out_ssrc();
+            let mapped = slot.map(now, source, seq, ts, clock_rate);
+            let mid = slot.mid();
+            let (outbound, egress) = (&mut t.outbound, &t.egress);
+            let mut failed = false;
+            let pushed = out.push_with(dest, |buf| {
+                let n = rewrite::write_forwarded_as(
+                    plain, hdr, buf, out_ssrc, mapped, egress, mid, level,
+                )?;
+                match outbound {
+                    Some(ctx) => ctx.protect_rtp(buf, n).map_err(|_| failed = true).ok(),
+                    None => Some(n),
+                }
+            });
+            if !pushed {
+                let reason = if failed {
+                    DropReason::Malformed
+                } else {
+                    DropReason::QueueFull
+                };
+                self.stats.count_drop(reason, 1);
+            }
+        }
+    }
+
+    /// Hands a decrypted packet to every other worker hosting members of the room.
+    fn relay(&mut self, room_id: RoomId, source: u32, level: Option<AudioLevel>, plain: &[u8]) {
+        let Some(room) = self.rooms.get(&room_id) else {
+            return;
+        };
+        for &w in &room.remote_workers {
+            let Some(tx) = self.relay_tx.get_mut(w).and_then(Option::as_mut) else {
+                continue;
+            };
+            if tx.push(room_id, source, level, plain) {
+                self.stats.relayed_out.add(1);
+                self.touched |= 1u64 << (w % 64);
+            } else {
+                self.stats.count_drop(DropReason::QueueFull, 1);
+            }
+        }
+    }
+
+    /// Forwards packets other workers relayed to this one, stopping early when the outbox has fewer
+    /// free slots than one more packet may need. Returns true when everything queued was handled.
+    pub fn drain_relays(&mut self, now: Instant, out: &mut Outbox) -> bool {
+        let mut scratch = std::mem::take(&mut self.relay_scratch);
+        let mut done = true;
+        for r in 0..self.relay_rx.len() {
+            loop {
+                if out.remaining() < self.max_fanout.max(1) {
+                    done = false;
+                    break;
+                }
+                let Some(meta) = self.relay_rx[r].pop(&mut scratch) else {
+                    break;
+                };
+                self.on_relayed(now, meta, &scratch[..meta.len], out);
+            }
+        }
+        self.relay_scratch = scratch;
+        done
+    }
+
+    /// Forwards one packet another worker decrypted.
+    pub fn on_relayed(&mut self, now: Instant, meta: RelayMeta, plain: &[u8], out: &mut Outbox) {
+        self.stats.relayed_in.add(1);
+        let Ok(hdr) = RtpHeader::parse(plain) else {
+            return self.stats.count_drop(DropReason::Malformed, 1);
+        };
+        let pkt = Decrypted {
+            publisher: None,
+            hdr: &hdr,
+            plain,
+            level: meta.level,
+        };
+        self.fan_out(now, meta.room, pkt, out);
+    }
+}
+
+/// A decrypted packet on its way to the room: who published it here (None when relayed from another
+/// worker), its parsed header, its bytes and its audio level.
+#[derive(Clone, Copy)]
+struct Decrypted<'h, 'a> {
+    publisher: Option<usize>,
+    hdr: &'h RtpHeader<'a>,
+    plain: &'a [u8],
+    level: Option<AudioLevel>,
+}

@@ -1,0 +1,325 @@
+//! The transport and room tables of a forwarding core, and what each topology change does to them.
+//!
+//! Transports live in a slab (`Vec<Option<Transport>>` plus a free list) so the packet path refers to
+//! them by index; they are found by id, by remote address, by declared SSRC while unlatched (comedia)
+//! and by ICE ufrag. A room lists its local members and how many members each other worker hosts
+//! (from `RemotePresence`). Tables grow only here, while an update is applied: never per packet.
+
+use std::net::SocketAddr;
+
+use crate::ice::{Consent, IceCredentials};
+use crate::packet::AudioLevel;
+use crate::rewrite::{EgressFormat, SlotRewriter};
+use crate::speaker::VoiceActivity;
+use crate::srtp::SrtpContext;
+use crate::topology::{Membership, RoomId, TransportConfig, TransportId, Upcall};
+
+use super::{Forwarder, TopologyError};
+
+/// One transport: its address, keys, room membership, speaker slots and ICE state.
+pub(super) struct Transport {
+    pub(super) id: TransportId,
+    pub(super) remote: Option<SocketAddr>,
+    pub(super) inbound: Option<SrtpContext>,
+    pub(super) outbound: Option<SrtpContext>,
+    pub(super) latch_ssrcs: Vec<u32>,
+    pub(super) audio_level_ext: Option<u8>,
+    pub(super) room: Option<RoomId>,
+    pub(super) publish_ssrc: Option<u32>,
+    pub(super) muted: bool,
+    pub(super) slots: Vec<SlotRewriter>,
+    pub(super) egress: EgressFormat,
+    pub(super) last_level: Option<AudioLevel>,
+    pub(super) voice: VoiceActivity,
+    pub(super) ice: Option<IceCredentials>,
+    /// Consent freshness; started by the first housekeeping pass after the transport was added.
+    pub(super) consent: Option<Consent>,
+}
+
+/// A room as this worker sees it.
+#[derive(Default)]
+pub(super) struct Room {
+    /// Local member transports (slab indices).
+    pub(super) members: Vec<usize>,
+    /// Members hosted by each other worker (index = worker).
+    pub(super) remote_counts: Vec<u32>,
+    /// Workers with `remote_counts > 0`, for the per-packet loop.
+    pub(super) remote_workers: Vec<usize>,
+}
+
+impl Room {
+    pub(super) fn is_unused(&self) -> bool {
+        self.members.is_empty() && self.remote_workers.is_empty()
+    }
+}
+
+impl Forwarder {
+    pub(super) fn add_transport(&mut self, cfg: TransportConfig) -> Result<(), TopologyError> {
+        self.remove_transport(cfg.id);
+        let (inbound, outbound) = match &cfg.keys {
+            Some(keys) => {
+                let engine = self.cfg.srtp_engine;
+                let err = |source| TopologyError::Keys { id: cfg.id, source };
+                (
+                    Some(SrtpContext::new(engine, &keys.inbound).map_err(err)?),
+                    Some(SrtpContext::new(engine, &keys.outbound).map_err(err)?),
+                )
+            }
+            None => (None, None),
+        };
+        let t = Transport {
+            id: cfg.id,
+            remote: cfg.remote,
+            inbound,
+            outbound,
+            latch_ssrcs: cfg.latch_ssrcs,
+            audio_level_ext: cfg.audio_level_ext,
+            room: None,
+            publish_ssrc: None,
+            muted: false,
+            slots: Vec::new(),
+            egress: EgressFormat::default(),
+            last_level: None,
+            voice: VoiceActivity::default(),
+            ice: cfg.ice,
+            consent: None,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.transports[i] = Some(t);
+                i
+            }
+            None => {
+                self.transports.push(Some(t));
+                self.transports.len() - 1
+            }
+        };
+        self.by_id.insert(cfg.id, idx);
+        if let Some(ufrag) = self.transports[idx]
+            .as_ref()
+            .and_then(|t| t.ice.as_ref())
+            .map(|c| c.local_ufrag.clone())
+        {
+            self.by_ufrag.insert(ufrag, idx);
+        }
+        self.index_address(idx);
+        Ok(())
+    }
+
+    /// Indexes a transport by its remote address, or by its latch SSRCs while it has none.
+    fn index_address(&mut self, idx: usize) {
+        let Some(t) = self.transports.get(idx).and_then(Option::as_ref) else {
+            return;
+        };
+        match t.remote {
+            Some(addr) => {
+                if let Some(old) = self.by_addr.insert(addr, idx) {
+                    if old != idx {
+                        tracing::warn!(%addr, "address re-used by a new transport");
+                    }
+                }
+            }
+            None => {
+                for &ssrc in &t.latch_ssrcs {
+                    self.unlatched.insert(ssrc, idx);
+                }
+            }
+        }
+    }
+
+    pub(super) fn remove_transport(&mut self, id: TransportId) {
+        let Some(idx) = self.by_id.remove(&id) else {
+            return;
+        };
+        self.leave(idx);
+        if let Some(t) = self.transports.get_mut(idx).and_then(Option::take) {
+            if let Some(addr) = t.remote {
+                if self.by_addr.get(&addr) == Some(&idx) {
+                    self.by_addr.remove(&addr);
+                }
+            }
+            for ssrc in t.latch_ssrcs {
+                if self.unlatched.get(&ssrc) == Some(&idx) {
+                    self.unlatched.remove(&ssrc);
+                }
+            }
+            if let Some(c) = t.ice {
+                if self.by_ufrag.get(c.local_ufrag.as_str()) == Some(&idx) {
+                    self.by_ufrag.remove(c.local_ufrag.as_str());
+                }
+            }
+            self.free.push(idx);
+        }
+    }
+
+    pub(super) fn join(&mut self, m: Membership) -> Result<(), TopologyError> {
+        // Each slot is one outgoing SSRC of the transport's SRTP context.
+        let max = SrtpContext::MAX_STREAMS;
+        if m.slot_ssrcs.len() > max {
+            return Err(TopologyError::TooManySlots {
+                id: m.transport,
+                slots: m.slot_ssrcs.len(),
+                max,
+            });
+        }
+        let idx = *self
+            .by_id
+            .get(&m.transport)
+            .ok_or(TopologyError::UnknownTransport(m.transport))?;
+        self.leave(idx);
+        if let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) {
+            t.room = Some(m.room);
+            t.publish_ssrc = m.publish_ssrc;
+            t.slots = m
+                .slot_ssrcs
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| {
+                    SlotRewriter::with_mid(
+                        s,
+                        m.slot_mids
+                            .get(i)
+                            .map(|m| m.as_bytes().to_vec())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            t.egress = m.egress.clone();
+        }
+        let workers = self.cfg.workers.max(1);
+        let room = self.rooms.entry(m.room).or_insert_with(|| Room {
+            remote_counts: vec![0; workers],
+            ..Room::default()
+        });
+        room.members.push(idx);
+        self.recompute_fanout();
+        Ok(())
+    }
+
+    /// Takes a transport out of its room and frees the slots its stream occupied.
+    pub(super) fn leave(&mut self, idx: usize) {
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(room_id) = t.room.take() else {
+            return;
+        };
+        // `publish_ssrc` stays: packets sent while out of a room are still decrypted (then dropped
+        // as `muted`), so the SRTP rollover counter keeps up until the transport joins again.
+        let gone = t.publish_ssrc;
+        t.slots.clear();
+        if std::mem::take(&mut t.voice).is_speaking() {
+            self.upcalls.push(Upcall::Speaking {
+                worker: self.cfg.worker,
+                transport: t.id,
+                speaking: false,
+            });
+        }
+        if let Some(room) = self.rooms.get_mut(&room_id) {
+            room.members.retain(|&m| m != idx);
+        }
+        self.source_gone(room_id, gone);
+        self.recompute_fanout();
+    }
+
+    /// Another worker's membership count of a room changed (`RemotePresence`).
+    pub(super) fn remote_presence(
+        &mut self,
+        room_id: RoomId,
+        worker: usize,
+        members: u32,
+        gone: Option<u32>,
+    ) {
+        if worker == self.cfg.worker || worker >= self.cfg.workers {
+            return;
+        }
+        let workers = self.cfg.workers;
+        let room = self.rooms.entry(room_id).or_insert_with(|| Room {
+            remote_counts: vec![0; workers],
+            ..Room::default()
+        });
+        room.remote_counts[worker] = members;
+        room.remote_workers = (0..workers)
+            .filter(|&w| room.remote_counts[w] > 0)
+            .collect();
+        self.source_gone(room_id, gone);
+    }
+
+    /// Frees the slots that `gone` (a publisher that left the room, here or on another worker) held
+    /// in `room_id`, and forgets the room once no worker hosts anybody in it.
+    fn source_gone(&mut self, room_id: RoomId, gone: Option<u32>) {
+        let Some(room) = self.rooms.get(&room_id) else {
+            return;
+        };
+        if let Some(ssrc) = gone {
+            release_source(
+                &mut self.transports,
+                &room.members,
+                ssrc,
+                (self.cfg.worker, &mut self.upcalls),
+            );
+        }
+        if room.is_unused() {
+            self.rooms.remove(&room_id);
+        }
+    }
+
+    pub(super) fn recompute_fanout(&mut self) {
+        self.max_fanout = self
+            .rooms
+            .values()
+            .map(|r| r.members.len())
+            .max()
+            .unwrap_or(0);
+    }
+
+    /// Finds the transport of a packet: by address, or (comedia) by the SSRC an unlatched transport
+    /// declared. The bool is true when the address is not latched yet.
+    #[inline]
+    pub(super) fn lookup(&self, from: SocketAddr, ssrc: Option<u32>) -> Option<(usize, bool)> {
+        if let Some(&idx) = self.by_addr.get(&from) {
+            return Some((idx, false));
+        }
+        self.unlatched.get(&ssrc?).map(|&idx| (idx, true))
+    }
+
+    /// Latches `from` as the remote address of transport `idx` after its first authenticated packet.
+    pub(super) fn latch(&mut self, idx: usize, from: SocketAddr) {
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        t.remote = Some(from);
+        for ssrc in &t.latch_ssrcs {
+            if self.unlatched.get(ssrc) == Some(&idx) {
+                self.unlatched.remove(ssrc);
+            }
+        }
+        tracing::debug!(transport = t.id, %from, "latched remote address");
+        self.index_address(idx);
+    }
+}
+
+/// Frees every slot of `members` that carries `ssrc`, reporting each as a [`Upcall::SlotChanged`]
+/// through `(worker, upcalls)`.
+fn release_source(
+    transports: &mut [Option<Transport>],
+    members: &[usize],
+    ssrc: u32,
+    (worker, upcalls): (usize, &mut Vec<Upcall>),
+) {
+    for &m in members {
+        if let Some(t) = transports.get_mut(m).and_then(Option::as_mut) {
+            for (i, s) in t.slots.iter_mut().enumerate() {
+                if s.source() == Some(ssrc) {
+                    s.release();
+                    upcalls.push(Upcall::SlotChanged {
+                        worker,
+                        transport: t.id,
+                        slot: i as u16,
+                        source: None,
+                    });
+                }
+            }
+        }
+    }
+}

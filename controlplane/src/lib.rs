@@ -4,7 +4,8 @@
 //! ICE-lite credentials and DTLS-SRTP handshakes. It owns no packets: it tells the dataplane workers
 //! what to do through `sluice_dataplane::Dataplane` (crossbeam channels), and the workers hand it the
 //! datagrams only it can answer (DTLS). docs/architecture.md draws the modules and how they depend on
-//! each other; `tests/import_graph.rs` keeps that graph free of cycles.
+//! each other; `tests/import_graph.rs` (in the workspace root) keeps that graph free
+//! of cycles.
 //!
 //! - Pure cores, driven by tests without sockets: [`rooms`] (room and participant rules),
 //!   [`mode`] (the P2P/SFU mode machine), [`hub`] (connected members and what each is told),

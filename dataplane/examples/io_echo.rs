@@ -19,7 +19,7 @@
 //!   SQE when an op's future is first polled and submits the whole queue when the runtime parks,
 //!   so every send issued in one scheduler turn goes to the kernel in one `io_uring_enter`.
 //!   - `tu-naive`: 16 receivers, each awaits its 10 `send_to`s one after another (like the
-//!     tokio-uring setup in `/work/shared/LIMITS.md`).
+//!     tokio-uring setup in `docs/host-limits.md`).
 //!   - `tu-join16` / `tu-join64`: 16 / 64 receivers, each polls its 10 `send_to`s concurrently
 //!     (a join over a pinned array) and re-arms its receive once all 10 completed.
 //!   - `tu-join64c`: `tu-join64` on a ring set up with `IORING_SETUP_COOP_TASKRUN` (as `uring`).
@@ -35,6 +35,11 @@
 //! cargo run --release -p sluice-dataplane --example io_echo -- \
 //!     [seconds=3] [ingress_pps=0 (saturate)] [rounds=1] [variants=all, comma-separated]
 //! ```
+
+// The one `unsafe` of this measurement tool is the structural pin projection in `tu_fan_out` (no
+// safe projection of a pinned array's elements exists, and boxing each send would skew the very
+// allocation cost this example measures); the compiler refuses any other.
+#![deny(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
@@ -277,6 +282,7 @@ async fn tu_fan_out(
         for i in 0..FANOUT {
             // SAFETY: structural pinning of the array's elements: the array is pinned and never
             // moved, and an element is only ever dropped in place (`set(None)`), never moved out.
+            #[allow(unsafe_code)]
             let mut slot = unsafe { sends.as_mut().map_unchecked_mut(|a| &mut a[i]) };
             if let Some(send) = slot.as_mut().as_pin_mut() {
                 match send.poll(cx) {

@@ -16,6 +16,10 @@
 //! - [`worker`] and [`Dataplane`]: pinned threads that own a socket, a backend and a core each, fed with
 //!   [`worker::WorkerCommand`]s (mostly [`topology::TopologyUpdate`]s) over bounded crossbeam channels.
 //! - `testkit` (cargo feature `testkit`): fixtures for benches and tests of the core.
+//!
+//! Outside `io`, the only `unsafe` of this package is one pin projection in the
+//! `examples/io_echo.rs` measurement tool, allowed there alone (docs/architecture.md, "Where
+//! `unsafe` lives").
 
 #![deny(unsafe_code)]
 

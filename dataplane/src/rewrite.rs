@@ -1,5 +1,5 @@
 //! Speaker-slot rewriting: each of a subscriber's slots is one continuous outgoing RTP stream, whatever
-//! source currently feeds it (DESIGN.md, media model).
+//! source currently feeds it (docs/architecture.md, "Media model").
 //!
 //! A slot has its own SSRC. When its source changes, the outgoing sequence number continues at
 //! `last + 1` and the timestamp advances by the wall-clock time since the slot's last packet, so the

@@ -1,5 +1,6 @@
 //! Who is speaking, from the audio level each packet carries (RFC 6464 `ssrc-audio-level`), and the
-//! rule that decides which sources get a subscriber's speaker slots (DESIGN.md, media model).
+//! rule that decides which sources get a subscriber's speaker slots (docs/architecture.md, "Media
+//! model").
 //!
 //! The policy is deliberately simple and cheap enough for the packet path (a compare and a clock read
 //! the batch already made):

@@ -55,7 +55,8 @@ pub struct Membership {
     pub transport: TransportId,
     /// The SSRC it publishes with; `None` for a listener (its RTP is dropped as `Muted`).
     pub publish_ssrc: Option<u32>,
-    /// SSRCs of its receive slots, in slot order (speaker slots, see DESIGN.md). Empty: hears nothing.
+    /// SSRCs of its receive slots, in slot order (speaker slots, docs/architecture.md). Empty: hears
+    /// nothing.
     pub slot_ssrcs: Vec<u32>,
     /// The MID of each receive slot (parallel to `slot_ssrcs`), written into the MID header extension
     /// when `egress.mid_ext` is set: browsers route incoming RTP by MID (RFC 8843 §15).

@@ -1,5 +1,5 @@
 //! The `recvmmsg`/`sendmmsg` backend: portable, needs nothing beyond classic syscalls, and on our
-//! hosts the cheapest per datagram (LIMITS.md: ~770 ns per egress datagram, vs ~880 for multishot
+//! hosts the cheapest per datagram (docs/host-limits.md: ~770 ns per egress datagram, vs ~880 for multishot
 //! io_uring).
 //!
 //! Receive: one `recvmmsg(MSG_DONTWAIT)` for up to `recv_batch` datagrams; only if nothing is

@@ -5,7 +5,7 @@
 //!
 //! - [`mmsg::MmsgIo`]: `recvmmsg`/`sendmmsg` on a non-blocking socket, `poll()` to sleep. Works
 //!   everywhere, including containers whose seccomp profile forbids io_uring, and measured the
-//!   cheapest per datagram on our hosts (see `/work/shared/LIMITS.md`).
+//!   cheapest per datagram on our hosts (see `docs/host-limits.md`).
 //! - [`uring::UringIo`]: the io-uring crate used directly: one ring per worker, a multishot
 //!   `RecvMsgMulti` fed by a provided buffer ring, one `SendMsg` SQE per egress datagram and one
 //!   submit for a whole batch.

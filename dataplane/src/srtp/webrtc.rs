@@ -4,7 +4,7 @@
 //! It exists so benchmarks can compare both engines side by side, and it is the reference our
 //! in-place engine is tested against. It allocates on every call (inside `webrtc-srtp`: output
 //! `Bytes`, GCM nonce/AAD `Vec`s, and with replay protection a boxed detector per lookup); see
-//! `/work/shared/LIMITS.md`.
+//! `docs/host-limits.md`.
 //!
 //! Differences from the in-place engine, by construction of `webrtc-srtp`:
 //! - Its own per-SSRC maps grow without bound and create state for an SSRC before authentication.

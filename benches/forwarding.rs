@@ -3,6 +3,8 @@
 //! 1→50 and 1→500, with and without SRTP. Sockets are not involved: this is the user-space share of
 //! a packet's cost; `sluice bench` measures it with the kernel.
 
+#![deny(unsafe_code)]
+
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};

@@ -7,6 +7,8 @@
 //! - `demux+parse/stun_binding_request`: classify, parse and find USERNAME in an ICE check.
 //! - `rewrite/rtp_seq_ts_ssrc_marker`: the in-place header rewrite done per subscriber.
 
+#![deny(unsafe_code)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -13,6 +13,8 @@
 //! Before the criterion runs, `main` prints heap allocations per call for each engine, counted by
 //! the counting global allocator below (the only `unsafe` here: it forwards to `System`).
 
+#![deny(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +30,7 @@ static ALLOCS: AtomicU64 = AtomicU64::new(0);
 // `GlobalAlloc` is an unsafe trait, so a counting allocator cannot be written without `unsafe`.
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counter is a
 // relaxed atomic and never allocates.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,8 @@
 //! its offer and one checking with a wrong ICE password: both are refused, counted, and nobody else
 //! notices. The server's counters must show all of it.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use common::clients::{metric_sum, run_client_script};

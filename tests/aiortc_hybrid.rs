@@ -4,6 +4,8 @@
 //! its slots), three leave and, after the room's cooldown (3 s here), the six are back on a mesh with
 //! audio flowing and nothing reaching sluice.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use common::clients::run_client_script;

@@ -1,5 +1,7 @@
 //! `sluice bench` as users run it: the real binary, a short run per backend, its JSON checked.
 
+#![deny(unsafe_code)]
+
 use std::process::Command;
 
 fn bench_json(args: &[&str]) -> serde_json::Value {

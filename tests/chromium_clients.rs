@@ -11,6 +11,8 @@
 //! (DTLS 1.3 offered, post-quantum key share, 1.4 KB fragmented over two datagrams), enabled on this
 //! Chromium with its own switches; the server log must show that ClientHello arriving in pieces.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::path::PathBuf;

@@ -2,6 +2,8 @@
 //! a real dataplane, attaches clients whose SRTP is done by webrtc-srtp, and checks what every
 //! participant receives and what the counters say.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::time::Duration;

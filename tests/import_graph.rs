@@ -4,6 +4,8 @@
 //! fails naming the first cycle it finds. A folder module (`dtls/`, `webhooks/`) is one node: edges inside it are its own
 //! business.
 
+#![deny(unsafe_code)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -253,7 +255,10 @@ fn the_dataplane_has_no_import_cycle() {
 fn the_binary_has_no_import_cycle() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let graph = module_graph(&src);
-    assert!(graph.contains_key("bench") && graph.contains_key("serve"), "{graph:?}");
+    assert!(
+        graph.contains_key("bench") && graph.contains_key("serve"),
+        "{graph:?}"
+    );
     assert_eq!(find_cycle(&graph), None);
 }
 

@@ -6,6 +6,8 @@
 //! One test per binary run thread: the counter is per thread, so the harness's own threads do not
 //! disturb it.
 
+#![deny(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Instant;
@@ -23,6 +25,7 @@ thread_local! {
 // `GlobalAlloc` is an unsafe trait, so a counting allocator cannot be written without `unsafe`: this
 // impl is the only `unsafe` in the test.
 // SAFETY: defers to the system allocator; only counts.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));

@@ -1,6 +1,8 @@
 //! The REST API of a real `sluice serve` process on loopback: the happy path, then every error one by
 //! one (each must be the JSON error shape with a fitting status), then a graceful SIGTERM.
 
+#![deny(unsafe_code)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! and peer news, garbage answered with `error` on a socket that stays open, `leave`, disconnects,
 //! kicks, room deletion and shutdown all ending in `bye` / `peer_left` and removal from the room.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::net::TcpStream;

@@ -3,6 +3,8 @@
 //! order, signed with HMAC-SHA256 over the body; the receiver fails the first delivery and the event
 //! comes again with the same id; signaling never waits for any of it.
 
+#![deny(unsafe_code)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -9,6 +9,8 @@
 //! topology edge cases, and full egress queues. The end-to-end tests over real sockets live in the
 //! root package (`tests/dataplane_forwarding.rs`); these do not repeat them.
 
+#![deny(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

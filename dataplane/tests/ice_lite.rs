@@ -2,6 +2,8 @@
 //! checks are answered, the nominated address is latched and then carries media, bad checks are
 //! counted drops, and consent expires 30 s after the last valid check.
 
+#![deny(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,6 +5,8 @@
 //! backend by `both!`. The io_uring variants call [`UringIo::probe`] first and are skipped, with
 //! the reason printed, on hosts where io_uring is unavailable (e.g. a seccomp-restricted container).
 
+#![deny(unsafe_code)]
+
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::ControlFlow;

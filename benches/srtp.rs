@@ -68,22 +68,13 @@ fn keys(profile: SrtpProfile) -> SrtpKeys {
     SrtpKeys::new(profile, &key, &salt).expect("valid key lengths")
 }
 
-fn webrtc_profile(p: SrtpProfile) -> webrtc_srtp::protection_profile::ProtectionProfile {
-    use webrtc_srtp::protection_profile::ProtectionProfile as P;
-    match p {
-        SrtpProfile::Aes128CmHmacSha1_80 => P::Aes128CmHmacSha1_80,
-        SrtpProfile::AeadAes128Gcm => P::AeadAes128Gcm,
-        SrtpProfile::AeadAes256Gcm => P::AeadAes256Gcm,
-    }
-}
-
 /// A raw webrtc-srtp context with replay protection on (as our wrapper builds it).
 fn raw_webrtc(k: &SrtpKeys) -> webrtc_srtp::context::Context {
     use webrtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
     webrtc_srtp::context::Context::new(
         &k.master_key,
         &k.master_salt,
-        webrtc_profile(k.profile),
+        k.profile.webrtc(),
         Some(srtp_replay_protection(128)),
         Some(srtcp_replay_protection(128)),
     )

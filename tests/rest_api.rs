@@ -599,3 +599,69 @@ fn the_web_page_is_served_and_guests_join_existing_rooms_unless_disabled() {
     expect_error(r, StatusCode::FORBIDDEN, "guest_join_disabled");
     assert!(s.terminate().success());
 }
+
+/// `AES_CM_128_HMAC_SHA1_32` on plain transports, as ffmpeg and libsrtp-based tools send it: a 4-byte
+/// SRTP tag, the 30-byte key||salt; webrtc-srtp on both client ends is the independent check.
+#[test]
+fn plain_transports_speak_aes_cm_sha1_32() {
+    use base64::Engine;
+    use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpKeys, SrtpProfile};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let s = Server::start(&["--api-key", KEY]);
+    let c = http();
+    let created = c
+        .post(s.url("/v1/rooms"))
+        .bearer_auth(KEY)
+        .json(&json!({"name": "ffmpeg"}))
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let plain = |body: Value| -> Value {
+        let r = c
+            .post(s.url("/v1/rooms/ffmpeg/plain"))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json().unwrap()
+    };
+    let profile = SrtpProfile::Aes128CmHmacSha1_32;
+    let keys = |k: &[u8]| SrtpKeys::new(profile, &k[..16], &k[16..]).unwrap();
+    let mic_key: Vec<u8> = (0..30u8).collect();
+    let publisher = plain(json!({"name": "mic", "ssrc": 0x5150,
+        "srtp": {"profile": "AES_CM_128_HMAC_SHA1_32", "key": b64.encode(&mic_key)}, "slots": 0}));
+    assert_eq!(publisher["srtp"]["profile"], "aescm32");
+    let server: std::net::SocketAddr = publisher["server"].as_str().unwrap().parse().unwrap();
+    let rec = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    rec.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let recorder = plain(json!({"name": "rec", "role": "listener",
+        "remote": rec.local_addr().unwrap().to_string(), "slots": 1,
+        "srtp": {"profile": "aescm32", "key": b64.encode((100..130u8).collect::<Vec<u8>>())}}));
+    let sluice_key = b64
+        .decode(recorder["srtp"]["key"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(sluice_key.len(), 30, "16-byte key and 14-byte salt");
+    let mut send = SrtpContext::new(SrtpEngine::WebrtcSrtp, &keys(&mic_key)).unwrap();
+    let mut recv = SrtpContext::new(SrtpEngine::WebrtcSrtp, &keys(&sluice_key)).unwrap();
+    let mic = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut buf = [0u8; 2048];
+    for seq in 0..10u16 {
+        let mut p = vec![0x80, 111];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 960).to_be_bytes());
+        p.extend_from_slice(&0x5150u32.to_be_bytes());
+        p.extend_from_slice(b"ffmpeg opus");
+        let len = p.len();
+        p.resize(len + 4, 0);
+        assert_eq!(send.protect_rtp(&mut p, len).unwrap(), len + 4);
+        mic.send_to(&p, server).unwrap();
+        let (n, _) = rec.recv_from(&mut buf).expect("the recorder hears the mic");
+        let plain_len = recv.unprotect_rtp(&mut buf[..n]).expect("decrypts");
+        assert_eq!(n, plain_len + 4, "a 32-bit tag on what sluice sends too");
+        let hdr = sluice_dataplane::packet::RtpHeader::parse(&buf[..plain_len]).unwrap();
+        assert_eq!(hdr.csrcs().next(), Some(0x5150));
+        assert_eq!(hdr.payload(), b"ffmpeg opus");
+    }
+    assert!(s.terminate().success());
+}

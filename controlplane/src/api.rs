@@ -174,7 +174,8 @@ pub async fn guest_join(
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlainSrtp {
-    /// `aes128gcm`, `aes256gcm`, `aescm` (or the RFC names).
+    /// `aes128gcm`, `aes256gcm`, `aescm` (SHA1_80), `aescm32` (SHA1_32: ffmpeg, libsrtp tools), or the
+    /// RFC names.
     pub profile: String,
     /// base64(master key || master salt).
     pub key: String,

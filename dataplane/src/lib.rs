@@ -4,7 +4,8 @@
 //!
 //! - [`packet`]: zero-copy views over peer bytes (RFC 7983 demux, RTP, RTCP, STUN, header extensions).
 //!   Pure functions, no I/O, never panic on input.
-//! - [`srtp`]: SRTP/SRTCP contexts for the three profiles, transforming packets in place.
+//! - [`srtp`]: SRTP/SRTCP contexts for the four profiles (AES-CM with an 80- or 32-bit tag,
+//!   AES-128/256-GCM), transforming packets in place.
 //! - the forwarding core ([`forwarder`]): `on_datagram(now, from, buf, outbox)` decides, decrypts once,
 //!   rewrites and re-encrypts once per subscriber into an [`outbox::Outbox`]. Driven directly by tests.
 //!   Which source gets which subscriber slot is [`speaker`]'s policy; which workers host which room is

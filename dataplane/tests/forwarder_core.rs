@@ -27,7 +27,6 @@ use sluice_dataplane::topology::{
     Membership, RoomId, TopologyUpdate, TransportConfig, TransportId, TransportKeys, Upcall,
 };
 use webrtc_srtp::context::Context;
-use webrtc_srtp::protection_profile::ProtectionProfile;
 
 const ROOM: RoomId = 7;
 /// One Opus frame: 20 ms, 960 ticks of the 48 kHz RTP clock.
@@ -91,14 +90,6 @@ fn take(out: &mut Outbox) -> Vec<(SocketAddr, Vec<u8>)> {
     sent
 }
 
-fn oracle_profile(p: SrtpProfile) -> ProtectionProfile {
-    match p {
-        SrtpProfile::Aes128CmHmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
-        SrtpProfile::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
-        SrtpProfile::AeadAes256Gcm => ProtectionProfile::AeadAes256Gcm,
-    }
-}
-
 /// What a subscriber heard in one datagram, after decrypting it with webrtc-srtp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Heard {
@@ -143,7 +134,7 @@ impl Peer {
         let oracle = Context::new(
             &keys.outbound.master_key,
             &keys.outbound.master_salt,
-            oracle_profile(profile),
+            profile.webrtc(),
             Some(webrtc_srtp::option::srtp_replay_protection(1024)),
             Some(webrtc_srtp::option::srtcp_replay_protection(1024)),
         )

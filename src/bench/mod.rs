@@ -38,7 +38,7 @@ impl std::str::FromStr for SrtpArg {
             return Ok(SrtpArg::None);
         }
         s.parse::<SrtpProfile>().map(SrtpArg::Profile).map_err(|_| {
-            format!("unknown SRTP profile {s:?}: use aes128gcm, aes256gcm, aescm or none")
+            format!("unknown SRTP profile {s:?}: use aes128gcm, aes256gcm, aescm, aescm32 or none")
         })
     }
 }
@@ -105,7 +105,7 @@ pub struct BenchArgs {
     /// Measurement time (e.g. 5s, 500ms).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// SRTP profile: aes128gcm, aes256gcm, aescm, or none.
+    /// SRTP profile: aes128gcm, aes256gcm, aescm, aescm32, or none.
     #[arg(long, default_value = "aes128gcm")]
     pub srtp: SrtpArg,
     /// SRTP implementation in the dataplane: inplace or webrtc-srtp.

@@ -17,7 +17,6 @@ use sluice_dataplane::stats::{DropReason, StatsSnapshot};
 use sluice_dataplane::topology::{Membership, RoomId, TransportConfig, TransportId, TransportKeys};
 use sluice_dataplane::{Dataplane, DataplaneConfig};
 use webrtc_srtp::context::Context;
-use webrtc_srtp::protection_profile::ProtectionProfile;
 
 /// Backends to run a scenario against: mmsg always, uring when the host allows io_uring.
 pub fn backends() -> Vec<BackendChoice> {
@@ -41,14 +40,6 @@ pub fn start(backend: BackendChoice, workers: usize) -> Dataplane {
     .expect("dataplane starts")
 }
 
-fn oracle_profile(p: SrtpProfile) -> ProtectionProfile {
-    match p {
-        SrtpProfile::Aes128CmHmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
-        SrtpProfile::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
-        SrtpProfile::AeadAes256Gcm => ProtectionProfile::AeadAes256Gcm,
-    }
-}
-
 pub fn random_keys(p: SrtpProfile) -> SrtpKeys {
     let mut key = vec![0u8; p.master_key_len()];
     let mut salt = vec![0u8; p.master_salt_len()];
@@ -61,7 +52,7 @@ pub fn oracle(keys: &SrtpKeys) -> Context {
     Context::new(
         &keys.master_key,
         &keys.master_salt,
-        oracle_profile(keys.profile),
+        keys.profile.webrtc(),
         Some(webrtc_srtp::option::srtp_replay_protection(1024)),
         None,
     )

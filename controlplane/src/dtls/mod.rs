@@ -168,6 +168,7 @@ impl std::fmt::Debug for DtlsServer {
 fn openssl_profile_name(p: SrtpProfile) -> &'static str {
     match p {
         SrtpProfile::Aes128CmHmacSha1_80 => "SRTP_AES128_CM_SHA1_80",
+        SrtpProfile::Aes128CmHmacSha1_32 => "SRTP_AES128_CM_SHA1_32",
         SrtpProfile::AeadAes128Gcm => "SRTP_AEAD_AES_128_GCM",
         SrtpProfile::AeadAes256Gcm => "SRTP_AEAD_AES_256_GCM",
     }

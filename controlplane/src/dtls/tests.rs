@@ -11,7 +11,8 @@ use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpKeys, SrtpProfile};
 use super::io::DatagramIo;
 use super::*;
 
-const ALL_OPENSSL: &str = "SRTP_AEAD_AES_256_GCM:SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80";
+const ALL_OPENSSL: &str =
+    "SRTP_AEAD_AES_256_GCM:SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80:SRTP_AES128_CM_SHA1_32";
 
 /// A DTLS 1.2 client like aiortc's: its own self-signed ECDSA cert, the given SRTP profiles.
 struct Client {

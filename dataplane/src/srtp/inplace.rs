@@ -296,7 +296,7 @@ impl InPlaceContext {
     pub(crate) fn new(keys: &SrtpKeys) -> Result<Self, SrtpError> {
         use kdf::*;
         let transform = match keys.profile {
-            SrtpProfile::Aes128CmHmacSha1_80 => Transform::Cm {
+            SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::Aes128CmHmacSha1_32 => Transform::Cm {
                 rtp: CmKeys::new(
                     keys,
                     LABEL_SRTP_ENCRYPTION,
@@ -386,7 +386,8 @@ impl InPlaceContext {
             Transform::Cm { rtp, .. } => {
                 cm_apply(&rtp.aes, &cm_iv(&rtp.salt, ssrc, index), &mut buf[hdr..len]);
                 let tag = hmac_tag(&rtp.auth, &buf[..len], Some((index >> 16) as u32));
-                buf[len..out_len].copy_from_slice(&tag[..CM_TAG_LEN]);
+                // 80 or 32 bits of the HMAC, as the profile says (RFC 3711 §4.2).
+                buf[len..out_len].copy_from_slice(&tag[..out_len - len]);
             }
             Transform::Gcm { rtp, .. } => gcm_seal_rtp(rtp, ssrc, index, buf, hdr, len)?,
         }
@@ -411,7 +412,7 @@ impl InPlaceContext {
             Transform::Cm { rtp, .. } => {
                 let (data, tag) = buf.split_at_mut(end);
                 let want = hmac_tag(&rtp.auth, data, Some((index >> 16) as u32));
-                if !bool::from(want[..CM_TAG_LEN].ct_eq(tag)) {
+                if !bool::from(want[..tag_len].ct_eq(tag)) {
                     return Err(SrtpError::AuthenticationFailed);
                 }
                 cm_apply(&rtp.aes, &cm_iv(&rtp.salt, ssrc, index), &mut data[hdr..]);

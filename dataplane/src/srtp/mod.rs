@@ -43,6 +43,9 @@ mod webrtc;
 pub enum SrtpProfile {
     /// `SRTP_AES128_CM_HMAC_SHA1_80` (RFC 3711 default transforms, 80-bit tag).
     Aes128CmHmacSha1_80,
+    /// `SRTP_AES128_CM_HMAC_SHA1_32` (RFC 3711 transforms, 32-bit SRTP tag; SRTCP keeps the 80-bit
+    /// tag, RFC 5764 §4.1.2): what ffmpeg, libsrtp-based tools and older stacks use for plain RTP.
+    Aes128CmHmacSha1_32,
     /// `SRTP_AEAD_AES_128_GCM` (RFC 7714).
     AeadAes128Gcm,
     /// `SRTP_AEAD_AES_256_GCM` (RFC 7714).
@@ -51,8 +54,9 @@ pub enum SrtpProfile {
 
 impl SrtpProfile {
     /// Every supported profile, in DTLS id order.
-    pub const ALL: [SrtpProfile; 3] = [
+    pub const ALL: [SrtpProfile; 4] = [
         SrtpProfile::Aes128CmHmacSha1_80,
+        SrtpProfile::Aes128CmHmacSha1_32,
         SrtpProfile::AeadAes128Gcm,
         SrtpProfile::AeadAes256Gcm,
     ];
@@ -60,7 +64,9 @@ impl SrtpProfile {
     /// Master key length in bytes.
     pub fn master_key_len(self) -> usize {
         match self {
-            SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::AeadAes128Gcm => 16,
+            SrtpProfile::Aes128CmHmacSha1_80
+            | SrtpProfile::Aes128CmHmacSha1_32
+            | SrtpProfile::AeadAes128Gcm => 16,
             SrtpProfile::AeadAes256Gcm => 32,
         }
     }
@@ -68,7 +74,7 @@ impl SrtpProfile {
     /// Master salt length in bytes (112 bits for AES-CM, 96 bits for GCM per RFC 7714 §12).
     pub fn master_salt_len(self) -> usize {
         match self {
-            SrtpProfile::Aes128CmHmacSha1_80 => 14,
+            SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::Aes128CmHmacSha1_32 => 14,
             SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => 12,
         }
     }
@@ -77,19 +83,30 @@ impl SrtpProfile {
     pub fn rtp_tag_len(self) -> usize {
         match self {
             SrtpProfile::Aes128CmHmacSha1_80 => 10,
+            SrtpProfile::Aes128CmHmacSha1_32 => 4,
+            SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => 16,
+        }
+    }
+
+    /// The SRTCP authentication tag's length: 80 bits for both AES-CM profiles (RFC 5764 §4.1.2:
+    /// the `_32` profile shortens the SRTP tag only), the GCM tag for the AEAD ones.
+    pub fn rtcp_tag_len(self) -> usize {
+        match self {
+            SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::Aes128CmHmacSha1_32 => 10,
             SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => 16,
         }
     }
 
     /// Bytes `protect_rtcp` appends to an RTCP packet: the tag plus the 4-byte E‖SRTCP index word.
     pub fn rtcp_overhead(self) -> usize {
-        self.rtp_tag_len() + 4
+        self.rtcp_tag_len() + 4
     }
 
     /// The RFC name of the profile.
     pub fn name(self) -> &'static str {
         match self {
             SrtpProfile::Aes128CmHmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
+            SrtpProfile::Aes128CmHmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
             SrtpProfile::AeadAes128Gcm => "AEAD_AES_128_GCM",
             SrtpProfile::AeadAes256Gcm => "AEAD_AES_256_GCM",
         }
@@ -99,6 +116,7 @@ impl SrtpProfile {
     pub fn short_name(self) -> &'static str {
         match self {
             SrtpProfile::Aes128CmHmacSha1_80 => "aescm",
+            SrtpProfile::Aes128CmHmacSha1_32 => "aescm32",
             SrtpProfile::AeadAes128Gcm => "aes128gcm",
             SrtpProfile::AeadAes256Gcm => "aes256gcm",
         }
@@ -108,6 +126,7 @@ impl SrtpProfile {
     pub fn dtls_id(self) -> u16 {
         match self {
             SrtpProfile::Aes128CmHmacSha1_80 => 0x0001,
+            SrtpProfile::Aes128CmHmacSha1_32 => 0x0002,
             SrtpProfile::AeadAes128Gcm => 0x0007,
             SrtpProfile::AeadAes256Gcm => 0x0008,
         }
@@ -124,7 +143,8 @@ impl FromStr for SrtpProfile {
     type Err = SrtpError;
 
     /// Accepts the short names and the RFC names, case-insensitively (also the DTLS spellings
-    /// `SRTP_AES128_CM_SHA1_80`, `SRTP_AEAD_AES_128_GCM`, `SRTP_AEAD_AES_256_GCM`).
+    /// `SRTP_AES128_CM_SHA1_80`, `SRTP_AES128_CM_SHA1_32`, `SRTP_AEAD_AES_128_GCM`,
+    /// `SRTP_AEAD_AES_256_GCM`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
         for p in SrtpProfile::ALL {
@@ -137,6 +157,11 @@ impl FromStr for SrtpProfile {
             (
                 "SRTP_AES128_CM_HMAC_SHA1_80",
                 SrtpProfile::Aes128CmHmacSha1_80,
+            ),
+            ("SRTP_AES128_CM_SHA1_32", SrtpProfile::Aes128CmHmacSha1_32),
+            (
+                "SRTP_AES128_CM_HMAC_SHA1_32",
+                SrtpProfile::Aes128CmHmacSha1_32,
             ),
             ("SRTP_AEAD_AES_128_GCM", SrtpProfile::AeadAes128Gcm),
             ("SRTP_AEAD_AES_256_GCM", SrtpProfile::AeadAes256Gcm),
@@ -451,16 +476,10 @@ pub(crate) mod testutil {
     /// A `webrtc-srtp` context for the same keys, replay protection on: the independent oracle.
     pub(crate) fn oracle(keys: &SrtpKeys) -> webrtc_srtp::context::Context {
         use webrtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
-        use webrtc_srtp::protection_profile::ProtectionProfile as P;
-        let p = match keys.profile {
-            SrtpProfile::Aes128CmHmacSha1_80 => P::Aes128CmHmacSha1_80,
-            SrtpProfile::AeadAes128Gcm => P::AeadAes128Gcm,
-            SrtpProfile::AeadAes256Gcm => P::AeadAes256Gcm,
-        };
         webrtc_srtp::context::Context::new(
             &keys.master_key,
             &keys.master_salt,
-            p,
+            keys.profile.webrtc(),
             Some(srtp_replay_protection(128)),
             Some(srtcp_replay_protection(128)),
         )
@@ -527,7 +546,12 @@ mod tests {
         use SrtpProfile::*;
         assert_eq!(
             SrtpProfile::ALL,
-            [Aes128CmHmacSha1_80, AeadAes128Gcm, AeadAes256Gcm]
+            [
+                Aes128CmHmacSha1_80,
+                Aes128CmHmacSha1_32,
+                AeadAes128Gcm,
+                AeadAes256Gcm
+            ]
         );
         let table = [
             (
@@ -539,6 +563,16 @@ mod tests {
                 "AES_CM_128_HMAC_SHA1_80",
                 "aescm",
                 0x0001,
+            ),
+            (
+                Aes128CmHmacSha1_32,
+                16,
+                14,
+                4,
+                14,
+                "AES_CM_128_HMAC_SHA1_32",
+                "aescm32",
+                0x0002,
             ),
             (
                 AeadAes128Gcm,

@@ -52,11 +52,15 @@ fn map_err(e: webrtc_srtp::Error) -> SrtpError {
     }
 }
 
-fn webrtc_profile(p: SrtpProfile) -> ProtectionProfile {
-    match p {
-        SrtpProfile::Aes128CmHmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
-        SrtpProfile::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
-        SrtpProfile::AeadAes256Gcm => ProtectionProfile::AeadAes256Gcm,
+impl SrtpProfile {
+    /// The same profile in `webrtc-srtp`'s terms (the oracle every SRTP test checks against).
+    pub fn webrtc(self) -> ProtectionProfile {
+        match self {
+            SrtpProfile::Aes128CmHmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
+            SrtpProfile::Aes128CmHmacSha1_32 => ProtectionProfile::Aes128CmHmacSha1_32,
+            SrtpProfile::AeadAes128Gcm => ProtectionProfile::AeadAes128Gcm,
+            SrtpProfile::AeadAes256Gcm => ProtectionProfile::AeadAes256Gcm,
+        }
     }
 }
 
@@ -77,7 +81,7 @@ impl WebrtcContext {
         let ctx = Context::new(
             &keys.master_key,
             &keys.master_salt,
-            webrtc_profile(keys.profile),
+            keys.profile.webrtc(),
             Some(srtp_replay_protection(WINDOW as usize)),
             Some(srtcp_replay_protection(WINDOW as usize)),
         )
@@ -169,7 +173,9 @@ impl WebrtcContext {
         let ssrc = rtcp_ssrc(buf)?;
         // The E flag sits before the tag for AES-CM (RFC 3711 §3.4) and last for GCM (RFC 7714 §9.2).
         let e_at = match self.profile {
-            SrtpProfile::Aes128CmHmacSha1_80 => buf.len() - self.profile.rtcp_overhead(),
+            SrtpProfile::Aes128CmHmacSha1_80 | SrtpProfile::Aes128CmHmacSha1_32 => {
+                buf.len() - self.profile.rtcp_overhead()
+            }
             SrtpProfile::AeadAes128Gcm | SrtpProfile::AeadAes256Gcm => buf.len() - 4,
         };
         if buf[e_at] & 0x80 == 0 {

@@ -411,6 +411,17 @@ impl Media {
                 if let Some(s) = gone {
                     tracing::info!(room = %s.room, participant = %s.participant, "ICE consent lost");
                     self.set_speaking(&s.room, &s.participant, false);
+                    // Not silently: the client can offer again on the same signaling socket.
+                    self.hub.send_to(
+                        &s.room,
+                        &s.participant,
+                        ServerMsg::Error {
+                            code: "transport_lost",
+                            message: "no ICE check and no authenticated media for 30 s: the media \
+                                      transport was removed; send a new offer"
+                                .into(),
+                        },
+                    );
                 }
             }
             Upcall::SlotChanged {

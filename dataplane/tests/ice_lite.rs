@@ -1,6 +1,7 @@
 //! ICE-lite in the forwarding core, driven with virtual time: a WebRTC transport's connectivity
 //! checks are answered, the nominated address is latched and then carries media, bad checks are
-//! counted drops, and consent expires 30 s after the last valid check.
+//! counted drops, and consent expires 30 s after the last valid check or authenticated packet from the
+//! latched address.
 
 #![deny(unsafe_code)]
 
@@ -193,6 +194,86 @@ fn consent_expires_thirty_seconds_after_the_last_valid_check() {
     assert!(core
         .expire_consent(t0 + Duration::from_secs(1000))
         .is_empty());
+}
+
+#[test]
+fn authenticated_media_from_the_latched_address_keeps_consent_and_nothing_else_does() {
+    use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpKeys, SrtpProfile};
+    use sluice_dataplane::topology::TransportKeys;
+    let (mut core, _) = setup();
+    let mut out = Outbox::with_capacity(16);
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let client = addr(5555);
+    assert!(core.expire_consent(t0).is_empty());
+    core.on_datagram(
+        t0,
+        client,
+        &mut check("srvU:cliU", SERVER_PWD, true, 1),
+        &mut out,
+    );
+    out.clear();
+
+    // Plain RTP (no keys yet) from the latched address proves nothing.
+    core.on_datagram(t0 + s(20), client, &mut rtp(0xAA, 1), &mut out);
+    out.clear();
+    let k =
+        |b: u8| SrtpKeys::new(SrtpProfile::AeadAes128Gcm, &[b; 16], &[b; 12]).expect("key lengths");
+    core.apply(TopologyUpdate::SetKeys {
+        transport: 1,
+        keys: Box::new(TransportKeys {
+            inbound: k(1),
+            outbound: k(2),
+        }),
+    })
+    .expect("keys install");
+    let mut sender = SrtpContext::new(SrtpEngine::InPlace, &k(1)).expect("context");
+    let mut forger = SrtpContext::new(SrtpEngine::InPlace, &k(9)).expect("context");
+    let srtp = |ctx: &mut SrtpContext, seq: u16| {
+        let mut p = rtp(0xAA, seq);
+        let len = p.len();
+        p.resize(len + 16, 0);
+        let n = ctx.protect_rtp(&mut p, len).expect("protect");
+        p.truncate(n);
+        p
+    };
+    // Authenticated SRTP from the latched address, with no check at all (libnice sends Binding
+    // indications), keeps the transport: one packet every 10 s for a minute.
+    for (i, t) in (28..=88).step_by(10).enumerate() {
+        core.on_datagram(
+            t0 + s(t),
+            client,
+            &mut srtp(&mut sender, 10 + i as u16),
+            &mut out,
+        );
+        assert!(out.len() <= 1);
+        out.clear();
+        assert!(
+            core.expire_consent(t0 + s(t + 1)).is_empty(),
+            "alive at {t} s"
+        );
+    }
+    // Authenticated SRTCP counts too (a listener only sends receiver reports).
+    let mut rr = vec![0x80, 201, 0, 1, 0, 0, 0, 0xAA];
+    let len = rr.len();
+    rr.resize(len + 32, 0);
+    let n = sender.protect_rtcp(&mut rr, len).expect("protect rtcp");
+    rr.truncate(n);
+    core.on_datagram(t0 + s(110), client, &mut rr, &mut out);
+    // Packets with a wrong key from the latched address, and with the right key from elsewhere, do
+    // not refresh: the transport goes 30 s after the RR, not after them.
+    core.on_datagram(t0 + s(130), client, &mut srtp(&mut forger, 200), &mut out);
+    core.on_datagram(
+        t0 + s(130),
+        addr(6666),
+        &mut srtp(&mut sender, 201),
+        &mut out,
+    );
+    assert!(
+        core.expire_consent(t0 + s(139)).is_empty(),
+        "the RR refreshed at 110 s"
+    );
+    assert_eq!(core.expire_consent(t0 + s(140)), vec![1]);
 }
 
 #[test]

@@ -18,6 +18,7 @@ use crate::srtp::SrtpError;
 use crate::stats::DropReason;
 use crate::topology::{RoomId, Upcall};
 
+use super::tables::Transport;
 use super::Forwarder;
 
 impl Forwarder {
@@ -33,7 +34,7 @@ impl Forwarder {
         self.stats.bytes_in.add(buf.len() as u64);
         match packet::classify(buf) {
             PacketKind::Rtp => self.on_rtp(now, from, buf, out),
-            PacketKind::Rtcp => self.on_rtcp(from, buf),
+            PacketKind::Rtcp => self.on_rtcp(now, from, buf),
             PacketKind::Stun => self.on_stun(now, from, buf, out),
             PacketKind::Dtls => self.on_dtls(from, buf),
             PacketKind::Unknown => self.stats.count_drop(DropReason::Malformed, 1),
@@ -79,6 +80,8 @@ impl Forwarder {
         };
         if unlatched {
             self.latch(idx, from);
+        } else if t.inbound.is_some() {
+            refresh_consent(t, now);
         }
         match self.transports.get(idx).and_then(Option::as_ref) {
             Some(t) if t.publish_ssrc == Some(ssrc) && !t.muted => {}
@@ -114,7 +117,7 @@ impl Forwarder {
         self.relay(room_id, ssrc, level, plain);
     }
 
-    fn on_rtcp(&mut self, from: SocketAddr, buf: &mut [u8]) {
+    fn on_rtcp(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8]) {
         let ssrc = packet::rtcp::first_ssrc(buf);
         let Some((idx, unlatched)) = self.lookup(from, ssrc) else {
             return self.stats.count_drop(DropReason::UnknownSource, 1);
@@ -125,6 +128,9 @@ impl Forwarder {
         if let Some(ctx) = &mut t.inbound {
             if let Err(e) = ctx.unprotect_rtcp(buf) {
                 return self.count_srtp_error(&e);
+            }
+            if !unlatched {
+                refresh_consent(t, now);
             }
         }
         if unlatched {
@@ -261,4 +267,16 @@ struct Decrypted<'h, 'a> {
     hdr: &'h RtpHeader<'a>,
     plain: &'a [u8],
     level: Option<AudioLevel>,
+}
+
+/// Authenticated SRTP or SRTCP from a transport's latched address is a sign of life as good as a
+/// connectivity check: only the peer holding the keys can send it, from the address ICE confirmed.
+/// libnice keeps a selected pair alive with Binding *indications* (which prove nothing and are
+/// dropped), so without this its calls would be cut after the 30 s of RFC 7675. Unauthenticated
+/// traffic never refreshes consent.
+#[inline]
+fn refresh_consent(t: &mut Transport, now: Instant) {
+    if let Some(c) = &mut t.consent {
+        c.refresh(now);
+    }
 }

@@ -633,3 +633,50 @@ fn a_flooding_client_is_rate_limited_and_its_target_stays_connected() {
     assert_eq!(next(&mut a)["type"], "peer_muted", "b is still in the room");
     assert!(s.terminate().success());
 }
+
+/// A WebRTC transport nothing keeps alive (no check, no authenticated media) is removed by its
+/// worker after the 30 s of ICE consent, and the member is told on its socket instead of going
+/// quiet: it stays in the room and a new offer gets a new answer.
+#[test]
+fn a_transport_nobody_keeps_alive_is_removed_and_its_member_is_told() {
+    let s = Server::start(&["--api-key", KEY]);
+    create_room(&s, "quiet");
+    let (_, url) = add(&s, "quiet", "alice");
+    let mut ws = connect(&url);
+    assert_eq!(next(&mut ws)["type"], "welcome");
+    send(
+        &mut ws,
+        json!({"type": "offer", "sdp": aiortc_like_offer()}),
+    );
+    assert_eq!(next(&mut ws)["type"], "answer");
+    assert_eq!(metric(&s, "sluice_media_sessions "), 1);
+    // Nothing arrives for 30 s: wait longer than `next`'s usual 5 s.
+    if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+        tcp.set_read_timeout(Some(Duration::from_secs(45))).unwrap();
+    }
+    let t0 = std::time::Instant::now();
+    let lost = loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(45),
+            "no transport_lost within 45 s"
+        );
+        let m = next(&mut ws);
+        if m["type"] == "error" {
+            break m;
+        }
+    };
+    assert_eq!(lost["code"], "transport_lost", "{lost}");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(29),
+        "not before the 30 s of consent: {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(metric(&s, "sluice_media_sessions "), 0);
+    assert_eq!(members(&s, "quiet"), 1, "the member stays in the room");
+    send(
+        &mut ws,
+        json!({"type": "offer", "sdp": aiortc_like_offer()}),
+    );
+    assert_eq!(next(&mut ws)["type"], "answer", "a new offer is served");
+    assert!(s.terminate().success());
+}

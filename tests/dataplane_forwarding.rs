@@ -275,6 +275,7 @@ fn a_plain_transport_latches_its_address_from_the_first_authenticated_packet() {
                 latch_ssrcs: vec![publisher.ssrc],
                 audio_level_ext: Some(1),
                 ice: None,
+                rtcp_remote: None,
             },
         )
         .unwrap();
@@ -322,6 +323,7 @@ fn the_worker_answers_ice_checks_and_latches_the_nominated_address() {
                 latch_ssrcs: vec![],
                 audio_level_ext: None,
                 ice: Some(IceCredentials::new("srvU", pwd, "cliU")),
+                rtcp_remote: None,
             },
         )
         .unwrap();

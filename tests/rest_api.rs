@@ -600,10 +600,12 @@ fn the_web_page_is_served_and_guests_join_existing_rooms_unless_disabled() {
     assert!(s.terminate().success());
 }
 
-/// `AES_CM_128_HMAC_SHA1_32` on plain transports, as ffmpeg and libsrtp-based tools send it: a 4-byte
-/// SRTP tag, the 30-byte key||salt; webrtc-srtp on both client ends is the independent check.
+/// Plain transports as ffmpeg and libsrtp-based tools use them: `AES_CM_128_HMAC_SHA1_32` (a 4-byte
+/// SRTP tag, the 30-byte key||salt; webrtc-srtp on both client ends is the independent check), and
+/// RTCP that is not multiplexed: from the next port (latched once it authenticates) or from a
+/// configured `rtcp_remote`.
 #[test]
-fn plain_transports_speak_aes_cm_sha1_32() {
+fn plain_transports_speak_aes_cm_sha1_32_and_take_rtcp_from_another_port() {
     use base64::Engine;
     use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpKeys, SrtpProfile};
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -635,16 +637,27 @@ fn plain_transports_speak_aes_cm_sha1_32() {
     let server: std::net::SocketAddr = publisher["server"].as_str().unwrap().parse().unwrap();
     let rec = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     rec.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    // The recorder says where its RTCP comes from: any port.
+    let rec_rtcp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rec_key: Vec<u8> = (100..130u8).collect();
     let recorder = plain(json!({"name": "rec", "role": "listener",
         "remote": rec.local_addr().unwrap().to_string(), "slots": 1,
-        "srtp": {"profile": "aescm32", "key": b64.encode((100..130u8).collect::<Vec<u8>>())}}));
+        "rtcp_remote": rec_rtcp.local_addr().unwrap().to_string(),
+        "srtp": {"profile": "aescm32", "key": b64.encode(&rec_key)}}));
     let sluice_key = b64
         .decode(recorder["srtp"]["key"].as_str().unwrap())
         .unwrap();
     assert_eq!(sluice_key.len(), 30, "16-byte key and 14-byte salt");
     let mut send = SrtpContext::new(SrtpEngine::WebrtcSrtp, &keys(&mic_key)).unwrap();
     let mut recv = SrtpContext::new(SrtpEngine::WebrtcSrtp, &keys(&sluice_key)).unwrap();
-    let mic = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // ffmpeg cannot multiplex RTCP: it sends it from the port after its RTP port.
+    let (mic, mic_rtcp) = loop {
+        let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let next = rtp.local_addr().unwrap().port() + 1;
+        if let Ok(rtcp) = std::net::UdpSocket::bind(("127.0.0.1", next)) {
+            break (rtp, rtcp);
+        }
+    };
     let mut buf = [0u8; 2048];
     for seq in 0..10u16 {
         let mut p = vec![0x80, 111];
@@ -663,5 +676,36 @@ fn plain_transports_speak_aes_cm_sha1_32() {
         assert_eq!(hdr.csrcs().next(), Some(0x5150));
         assert_eq!(hdr.payload(), b"ffmpeg opus");
     }
+    // A sender report from the next port: an authenticated one is taken (and that port latched),
+    // one with another key is an auth_failed drop; neither is an unknown_source.
+    let sr = |ctx: &mut SrtpContext| {
+        let mut p = vec![0x80, 200, 0, 6];
+        p.extend_from_slice(&0x5150u32.to_be_bytes());
+        p.extend_from_slice(&[0u8; 20]);
+        let len = p.len();
+        p.resize(len + 14, 0);
+        let n = ctx.protect_rtcp(&mut p, len).unwrap();
+        p.truncate(n);
+        p
+    };
+    let mut stranger = SrtpContext::new(SrtpEngine::WebrtcSrtp, &keys(&[7u8; 30])).unwrap();
+    mic_rtcp.send_to(&sr(&mut stranger), server).unwrap();
+    mic_rtcp.send_to(&sr(&mut send), server).unwrap();
+    mic_rtcp.send_to(&sr(&mut send), server).unwrap();
+    let mut rec_ctx = SrtpContext::new(SrtpEngine::WebrtcSrtp, &keys(&rec_key)).unwrap();
+    let rec_server: std::net::SocketAddr = recorder["server"].as_str().unwrap().parse().unwrap();
+    rec_rtcp.send_to(&sr(&mut rec_ctx), rec_server).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let metrics = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
+    let total = |pattern: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains(pattern))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert_eq!(total("sluice_rtcp_in_total"), 3, "{metrics}");
+    assert_eq!(total("reason=\"auth_failed\""), 1, "{metrics}");
+    assert_eq!(total("reason=\"unknown_source\""), 0, "{metrics}");
     assert!(s.terminate().success());
 }

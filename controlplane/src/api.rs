@@ -196,6 +196,11 @@ pub struct CreatePlain {
     /// Where sluice sends to ("ip:port"); omitted: latched from the first authenticated packet with `ssrc`.
     #[serde(default)]
     pub remote: Option<String>,
+    /// Where the tool sends RTCP from ("ip:port") when it does not multiplex RTCP with RTP;
+    /// omitted: RTCP from the next port after the RTP address is recognised (and latched) once it
+    /// authenticates, as ffmpeg sends it.
+    #[serde(default)]
+    pub rtcp_remote: Option<String>,
     /// The SSRC the tool sends with (required for a speaker, and to latch without `remote`).
     #[serde(default)]
     pub ssrc: Option<u32>,
@@ -282,6 +287,12 @@ pub async fn create_plain(
         .map(|r| r.parse::<std::net::SocketAddr>())
         .transpose()
         .map_err(|_| ApiError::bad_request("invalid_field", "remote must be \"ip:port\""))?;
+    let rtcp_remote = req
+        .rtcp_remote
+        .as_deref()
+        .map(|r| r.parse::<std::net::SocketAddr>())
+        .transpose()
+        .map_err(|_| ApiError::bad_request("invalid_field", "rtcp_remote must be \"ip:port\""))?;
     let role = req.role.unwrap_or_default();
     if req.ssrc.is_none() && (role == Role::Speaker || remote.is_none()) {
         return Err(ApiError::bad_request(
@@ -324,7 +335,7 @@ pub async fn create_plain(
                 &room,
                 &id,
                 transport_keys,
-                remote,
+                (remote, rtcp_remote),
                 req.ssrc,
                 role == Role::Speaker,
                 slots as usize,

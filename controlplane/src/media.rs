@@ -207,6 +207,7 @@ impl Media {
                     latch_ssrcs: vec![],
                     audio_level_ext: offer.audio_level_ext,
                     ice: Some(IceCredentials::new(ufrag, pwd, offer.ice_ufrag.clone())),
+                    rtcp_remote: None,
                 },
             )
             .map_err(|e| MediaError::Dataplane(e.to_string()))?;
@@ -287,14 +288,16 @@ impl Media {
     /// Adds a plain RTP/SRTP transport for a participant (tools, recorders, load generators, relays)
     /// and puts it in its room. `keys`: what the remote sends with (`inbound`) and what we send with
     /// (`outbound`); `None` for plain RTP. Without `remote`, the address is latched from the first
-    /// authenticated packet carrying `ssrc`. Returns the worker address to send to and the slot SSRCs.
+    /// authenticated packet carrying `ssrc`; `rtcp_remote` is where the tool sends RTCP from when it
+    /// does not multiplex it (else the next port is latched). Returns the worker address to send to
+    /// and the slot SSRCs.
     #[allow(clippy::too_many_arguments)]
     pub fn add_plain(
         &self,
         room: &str,
         participant: &str,
         keys: Option<TransportKeys>,
-        remote: Option<SocketAddr>,
+        (remote, rtcp_remote): (Option<SocketAddr>, Option<SocketAddr>),
         ssrc: Option<u32>,
         publishes: bool,
         slots: usize,
@@ -313,6 +316,7 @@ impl Media {
                     latch_ssrcs: ssrc.into_iter().collect(),
                     audio_level_ext: None,
                     ice: None,
+                    rtcp_remote,
                 },
             )
             .map_err(dp)?;

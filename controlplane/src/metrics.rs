@@ -88,7 +88,7 @@ pub async fn metrics(State(s): Shared) -> Response {
         );
     }
     if let Some(dp) = &s.dataplane {
-        let counters: [Counter; 6] = [
+        let counters: [Counter; 7] = [
             (
                 "sluice_packets_in_total",
                 "Datagrams received by a worker.",
@@ -107,6 +107,11 @@ pub async fn metrics(State(s): Shared) -> Response {
             ("sluice_bytes_out_total", "Bytes sent by a worker.", |x| {
                 x.bytes_out
             }),
+            (
+                "sluice_rtcp_in_total",
+                "RTCP packets a worker authenticated and terminated.",
+                |x| x.rtcp_in,
+            ),
             (
                 "sluice_stun_answered_total",
                 "ICE connectivity checks answered by a worker.",

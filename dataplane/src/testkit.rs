@@ -68,6 +68,7 @@ impl RoomFixture {
                 latch_ssrcs: vec![],
                 audio_level_ext: Some(1),
                 ice: None,
+                rtcp_remote: None,
             }));
             let join = TopologyUpdate::Join(Box::new(Membership {
                 room: 1,

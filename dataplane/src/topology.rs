@@ -41,9 +41,15 @@ pub struct TransportConfig {
     /// The RFC 6464 audio-level header-extension id the remote uses, if negotiated.
     pub audio_level_ext: Option<u8>,
     /// ICE-lite credentials (WebRTC transports): the worker answers the remote's connectivity checks,
-    /// latches the address a check nominates (USE-CANDIDATE) and drops the transport when no valid
-    /// check arrived for 30 s (consent freshness, RFC 7675). `None` for plain transports.
+    /// latches the address a check nominates (USE-CANDIDATE) and drops the transport when neither a
+    /// valid check nor authenticated media arrived for 30 s (consent freshness, RFC 7675). `None`
+    /// for plain transports.
     pub ice: Option<IceCredentials>,
+    /// Where a plain transport's remote sends RTCP from, when that is not `remote` (tools that
+    /// cannot multiplex RTCP, such as ffmpeg, use the next port). `None`: the first RTCP packet
+    /// from `remote`'s host on the port after it that authenticates with the transport's keys
+    /// latches it.
+    pub rtcp_remote: Option<SocketAddr>,
 }
 
 /// Puts a transport into a room.

@@ -167,6 +167,7 @@ impl Peer {
             latch_ssrcs: vec![],
             audio_level_ext: Some(LEVEL_EXT),
             ice: None,
+            rtcp_remote: None,
         }))
     }
 
@@ -808,6 +809,7 @@ fn srtcp_is_authenticated_terminated_and_latches_an_unlatched_transport() {
                 latch_ssrcs: vec![LATCH_SSRC],
                 audio_level_ext: None,
                 ice: None,
+                rtcp_remote: None,
             })),
         );
         apply(&mut core, p.join(ROOM, true, &[]));
@@ -878,12 +880,24 @@ fn srtcp_is_authenticated_terminated_and_latches_an_unlatched_transport() {
             "{profile}"
         );
 
-        // The latch is spent: U's SSRC from another address does not move it.
+        // The latch is spent: U's SSRC from another address does not move it. (Not the next port,
+        // 4322: that one is where a plain transport's unmultiplexed RTCP may come from.)
         let rr = u.srtcp_rr(LATCH_SSRC);
-        feed(&mut core, t0 + ms(40), addr(4322), &rr, &mut out);
+        feed(&mut core, t0 + ms(40), addr(4330), &rr, &mut out);
         assert_eq!(drops(&core, DropReason::UnknownSource), 2, "{profile}");
         assert_eq!(core.transport_remote(u.id), Some(there), "{profile}");
         assert_eq!(stats(&core).packets_in, 9, "{profile}");
+
+        // U's RTCP from the next port (a tool that cannot multiplex RTCP) is taken once it
+        // authenticates; a forged report from there is an auth_failed drop.
+        let forged = forger.srtcp_rr(LATCH_SSRC);
+        feed(&mut core, t0 + ms(50), addr(4322), &forged, &mut out);
+        assert_eq!(drops(&core, DropReason::AuthFailed), 3, "{profile}");
+        let rr = u.srtcp_rr(LATCH_SSRC);
+        feed(&mut core, t0 + ms(60), addr(4322), &rr, &mut out);
+        assert_eq!(stats(&core).rtcp_in, 3, "{profile}");
+        assert_eq!(core.transport_remote(u.id), Some(there), "{profile}");
+        assert_eq!(drops(&core, DropReason::UnknownSource), 2, "{profile}");
     }
 }
 

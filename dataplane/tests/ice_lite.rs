@@ -50,6 +50,7 @@ fn setup() -> (Forwarder, Arc<WorkerStats>) {
             latch_ssrcs: vec![],
             audio_level_ext: None,
             ice: Some(IceCredentials::new("srvU", SERVER_PWD, "cliU")),
+            rtcp_remote: None,
         })),
         TopologyUpdate::AddTransport(Box::new(TransportConfig {
             id: 2,
@@ -58,6 +59,7 @@ fn setup() -> (Forwarder, Arc<WorkerStats>) {
             latch_ssrcs: vec![],
             audio_level_ext: None,
             ice: None,
+            rtcp_remote: None,
         })),
         TopologyUpdate::Join(Box::new(Membership {
             room: 1,

@@ -135,6 +135,7 @@ impl TestBed {
                         latch_ssrcs: Vec::new(),
                         audio_level_ext: Some(super::generator::AUDIO_LEVEL_EXT),
                         ice: None,
+                        rtcp_remote: None,
                     },
                 )?;
                 if is_pub {

@@ -110,6 +110,7 @@ impl Client {
                 latch_ssrcs: vec![],
                 audio_level_ext: Some(1),
                 ice: None,
+                rtcp_remote: None,
             },
         )
         .unwrap();

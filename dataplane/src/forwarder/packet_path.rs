@@ -119,8 +119,14 @@ impl Forwarder {
 
     fn on_rtcp(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8]) {
         let ssrc = packet::rtcp::first_ssrc(buf);
-        let Some((idx, unlatched)) = self.lookup(from, ssrc) else {
-            return self.stats.count_drop(DropReason::UnknownSource, 1);
+        // Known address or an unlatched comedia transport; else, for a plain transport, its host on
+        // the next port (RTCP not multiplexed), latched below once the packet authenticates.
+        let (idx, unlatched, next_port) = match self.lookup(from, ssrc) {
+            Some((idx, unlatched)) => (idx, unlatched, false),
+            None => match self.rtcp_neighbour(from) {
+                Some(idx) => (idx, false, true),
+                None => return self.stats.count_drop(DropReason::UnknownSource, 1),
+            },
         };
         let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
             return self.stats.count_drop(DropReason::UnknownSource, 1);
@@ -135,6 +141,8 @@ impl Forwarder {
         }
         if unlatched {
             self.latch(idx, from);
+        } else if next_port {
+            self.latch_rtcp(idx, from);
         }
         // Receiver reports and feedback end here for now: audio needs no retransmission or key frames.
         self.stats.rtcp_in.add(1);

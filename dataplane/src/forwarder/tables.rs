@@ -34,6 +34,8 @@ pub(super) struct Transport {
     pub(super) ice: Option<IceCredentials>,
     /// Consent freshness; started by the first housekeeping pass after the transport was added.
     pub(super) consent: Option<Consent>,
+    /// A plain transport's separate RTCP source address (configured, or latched), if any.
+    pub(super) rtcp_remote: Option<SocketAddr>,
 }
 
 /// A room as this worker sees it.
@@ -67,6 +69,7 @@ impl Forwarder {
             }
             None => (None, None),
         };
+        let rtcp_remote = cfg.rtcp_remote.filter(|_| cfg.ice.is_none());
         let t = Transport {
             id: cfg.id,
             remote: cfg.remote,
@@ -83,6 +86,7 @@ impl Forwarder {
             voice: VoiceActivity::default(),
             ice: cfg.ice,
             consent: None,
+            rtcp_remote,
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -106,11 +110,15 @@ impl Forwarder {
         Ok(())
     }
 
-    /// Indexes a transport by its remote address, or by its latch SSRCs while it has none.
+    /// Indexes a transport by its remote address, or by its latch SSRCs while it has none, and by
+    /// its separate RTCP address if it has one.
     fn index_address(&mut self, idx: usize) {
         let Some(t) = self.transports.get(idx).and_then(Option::as_ref) else {
             return;
         };
+        if let Some(addr) = t.rtcp_remote {
+            self.by_addr.entry(addr).or_insert(idx);
+        }
         match t.remote {
             Some(addr) => {
                 if let Some(old) = self.by_addr.insert(addr, idx) {
@@ -133,7 +141,7 @@ impl Forwarder {
         };
         self.leave(idx);
         if let Some(t) = self.transports.get_mut(idx).and_then(Option::take) {
-            if let Some(addr) = t.remote {
+            for addr in [t.remote, t.rtcp_remote].into_iter().flatten() {
                 if self.by_addr.get(&addr) == Some(&idx) {
                     self.by_addr.remove(&addr);
                 }
@@ -281,6 +289,27 @@ impl Forwarder {
             return Some((idx, false));
         }
         self.unlatched.get(&ssrc?).map(|&idx| (idx, true))
+    }
+
+    /// The plain transport whose remote address is `from`'s host on the port before it and which has
+    /// no RTCP address yet: where a tool that cannot multiplex RTCP (ffmpeg) sends it from.
+    #[inline]
+    pub(super) fn rtcp_neighbour(&self, from: SocketAddr) -> Option<usize> {
+        let rtp = SocketAddr::new(from.ip(), from.port().checked_sub(1)?);
+        let idx = *self.by_addr.get(&rtp)?;
+        let t = self.transports.get(idx)?.as_ref()?;
+        (t.ice.is_none() && t.rtcp_remote.is_none() && t.remote == Some(rtp)).then_some(idx)
+    }
+
+    /// Records `from` as the RTCP address of plain transport `idx` after its first authenticated
+    /// RTCP packet from there.
+    pub(super) fn latch_rtcp(&mut self, idx: usize, from: SocketAddr) {
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        t.rtcp_remote = Some(from);
+        tracing::debug!(transport = t.id, %from, "latched RTCP address (next port)");
+        self.by_addr.entry(from).or_insert(idx);
     }
 
     /// Latches `from` as the remote address of transport `idx` after its first authenticated packet.

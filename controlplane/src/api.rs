@@ -261,6 +261,14 @@ fn plain_keys(
     Ok((inbound, grant, outbound))
 }
 
+/// An optional `"ip:port"` field of a request.
+fn socket_addr(field: &str, value: Option<&str>) -> Result<Option<std::net::SocketAddr>, ApiError> {
+    value
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| ApiError::bad_request("invalid_field", format!("{field} must be \"ip:port\"")))
+}
+
 /// Adds a plain (non-WebRTC) RTP/SRTP transport: tools, recorders, load generators, relays.
 #[utoipa::path(post, path = "/v1/rooms/{room}/plain", request_body = CreatePlain,
     params(("room" = String, Path, description = "Room name")),
@@ -281,18 +289,8 @@ pub async fn create_plain(
             "this server has no dataplane",
         )
     })?;
-    let remote = req
-        .remote
-        .as_deref()
-        .map(|r| r.parse::<std::net::SocketAddr>())
-        .transpose()
-        .map_err(|_| ApiError::bad_request("invalid_field", "remote must be \"ip:port\""))?;
-    let rtcp_remote = req
-        .rtcp_remote
-        .as_deref()
-        .map(|r| r.parse::<std::net::SocketAddr>())
-        .transpose()
-        .map_err(|_| ApiError::bad_request("invalid_field", "rtcp_remote must be \"ip:port\""))?;
+    let remote = socket_addr("remote", req.remote.as_deref())?;
+    let rtcp_remote = socket_addr("rtcp_remote", req.rtcp_remote.as_deref())?;
     let role = req.role.unwrap_or_default();
     if req.ssrc.is_none() && (role == Role::Speaker || remote.is_none()) {
         return Err(ApiError::bad_request(

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use sluice_dataplane::forwarder::{Forwarder, ForwarderConfig};
 use sluice_dataplane::ice::{self, IceCredentials};
 use sluice_dataplane::outbox::Outbox;
+use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpKeys, SrtpProfile};
 use sluice_dataplane::stats::{DropReason, WorkerStats};
-use sluice_dataplane::topology::{Membership, TopologyUpdate, TransportConfig};
+use sluice_dataplane::topology::{Membership, TopologyUpdate, TransportConfig, TransportKeys};
 
 const SERVER_PWD: &str = "server-password-1234567";
 
@@ -80,6 +81,23 @@ fn setup() -> (Forwarder, Arc<WorkerStats>) {
         core.apply(u).expect("topology applies");
     }
     (core, stats)
+}
+
+fn gcm_keys(b: u8) -> SrtpKeys {
+    SrtpKeys::new(SrtpProfile::AeadAes128Gcm, &[b; 16], &[b; 12]).expect("key lengths")
+}
+
+/// Installs transport 1's keys as the DTLS handshake would, and returns the client's sender.
+fn install_keys(core: &mut Forwarder) -> SrtpContext {
+    core.apply(TopologyUpdate::SetKeys {
+        transport: 1,
+        keys: Box::new(TransportKeys {
+            inbound: gcm_keys(1),
+            outbound: gcm_keys(2),
+        }),
+    })
+    .expect("keys install");
+    SrtpContext::new(SrtpEngine::InPlace, &gcm_keys(1)).expect("context")
 }
 
 #[test]
@@ -200,8 +218,6 @@ fn consent_expires_thirty_seconds_after_the_last_valid_check() {
 
 #[test]
 fn authenticated_media_from_the_latched_address_keeps_consent_and_nothing_else_does() {
-    use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpKeys, SrtpProfile};
-    use sluice_dataplane::topology::TransportKeys;
     let (mut core, _) = setup();
     let mut out = Outbox::with_capacity(16);
     let t0 = Instant::now();
@@ -219,18 +235,8 @@ fn authenticated_media_from_the_latched_address_keeps_consent_and_nothing_else_d
     // Plain RTP (no keys yet) from the latched address proves nothing.
     core.on_datagram(t0 + s(20), client, &mut rtp(0xAA, 1), &mut out);
     out.clear();
-    let k =
-        |b: u8| SrtpKeys::new(SrtpProfile::AeadAes128Gcm, &[b; 16], &[b; 12]).expect("key lengths");
-    core.apply(TopologyUpdate::SetKeys {
-        transport: 1,
-        keys: Box::new(TransportKeys {
-            inbound: k(1),
-            outbound: k(2),
-        }),
-    })
-    .expect("keys install");
-    let mut sender = SrtpContext::new(SrtpEngine::InPlace, &k(1)).expect("context");
-    let mut forger = SrtpContext::new(SrtpEngine::InPlace, &k(9)).expect("context");
+    let mut sender = install_keys(&mut core);
+    let mut forger = SrtpContext::new(SrtpEngine::InPlace, &gcm_keys(9)).expect("context");
     let srtp = |ctx: &mut SrtpContext, seq: u16| {
         let mut p = rtp(0xAA, seq);
         let len = p.len();
@@ -280,8 +286,7 @@ fn authenticated_media_from_the_latched_address_keeps_consent_and_nothing_else_d
 
 #[test]
 fn dtls_goes_up_only_from_the_confirmed_address_and_flights_and_keys_come_back_down() {
-    use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpKeys, SrtpProfile};
-    use sluice_dataplane::topology::{TransportKeys, Upcall};
+    use sluice_dataplane::topology::Upcall;
     let (mut core, stats) = setup();
     let mut out = Outbox::with_capacity(16);
     let t0 = Instant::now();
@@ -331,17 +336,7 @@ fn dtls_goes_up_only_from_the_confirmed_address_and_flights_and_keys_come_back_d
         .is_err());
 
     // Keys installed after the handshake: SRTP from the client now decrypts and is forwarded.
-    let k =
-        |b: u8| SrtpKeys::new(SrtpProfile::AeadAes128Gcm, &[b; 16], &[b; 12]).expect("key lengths");
-    core.apply(TopologyUpdate::SetKeys {
-        transport: 1,
-        keys: Box::new(TransportKeys {
-            inbound: k(1),
-            outbound: k(2),
-        }),
-    })
-    .expect("keys install");
-    let mut sender = SrtpContext::new(SrtpEngine::InPlace, &k(1)).expect("context");
+    let mut sender = install_keys(&mut core);
     let mut p = rtp(0xAA, 5);
     let len = p.len();
     p.resize(len + 16, 0);

@@ -303,14 +303,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(%ip, "public IP for ICE candidates");
         }
         tracing::info!(%http, workers = dataplane.workers(), backend = %dataplane.backend(), "sluice started");
-        axum::serve(listener, router(state))
+        let hub = state.hub.clone();
+        let served = axum::serve(listener, router(state))
             .with_graceful_shutdown(async move {
                 shutdown_signal().await;
                 // Every member gets `bye` before the sockets close.
                 on_shutdown.hub.close_all();
             })
             .await
-            .context("HTTP server")
+            .context("HTTP server");
+        // Upgraded sockets are not the HTTP server's to wait for: give their tasks a moment to
+        // write the `bye` queued above before the runtime stops (and drops them).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while hub.open_sockets() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        served
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     drop(media);

@@ -4,7 +4,7 @@
 //! outbox disconnects that member rather than holding up the room.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -77,10 +77,22 @@ pub struct Joined {
     pub switch: Option<ModeSwitch>,
 }
 
+/// A running socket task, counted by [`Hub::socket_open`] until dropped.
+#[derive(Debug)]
+pub struct OpenSocket<'a>(&'a AtomicUsize);
+
+impl Drop for OpenSocket<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Connected members by room: who receives room news, and each room's mode.
 #[derive(Default)]
 pub struct Hub {
     rooms: Mutex<HashMap<String, LiveRoom>>,
+    /// Socket tasks still running (they may still be writing a `bye`).
+    open_sockets: AtomicUsize,
     next_conn: AtomicU64,
     joins: AtomicU64,
     to_sfu: AtomicU64,
@@ -345,6 +357,18 @@ impl Hub {
                 });
             }
         }
+    }
+
+    /// Counts a socket task as running until the returned guard is dropped, so that a shutdown can
+    /// wait for every `bye` to be written ([`Hub::open_sockets`]).
+    pub fn socket_open(&self) -> OpenSocket<'_> {
+        self.open_sockets.fetch_add(1, Ordering::Relaxed);
+        OpenSocket(&self.open_sockets)
+    }
+
+    /// Socket tasks still running.
+    pub fn open_sockets(&self) -> usize {
+        self.open_sockets.load(Ordering::Relaxed)
     }
 
     /// Says `bye` to everyone (shutdown).

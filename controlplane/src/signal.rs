@@ -190,8 +190,7 @@ async fn run_socket(
     audio_slots: u32,
     mut socket: WebSocket,
 ) {
-    let hub = s.hub.clone();
-    let _open = hub.socket_open();
+    let _open = s.hub.socket_open();
     let info = PeerInfo {
         id: claims.sub.clone(),
         name: claims.name.clone(),

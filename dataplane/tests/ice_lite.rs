@@ -83,6 +83,18 @@ fn setup() -> (Forwarder, Arc<WorkerStats>) {
     (core, stats)
 }
 
+/// A nominating check from `client` at `now` (latches it as transport 1's address); the answer is
+/// discarded.
+fn nominate(core: &mut Forwarder, now: Instant, client: SocketAddr, out: &mut Outbox) {
+    core.on_datagram(
+        now,
+        client,
+        &mut check("srvU:cliU", SERVER_PWD, true, 1),
+        out,
+    );
+    out.clear();
+}
+
 fn gcm_keys(b: u8) -> SrtpKeys {
     SrtpKeys::new(SrtpProfile::AeadAes128Gcm, &[b; 16], &[b; 12]).expect("key lengths")
 }
@@ -224,13 +236,7 @@ fn authenticated_media_from_the_latched_address_keeps_consent_and_nothing_else_d
     let s = Duration::from_secs;
     let client = addr(5555);
     assert!(core.expire_consent(t0).is_empty());
-    core.on_datagram(
-        t0,
-        client,
-        &mut check("srvU:cliU", SERVER_PWD, true, 1),
-        &mut out,
-    );
-    out.clear();
+    nominate(&mut core, t0, client, &mut out);
 
     // Plain RTP (no keys yet) from the latched address proves nothing.
     core.on_datagram(t0 + s(20), client, &mut rtp(0xAA, 1), &mut out);
@@ -298,13 +304,7 @@ fn dtls_goes_up_only_from_the_confirmed_address_and_flights_and_keys_come_back_d
     assert_eq!(stats.drops(DropReason::UnknownSource), 1);
     assert_eq!(core.drain_upcalls().count(), 0);
 
-    core.on_datagram(
-        t0,
-        client,
-        &mut check("srvU:cliU", SERVER_PWD, true, 1),
-        &mut out,
-    );
-    out.clear();
+    nominate(&mut core, t0, client, &mut out);
     core.on_datagram(t0, client, &mut hello.clone(), &mut out);
     let ups: Vec<Upcall> = core.drain_upcalls().collect();
     assert_eq!(

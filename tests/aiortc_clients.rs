@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::clients::{metric_sum, run_client_script};
+use common::clients::{metric_sum, negotiated, run_client_script};
 use common::server::Server;
 use serde_json::Value;
 
@@ -146,6 +146,101 @@ fn three_aiortc_clients_hear_each_other_and_two_impostors_are_refused() {
         metric(&metrics, "sluice_dtls_established_total"),
         4,
         "{metrics}"
+    );
+    eprintln!(
+        "works with: aiortc {} | sfu | {}",
+        result["aiortc"].as_str().unwrap_or("?"),
+        negotiated(&metrics)
+    );
+    assert!(s.terminate().success());
+}
+
+/// Breakage 2 of issue 9: an offer without `a=ssrc` (webrtcbin's, before its encoder's caps arrive)
+/// was answered and then every packet of it dropped as `muted`. Now sluice learns the SSRC from the
+/// first authenticated packet, and a member that tries to publish with another member's SSRC is
+/// refused (counted `unconfirmed_ssrc`) while the owner keeps being heard.
+#[test]
+fn an_offer_without_a_ssrc_is_heard_and_a_member_sending_anothers_ssrc_is_not() {
+    let s = Server::start(&["--api-key", KEY]);
+    let result = run_client_script(
+        "aiortc_room.py",
+        &[&s.base, KEY, "learn", "3", "5", "0", "0", "learn"],
+    );
+    let clients = result["clients"].as_array().expect("clients");
+    let by_name = |n: &str| {
+        clients
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("{n} in {result}"))
+    };
+    let (c0, c1, thief) = (by_name("client0"), by_name("client1"), by_name("thief"));
+    assert_eq!(
+        thief["ssrc"], c0["ssrc"],
+        "the thief sent with client0's SSRC"
+    );
+    // Who each heard: the participants announced on the slots that decoded over 2 s of audio.
+    let heard = |c: &Value| -> Vec<String> {
+        let mut v: Vec<String> = c["slots"]
+            .as_object()
+            .map(|slots| {
+                slots
+                    .iter()
+                    .filter(|(_, f)| f.as_u64().unwrap_or(0) > 100)
+                    .filter_map(|(mid, _)| c["announced"][mid].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let id = |c: &Value| c["id"].as_str().expect("id").to_string();
+    for c in [c0, c1, thief] {
+        assert_eq!(c["state"], "connected", "{c}");
+    }
+    assert_eq!(
+        heard(c0),
+        vec![id(c1)],
+        "client0 hears client1 (learned SSRC) only: {c0}"
+    );
+    assert_eq!(
+        heard(c1),
+        vec![id(c0)],
+        "client1 hears client0, not the thief: {c1}"
+    );
+    let mut both = vec![id(c0), id(c1)];
+    both.sort();
+    assert_eq!(
+        heard(thief),
+        both,
+        "the thief still hears the room: {thief}"
+    );
+    // No slot ever carried more than the real speakers' audio: a slot of client0 or client1 that
+    // decoded audio announced someone (a thief's stream on a slot would be announced as client0).
+    for c in [c0, c1] {
+        let decoding = c["slots"]
+            .as_object()
+            .map(|s| s.values().filter(|f| f.as_u64().unwrap_or(0) > 50).count())
+            .unwrap_or(0);
+        assert_eq!(decoding, 1, "one stream reaches {}: {c}", c["name"]);
+    }
+
+    let metrics = reqwest::blocking::get(s.url("/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    let unconfirmed = metric_sum(
+        &metrics,
+        "sluice_drops_total",
+        "reason=\"unconfirmed_ssrc\"",
+    );
+    assert!(
+        unconfirmed > 100,
+        "the thief's packets were held back and counted: {metrics}"
+    );
+    let muted = metric_sum(&metrics, "sluice_drops_total", "reason=\"muted\"");
+    assert_eq!(
+        muted, 0,
+        "a missing a=ssrc is never reported as muted: {metrics}"
     );
     assert!(s.terminate().success());
 }

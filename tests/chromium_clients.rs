@@ -16,10 +16,9 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 
-use common::clients::metric_sum;
+use common::clients::{metric_sum, negotiated, unshare_net};
 use common::server::tempdir::TempDir;
 use serde_json::Value;
 
@@ -49,17 +48,6 @@ fn check_driver() {
     );
 }
 
-/// `unshare -n` as root; `unshare -rn` (a user namespace mapping us to root) otherwise.
-fn unshare() -> Command {
-    let root_ok = Command::new("unshare")
-        .args(["-n", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    let mut cmd = Command::new("unshare");
-    cmd.arg(if root_ok { "-n" } else { "-rn" });
-    cmd
-}
-
 /// Where the hybrid run saves its screenshot of `/admin` (kept for people to look at).
 fn admin_screenshot() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -85,7 +73,7 @@ fn run_pages(pages: usize, seconds: u32, chromium_args: &str, flags: &[&str]) ->
     let chromium = chromium();
     check_driver();
     let state = TempDir::new("chromium");
-    let out = unshare()
+    let out = unshare_net()
         .arg("node")
         .arg(root().join("tests/clients/chromium_room.mjs"))
         .arg(env!("CARGO_BIN_EXE_sluice"))
@@ -159,6 +147,11 @@ fn assert_pages_hear_each_other(run: &Run) {
     );
     assert_eq!(run.metric("sluice_dtls_failures_total"), 0);
     assert!(run.metric("sluice_joins_total") >= 2);
+    eprintln!(
+        "works with: Chromium {} | sfu | {}",
+        run.result["browser"].as_str().unwrap_or("?"),
+        negotiated(run.result["metrics"].as_str().unwrap_or(""))
+    );
     assert_eq!(
         run.result["server_exit"], 0,
         "the server stopped cleanly on SIGTERM"

@@ -709,3 +709,28 @@ fn plain_transports_speak_aes_cm_sha1_32_and_take_rtcp_from_another_port() {
     assert_eq!(total("reason=\"unknown_source\""), 0, "{metrics}");
     assert!(s.terminate().success());
 }
+
+#[test]
+fn a_plain_speaker_may_not_take_an_ssrc_another_member_publishes_with() {
+    let s = Server::start(&["--api-key", KEY]);
+    let c = http();
+    let created = c
+        .post(s.url("/v1/rooms"))
+        .bearer_auth(KEY)
+        .json(&json!({"name": "tools"}))
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let plain = |name: &str, ssrc: u32| {
+        c.post(s.url("/v1/rooms/tools/plain"))
+            .bearer_auth(KEY)
+            .json(&json!({"name": name, "ssrc": ssrc, "slots": 0}))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(plain("first", 0x7000).status(), StatusCode::CREATED);
+    expect_error(plain("second", 0x7000), StatusCode::CONFLICT, "ssrc_in_use");
+    // The refused one holds no seat: its name is free, and another SSRC works.
+    assert_eq!(plain("second", 0x7001).status(), StatusCode::CREATED);
+    assert!(s.terminate().success());
+}

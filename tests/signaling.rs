@@ -680,3 +680,43 @@ fn a_transport_nobody_keeps_alive_is_removed_and_its_member_is_told() {
     assert_eq!(next(&mut ws)["type"], "answer", "a new offer is served");
     assert!(s.terminate().success());
 }
+
+#[test]
+fn an_offer_declaring_another_members_ssrc_is_refused_and_the_owner_keeps_it() {
+    let s = Server::start(&["--api-key", KEY]);
+    create_room(&s, "ssrc");
+    let (_, alice_url) = add(&s, "ssrc", "alice");
+    let (_, mallory_url) = add(&s, "ssrc", "mallory");
+    let mut alice = connect(&alice_url);
+    let mut mallory = connect(&mallory_url);
+    assert_eq!(next(&mut alice)["type"], "welcome");
+    assert_eq!(next(&mut mallory)["type"], "welcome");
+    send(
+        &mut alice,
+        json!({"type": "offer", "sdp": aiortc_like_offer()}),
+    );
+    let a = drain(&mut alice);
+    assert!(a.iter().any(|m| m["type"] == "answer"), "{a:?}");
+    // Mallory's offer declares the same a=ssrc (1111): refused with a clear code, no answer.
+    send(
+        &mut mallory,
+        json!({"type": "offer", "sdp": aiortc_like_offer()}),
+    );
+    let m = drain(&mut mallory);
+    assert!(
+        m.iter()
+            .any(|x| x["type"] == "error" && x["code"] == "ssrc_in_use"),
+        "{m:?}"
+    );
+    assert!(!m.iter().any(|x| x["type"] == "answer"), "{m:?}");
+    // Alice may offer again with it (her own SSRC), and Mallory with another one.
+    send(
+        &mut alice,
+        json!({"type": "offer", "sdp": aiortc_like_offer()}),
+    );
+    assert!(drain(&mut alice).iter().any(|m| m["type"] == "answer"));
+    let other = aiortc_like_offer().replace("a=ssrc:1111 ", "a=ssrc:2222 ");
+    send(&mut mallory, json!({"type": "offer", "sdp": other}));
+    assert!(drain(&mut mallory).iter().any(|m| m["type"] == "answer"));
+    assert!(s.terminate().success());
+}

@@ -19,6 +19,7 @@ use sluice_dataplane::topology::TransportKeys;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::media::MediaError;
 use crate::rooms::{CreateParticipant, CreateRoom, Participant, Role, Room};
 use crate::state::AppState;
 
@@ -354,7 +355,10 @@ pub async fn create_plain(
         )),
         Err(e) => {
             let _ = s.rooms().remove_participant(&room, &p.id);
-            Err(ApiError::internal(e.to_string()))
+            Err(match e {
+                MediaError::SsrcInUse(_) => ApiError::conflict("ssrc_in_use", e.to_string()),
+                e => ApiError::internal(e.to_string()),
+            })
         }
     }
 }

@@ -42,14 +42,29 @@ pub enum MediaError {
     /// The dataplane refused.
     #[error("dataplane: {0}")]
     Dataplane(String),
+    /// The offer declares an SSRC another member of the room already publishes with.
+    #[error("SSRC {0} is already used by another member of this room: offer with another a=ssrc")]
+    SsrcInUse(u32),
 }
+
+/// How long after a publisher changed SSRC its packets on the old SSRC are taken for late ones
+/// rather than a change back.
+const SSRC_SWITCH_BACK: Duration = Duration::from_secs(2);
 
 struct Session {
     room: String,
     participant: String,
     worker: usize,
     dtls: DtlsServer,
+    /// May publish (not a listener): then its SSRC is learned from its traffic when the offer
+    /// declared none, and followed when the sender changes it.
+    publishes: bool,
     publish_ssrc: Option<u32>,
+    /// The mid of its microphone section.
+    publish_mid: Option<String>,
+    /// The SSRC it published with before its last change, and when that changed: late packets of
+    /// the old stream must not switch it back.
+    retired_ssrc: Option<(u32, Instant)>,
     slot_ssrcs: Vec<u32>,
     slot_mids: Vec<String>,
     /// The source SSRC on each slot, as the worker last reported it.
@@ -88,7 +103,8 @@ pub struct Media {
     next_transport: AtomicU64,
     next_worker: AtomicUsize,
     dtls_failures: AtomicU64,
-    dtls_established: AtomicU64,
+    /// Completed handshakes by (SRTP profile, DTLS version): what clients negotiate.
+    negotiated: Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 fn random_token(len: usize) -> String {
@@ -119,7 +135,7 @@ impl Media {
             next_transport: AtomicU64::new(1),
             next_worker: AtomicUsize::new(0),
             dtls_failures: AtomicU64::new(0),
-            dtls_established: AtomicU64::new(0),
+            negotiated: Mutex::new(Default::default()),
         }))
     }
 
@@ -183,6 +199,15 @@ impl Media {
             .iter()
             .find_map(|s| s.ssrc)
             .filter(|_| publishes);
+        if let Some(ssrc) = publish_ssrc {
+            if self
+                .publisher_of(room, ssrc)
+                .is_some_and(|p| p != participant)
+            {
+                return Err(MediaError::SsrcInUse(ssrc));
+            }
+        }
+        let publish_mid = sdp::mic_mid(&offer).filter(|_| publishes);
         let candidate = self.public_addr(worker)?;
         let answer = sdp::write_answer(
             &offer,
@@ -227,7 +252,10 @@ impl Media {
                 participant: participant.to_string(),
                 worker,
                 dtls,
+                publishes,
                 publish_ssrc,
+                publish_mid,
+                retired_ssrc: None,
                 slot_sources: vec![None; slot_ssrcs.len()],
                 slot_ssrcs,
                 slot_mids: mids.iter().take(slots).cloned().collect(),
@@ -302,6 +330,14 @@ impl Media {
         publishes: bool,
         slots: usize,
     ) -> Result<(SocketAddr, Vec<u32>), MediaError> {
+        if let (Some(ssrc), true) = (ssrc, publishes) {
+            if self
+                .publisher_of(room, ssrc)
+                .is_some_and(|p| p != participant)
+            {
+                return Err(MediaError::SsrcInUse(ssrc));
+            }
+        }
         let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.dataplane.workers();
         let id = self.next_transport.fetch_add(1, Ordering::Relaxed);
         let slot_ssrcs: Vec<u32> = (0..slots).map(|_| rand::random()).collect();
@@ -434,6 +470,9 @@ impl Media {
                 source,
                 ..
             } => self.on_slot_changed(transport, usize::from(slot), source),
+            Upcall::PublishSsrc {
+                transport, ssrc, ..
+            } => self.on_publish_ssrc(transport, ssrc),
             Upcall::Speaking {
                 transport,
                 speaking,
@@ -453,6 +492,68 @@ impl Media {
                 }
             }
             other => tracing::debug!(?other, "upcall ignored"),
+        }
+    }
+
+    /// The participant publishing with `ssrc` in `room`, if any.
+    fn publisher_of(&self, room: &str, ssrc: u32) -> Option<String> {
+        self.publishers().get(&(room.to_string(), ssrc)).cloned()
+    }
+
+    /// A publisher sent authenticated RTP on an SSRC it is not confirmed for (its offer had no
+    /// `a=ssrc`, or it changed SSRC): confirm it, unless another member of the room publishes with
+    /// it (then its packets stay `unconfirmed_ssrc` drops and nobody else is affected).
+    fn on_publish_ssrc(&self, transport: TransportId, ssrc: u32) {
+        let now = Instant::now();
+        let Some((room, participant, worker, old)) = self
+            .sessions()
+            .get(&transport)
+            .filter(|s| s.publishes)
+            .filter(|s| {
+                // Reordered packets of the stream it just left: not a change back.
+                !s.retired_ssrc
+                    .is_some_and(|(r, at)| r == ssrc && now.duration_since(at) < SSRC_SWITCH_BACK)
+            })
+            .map(|s| {
+                (
+                    s.room.clone(),
+                    s.participant.clone(),
+                    s.worker,
+                    s.publish_ssrc,
+                )
+            })
+        else {
+            return;
+        };
+        {
+            let mut publishers = self.publishers();
+            match publishers.get(&(room.clone(), ssrc)) {
+                Some(p) if *p != participant => {
+                    tracing::warn!(
+                        %room, %participant, ssrc, holder = %p,
+                        "refused a publisher's new SSRC: another member of the room publishes with it"
+                    );
+                    return;
+                }
+                _ => {}
+            }
+            if let Some(old) = old {
+                publishers.remove(&(room.clone(), old));
+            }
+            publishers.insert((room.clone(), ssrc), participant.clone());
+        }
+        if let Some(s) = self.sessions().get_mut(&transport) {
+            s.publish_ssrc = Some(ssrc);
+            s.retired_ssrc = old.map(|o| (o, now));
+        }
+        match old {
+            None => {
+                tracing::info!(%room, %participant, ssrc, "publisher SSRC learned from its first packet")
+            }
+            Some(old) => tracing::info!(%room, %participant, old, ssrc, "publisher changed SSRC"),
+        }
+        if let Err(e) = self.dataplane.set_publish_ssrc(worker, transport, ssrc) {
+            tracing::warn!(transport, error = %e, "confirming a publisher's SSRC");
         }
     }
 
@@ -578,9 +679,19 @@ impl Media {
             }
         };
         self.flush_dtls(transport, s);
-        if let Some(DtlsEvent::Connected { profile, keys }) = event {
+        if let Some(DtlsEvent::Connected {
+            profile,
+            keys,
+            version,
+        }) = event
+        {
             s.connected = true;
-            self.dtls_established.fetch_add(1, Ordering::Relaxed);
+            *self
+                .negotiated
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry((profile.name(), version))
+                .or_default() += 1;
             let worker = s.worker;
             let keys = TransportKeys {
                 inbound: keys.inbound,
@@ -590,6 +701,8 @@ impl Media {
                 room: self.room_id(&s.room),
                 transport,
                 publish_ssrc: s.publish_ssrc,
+                learn_ssrc: s.publishes,
+                publish_mid: s.publish_mid.clone(),
                 slot_ssrcs: s.slot_ssrcs.clone(),
                 slot_mids: s.slot_mids.clone(),
                 egress: s.egress.clone(),
@@ -599,7 +712,14 @@ impl Media {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .contains(&(s.room.clone(), s.participant.clone()));
-            tracing::info!(transport, profile = profile.name(), "DTLS-SRTP established");
+            tracing::info!(
+                transport,
+                room = %s.room,
+                participant = %s.participant,
+                profile = profile.name(),
+                dtls = version,
+                "DTLS-SRTP established"
+            );
             let r = self
                 .dataplane
                 .send(
@@ -674,7 +794,18 @@ impl Media {
 
     /// DTLS handshakes that completed.
     pub fn dtls_established(&self) -> u64 {
-        self.dtls_established.load(Ordering::Relaxed)
+        self.dtls_negotiated().iter().map(|(_, n)| n).sum()
+    }
+
+    /// Completed DTLS-SRTP handshakes by (SRTP profile, DTLS version), e.g.
+    /// `("AEAD_AES_128_GCM", "DTLSv1.2")`.
+    pub fn dtls_negotiated(&self) -> Vec<((&'static str, &'static str), u64)> {
+        self.negotiated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(&k, &n)| (k, n))
+            .collect()
     }
 
     /// Media sessions (participants with a transport).

@@ -78,9 +78,14 @@ pub async fn metrics(State(s): Shared) -> Response {
         );
         let _ = writeln!(
             out,
-            "# HELP sluice_dtls_established_total DTLS-SRTP handshakes completed.\n# TYPE sluice_dtls_established_total counter\nsluice_dtls_established_total {}",
-            m.dtls_established()
+            "# HELP sluice_dtls_established_total DTLS-SRTP handshakes completed, by negotiated SRTP profile and DTLS version.\n# TYPE sluice_dtls_established_total counter"
         );
+        for ((profile, version), n) in m.dtls_negotiated() {
+            let _ = writeln!(
+                out,
+                "sluice_dtls_established_total{{profile=\"{profile}\",dtls=\"{version}\"}} {n}"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP sluice_dtls_failures_total DTLS handshakes that failed (wrong fingerprint, no common profile, garbage).\n# TYPE sluice_dtls_failures_total counter\nsluice_dtls_failures_total {}",

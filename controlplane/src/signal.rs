@@ -160,6 +160,7 @@ impl Session {
                         .collect(),
                 },
             ]),
+            Err(e @ crate::media::MediaError::SsrcInUse(_)) => error("ssrc_in_use", e.to_string()),
             Err(e) => error("bad_sdp", e.to_string()),
         }
     }

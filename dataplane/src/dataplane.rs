@@ -366,6 +366,23 @@ impl Dataplane {
         self.announce(change)
     }
 
+    /// Confirms the SSRC a learning publisher of worker `i` sends with (after its
+    /// [`Upcall::PublishSsrc`](crate::topology::Upcall::PublishSsrc)); the other workers free the
+    /// slots its previous SSRC held.
+    pub fn set_publish_ssrc(
+        &self,
+        i: usize,
+        transport: TransportId,
+        ssrc: u32,
+    ) -> Result<(), DataplaneError> {
+        self.send(i, TopologyUpdate::SetPublishSsrc { transport, ssrc })?;
+        let change = self.presence().set_publish_ssrc(transport, ssrc);
+        match change {
+            Some(c) if c.gone_source.is_some() => self.announce(c),
+            _ => Ok(()),
+        }
+    }
+
     /// Takes a transport of worker `i` out of its room.
     pub fn leave(&self, i: usize, transport: TransportId) -> Result<(), DataplaneError> {
         self.forget_member(transport)?;

@@ -114,6 +114,29 @@ impl Presence {
         })
     }
 
+    /// Records the SSRC a member publishes with from now on (a learning publisher's SSRC was
+    /// confirmed). The other workers must free the slots its previous SSRC held: the change to
+    /// announce, with the same count and the old SSRC as `gone_source`; `None` when `transport` is no
+    /// member or its SSRC did not change.
+    pub fn set_publish_ssrc(
+        &mut self,
+        transport: TransportId,
+        ssrc: u32,
+    ) -> Option<PresenceChange> {
+        let m = self.members.get_mut(&transport)?;
+        let old = m.publish_ssrc.replace(ssrc);
+        if old == Some(ssrc) {
+            return None;
+        }
+        let (worker, room) = (m.worker, m.room);
+        Some(PresenceChange {
+            room,
+            worker,
+            members: self.members(room, worker),
+            gone_source: old,
+        })
+    }
+
     /// Forgets a closed room and every membership of it (every worker is told to close it anyway).
     pub fn close_room(&mut self, room: RoomId) {
         self.rooms.remove(&room);

@@ -26,11 +26,15 @@ pub enum DropReason {
     Unsupported,
     /// The kernel refused to send a datagram (destination unreachable, buffer exhausted).
     SendFailed,
+    /// Authenticated RTP from a publisher on an SSRC the control plane has not confirmed for it yet
+    /// (its offer had no `a=ssrc`, or it changed SSRC): held back until confirmed, or for good when
+    /// another member of the room publishes with that SSRC.
+    UnconfirmedSsrc,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::UnknownSource,
         DropReason::Malformed,
         DropReason::AuthFailed,
@@ -39,6 +43,7 @@ impl DropReason {
         DropReason::Muted,
         DropReason::Unsupported,
         DropReason::SendFailed,
+        DropReason::UnconfirmedSsrc,
     ];
 
     /// Stable snake_case name, used in JSON and Prometheus labels.
@@ -52,6 +57,7 @@ impl DropReason {
             DropReason::Muted => "muted",
             DropReason::Unsupported => "unsupported",
             DropReason::SendFailed => "send_failed",
+            DropReason::UnconfirmedSsrc => "unconfirmed_ssrc",
         }
     }
 }

@@ -59,8 +59,18 @@ pub struct Membership {
     pub room: RoomId,
     /// The transport (already added to the same worker).
     pub transport: TransportId,
-    /// The SSRC it publishes with; `None` for a listener (its RTP is dropped as `Muted`).
+    /// The SSRC it publishes with; `None` for a listener (its RTP is dropped as `Muted`), or for a
+    /// publisher whose SSRC is not known yet (`learn_ssrc`).
     pub publish_ssrc: Option<u32>,
+    /// The transport publishes, and its SSRC is learned from its traffic rather than fixed: the
+    /// first authenticated RTP packet on another SSRC than `publish_ssrc` (none yet: an offer
+    /// without `a=ssrc`; or a sender that changed SSRC) is held back and proposed to the control
+    /// plane ([`Upcall::PublishSsrc`]), which confirms it with [`TopologyUpdate::SetPublishSsrc`]
+    /// unless another member of the room publishes with it.
+    pub learn_ssrc: bool,
+    /// The MID of the section it publishes on. When the MID header extension is negotiated
+    /// (`egress.mid_ext`), a packet naming another MID is never proposed as its new SSRC.
+    pub publish_mid: Option<String>,
     /// SSRCs of its receive slots, in slot order (speaker slots, docs/architecture.md). Empty: hears
     /// nothing.
     pub slot_ssrcs: Vec<u32>,
@@ -100,6 +110,14 @@ pub enum TopologyUpdate {
         members: u32,
         /// A publisher SSRC that left on that worker.
         gone_source: Option<u32>,
+    },
+    /// Confirms the SSRC a learning publisher ([`Membership::learn_ssrc`]) now sends with: its
+    /// packets on that SSRC are forwarded from now on, and the slots its previous SSRC held are freed.
+    SetPublishSsrc {
+        /// The transport.
+        transport: TransportId,
+        /// Its SSRC from now on.
+        ssrc: u32,
     },
     /// Server-side mute of a transport's publishing.
     Mute {
@@ -164,6 +182,18 @@ pub enum Upcall {
         transport: TransportId,
         /// Speaking now or not.
         speaking: bool,
+    },
+    /// A learning publisher ([`Membership::learn_ssrc`]) sent authenticated RTP on an SSRC it is not
+    /// confirmed for: the control plane checks that no other member of the room publishes with it
+    /// and answers with [`TopologyUpdate::SetPublishSsrc`]. Sent at most once a second per transport
+    /// while unanswered.
+    PublishSsrc {
+        /// The worker.
+        worker: usize,
+        /// The publisher's transport.
+        transport: TransportId,
+        /// The SSRC its packets carry.
+        ssrc: u32,
     },
     /// A DTLS datagram from a transport's ICE-confirmed address, for the control plane's handshake.
     Dtls {

@@ -791,6 +791,52 @@ fn a_publisher_leaving_on_another_worker_frees_its_slot_here_at_once() {
 
 // ----------------------------------------------------------------------------------- 4. RTCP
 
+/// ffmpeg's order: a sender report from the port after its RTP port comes before its first RTP
+/// packet. It must not latch that port as the publisher's RTP address (its RTP would then be
+/// `unknown_source` drops); the RTP address waits for the RTP.
+#[test]
+fn an_unlatched_publishers_first_rtcp_from_the_next_port_latches_only_its_rtcp_address() {
+    let profile = SrtpProfile::Aes128CmHmacSha1_80;
+    let mut p = Peer::new(1, profile, 0x1111_0001, 1, 1);
+    let u = Peer::listener(2, profile);
+    let mut core = core();
+    apply(
+        &mut core,
+        TopologyUpdate::AddTransport(Box::new(TransportConfig {
+            id: p.id,
+            remote: None,
+            keys: Some(p.keys.clone()),
+            latch_ssrcs: vec![p.ssrc],
+            audio_level_ext: None,
+            ice: None,
+            rtcp_remote: None,
+        })),
+    );
+    apply(&mut core, u.transport());
+    apply(&mut core, p.join(ROOM, true, &[]));
+    apply(&mut core, u.join(ROOM, false, &[0x5000]));
+    let mut out = Outbox::with_capacity(8);
+    let t0 = Instant::now();
+    let (rtp_port, rtcp_port) = (addr(5000), addr(5001));
+    let sr = p.srtcp_rr(p.ssrc);
+    feed(&mut core, t0, rtcp_port, &sr, &mut out);
+    assert_eq!(stats(&core).rtcp_in, 1);
+    assert_eq!(
+        core.transport_remote(p.id),
+        None,
+        "RTCP latched the RTP address"
+    );
+    let d = p.next_rtp();
+    feed(&mut core, t0 + ms(1), rtp_port, &d, &mut out);
+    assert_eq!(core.transport_remote(p.id), Some(rtp_port));
+    assert_eq!(take(&mut out).len(), 1, "its RTP reaches the listener");
+    // Later reports from the RTCP port are still taken.
+    let sr = p.srtcp_rr(p.ssrc);
+    feed(&mut core, t0 + ms(2), rtcp_port, &sr, &mut out);
+    assert_eq!(stats(&core).rtcp_in, 2);
+    assert_eq!(stats(&core).drops(DropReason::UnknownSource), 0);
+}
+
 #[test]
 fn srtcp_is_authenticated_terminated_and_latches_an_unlatched_transport() {
     for profile in SrtpProfile::ALL {

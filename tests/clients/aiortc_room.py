@@ -1,10 +1,15 @@
 """Real WebRTC clients (aiortc) in one sluice room.
 
-Usage: aiortc_room.py <http base> <api key> <room> <clients> [seconds] [saboteurs] [listeners]
+Usage: aiortc_room.py <http base> <api key> <room> <clients> [seconds] [saboteurs] [listeners] [learn]
 
 With saboteurs=1, two more clients join: one whose offer carries a wrong DTLS fingerprint and one
 that uses a wrong ICE password; both must be refused while the others keep hearing each other. Each
 listener joins with role `listener` and sends a tone anyway: nobody may hear it.
+
+With `learn` as the last argument the room instead holds three speakers whose SSRCs sluice must
+learn or refuse: client0 offers as usual, client1 offers without any `a=ssrc` line (sluice learns its
+SSRC from its first packet), and a thief offers without `a=ssrc` and sends with client0's SSRC
+(sluice must forward none of it, and client0 must not be affected).
 
 Creates the room and its participants over REST, connects each client's signaling socket, sends an
 offer with one microphone (a generated tone) and two receive slots, applies the answer, and counts the
@@ -20,6 +25,7 @@ import math
 import sys
 
 import aioice.ice
+import aiortc
 import requests
 import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -70,6 +76,14 @@ def wrong_ice_pwd(sdp):
     return re.sub(r"a=ice-pwd:\S+", "a=ice-pwd:WrongPasswordWrongPassword00", sdp)
 
 
+def strip_ssrc(sdp):
+    """The offer without its `a=ssrc`/`a=ssrc-group` lines, as webrtcbin sends it before its caps."""
+    return "".join(l for l in sdp.splitlines(keepends=True) if not l.startswith(("a=ssrc:", "a=ssrc-group:")))
+
+
+FIRST_SSRC = None  # client0's sending SSRC, for the thief (main sets the future)
+
+
 async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None, role="speaker"):
     r = requests.post(
         f"{base}/v1/rooms/{room}/participants",
@@ -80,7 +94,11 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None,
     r.raise_for_status()
     grant = r.json()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.addTransceiver(Tone(hz), direction="sendrecv")
+    mic = pc.addTransceiver(Tone(hz), direction="sendrecv")
+    if sabotage == "ssrc_thief":
+        mic.sender._ssrc = await FIRST_SSRC
+    elif FIRST_SSRC is not None and not FIRST_SSRC.done():
+        FIRST_SSRC.set_result(mic.sender._ssrc)
     for _ in range(slots):
         pc.addTransceiver("audio", direction="recvonly")
     frames = {}
@@ -110,6 +128,9 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None,
         offer = pc.localDescription.sdp
         if sabotage == "fingerprint":
             offer = wrong_fingerprint(offer)
+        if sabotage in ("no_ssrc", "ssrc_thief"):
+            offer = strip_ssrc(offer)
+            assert "a=ssrc" not in offer
         await ws.send(json.dumps({"type": "offer", "sdp": offer}))
         while True:
             msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -145,7 +166,7 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None,
         except (asyncio.TimeoutError, asyncio.BrokenBarrierError):
             pass
         state = pc.connectionState
-        if sabotage:
+        if sabotage in ("fingerprint", "ice"):
             state = f"{state} (sabotaged: {sabotage})"
         drainer.cancel()
     await pc.close()
@@ -156,6 +177,7 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None,
         "slots": frames,
         "state": state,
         "sabotage": sabotage,
+        "ssrc": mic.sender._ssrc,
         "announced": final_announced,
         "speakers_seen": sorted(speakers_seen),
     }
@@ -168,7 +190,17 @@ async def main():
     listeners = int(sys.argv[7]) if len(sys.argv) > 7 else 0
     r = requests.post(f"{base}/v1/rooms", headers={"authorization": f"Bearer {key}"}, json={"name": room}, timeout=5)
     r.raise_for_status()
-    clients = [run_client(base, key, room, f"client{i}", 300 + 100 * i, seconds) for i in range(n)]
+    learn = len(sys.argv) > 8 and sys.argv[8] == "learn"
+    if learn:
+        global FIRST_SSRC
+        FIRST_SSRC = asyncio.get_running_loop().create_future()
+        clients = [
+            run_client(base, key, room, "client0", 300, seconds),
+            run_client(base, key, room, "client1", 400, seconds, sabotage="no_ssrc"),
+            run_client(base, key, room, "thief", 500, seconds, sabotage="ssrc_thief"),
+        ]
+    else:
+        clients = [run_client(base, key, room, f"client{i}", 300 + 100 * i, seconds) for i in range(n)]
     if saboteurs:
         clients.append(run_client(base, key, room, "bad-fingerprint", 900, seconds, sabotage="fingerprint"))
         clients.append(run_client(base, key, room, "bad-ice", 1000, seconds, sabotage="ice"))
@@ -178,11 +210,14 @@ async def main():
     global FINISH
     FINISH = asyncio.Barrier(len(clients))
     results = await asyncio.gather(*clients)
+    if learn:
+        print(json.dumps({"clients": results, "aiortc": aiortc.__version__}))
+        return
     good = [c for c in results if not c["sabotage"] and c["role"] == "speaker"]
     bad = [c for c in results if c["sabotage"]]
     ok = all(c["state"] == "connected" and sum(1 for v in c["slots"].values() if v > 50) >= min(2, n - 1) for c in good)
     ok = ok and all(not c["state"].startswith("connected") and not c["slots"] for c in bad)
-    print(json.dumps({"clients": results, "ok": ok}))
+    print(json.dumps({"clients": results, "ok": ok, "aiortc": aiortc.__version__}))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-//! What the tests with real clients share: the Python with aiortc, and reading `/metrics`.
+//! What the tests with real clients share: the Python with aiortc, a private network namespace,
+//! and reading `/metrics`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,6 +17,19 @@ pub fn python() -> PathBuf {
         "aiortc is not installed: run scripts/test (it creates .venv with aiortc), or set SLUICE_PYTHON"
     );
     venv
+}
+
+/// A command that runs its program in a new network namespace where only `lo` exists (down until
+/// the program brings it up), so nothing it sends can leave the machine: `unshare -n` as root,
+/// `unshare -rn` (a user namespace mapping us to root) otherwise.
+pub fn unshare_net() -> Command {
+    let root_ok = Command::new("unshare")
+        .args(["-n", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut cmd = Command::new("unshare");
+    cmd.arg(if root_ok { "-n" } else { "-rn" });
+    cmd
 }
 
 /// The sum of every sample of the Prometheus text `metrics` whose line starts with `prefix` and
@@ -47,4 +61,30 @@ pub fn run_client_script(script: &str, args: &[&str]) -> Value {
     );
     serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("{script} prints JSON ({e}): {stdout}"))
+}
+
+/// What the clients negotiated, from `sluice_dtls_established_total{profile,dtls}` in `metrics`:
+/// e.g. `AEAD_AES_128_GCM over DTLSv1.2 (3)`, one entry per pair, for the "Works with" table.
+pub fn negotiated(metrics: &str) -> String {
+    let mut seen = Vec::new();
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("sluice_dtls_established_total{"))
+    {
+        let label = |name: &str| {
+            let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+            let len = line[start..].find('"')?;
+            Some(line[start..start + len].to_string())
+        };
+        if let (Some(p), Some(d), Some(n)) =
+            (label("profile"), label("dtls"), line.rsplit(' ').next())
+        {
+            seen.push(format!("{p} over {d} ({n})"));
+        }
+    }
+    if seen.is_empty() {
+        "no DTLS".into()
+    } else {
+        seen.join(", ")
+    }
 }

@@ -125,6 +125,8 @@ pub enum DtlsEvent {
         profile: SrtpProfile,
         /// The SRTP master keys for the dataplane.
         keys: SrtpKeyPair,
+        /// The DTLS version the handshake settled on, as OpenSSL names it (`DTLSv1.2`).
+        version: &'static str,
     },
 }
 
@@ -405,7 +407,11 @@ impl DtlsServer {
             .find(|p| libc::c_ulong::from(p.dtls_id()) == selected)
             .ok_or(DtlsError::NoSrtpProfile)?;
         let keys = export_srtp_keys(ssl, profile)?;
-        Ok(DtlsEvent::Connected { profile, keys })
+        Ok(DtlsEvent::Connected {
+            profile,
+            keys,
+            version: ssl.version_str(),
+        })
     }
 }
 

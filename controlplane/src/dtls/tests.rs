@@ -158,7 +158,7 @@ fn check_srtp(tx: &SrtpKeys, rx: &SrtpKeys) {
 
 fn connected(ev: Option<DtlsEvent>) -> (SrtpProfile, SrtpKeyPair) {
     match ev {
-        Some(DtlsEvent::Connected { profile, keys }) => (profile, keys),
+        Some(DtlsEvent::Connected { profile, keys, .. }) => (profile, keys),
         None => panic!("handshake finished without a Connected event"),
     }
 }

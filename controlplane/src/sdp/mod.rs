@@ -216,6 +216,16 @@ fn is_token(v: &str) -> bool {
     !v.is_empty() && v.bytes().all(|c| c.is_ascii_graphic())
 }
 
+/// The mid of the section the offerer publishes its microphone on, if it sends at all.
+pub fn mic_mid(offer: &Offer) -> Option<String> {
+    offer
+        .sections
+        .iter()
+        .zip(roles(offer))
+        .find(|(_, r)| matches!(r, Role::Mic))
+        .map(|(s, _)| s.mid.clone())
+}
+
 /// The mids of the slot sections, in slot order: `slot_mids(offer)[i]` carries
 /// `AnswerParams::slot_ssrcs[i]` (for `i < slot_ssrcs.len()`; later ones are answered inactive).
 /// These are the sections the offerer receives on, other than its microphone section.

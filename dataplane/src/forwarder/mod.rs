@@ -218,6 +218,9 @@ impl Forwarder {
                 members,
                 gone_source,
             } => self.remote_presence(room, worker, members, gone_source),
+            TopologyUpdate::SetPublishSsrc { transport, ssrc } => {
+                self.set_publish_ssrc(transport, ssrc)?
+            }
             TopologyUpdate::Mute { transport, muted } => {
                 let t = self
                     .by_id

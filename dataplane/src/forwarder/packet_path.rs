@@ -21,6 +21,10 @@ use crate::topology::{RoomId, Upcall};
 use super::tables::Transport;
 use super::Forwarder;
 
+/// How often a learning publisher's unconfirmed SSRC is proposed to the control plane while no
+/// answer came (the upcall was lost, or the control plane refused it: another member's SSRC).
+const SSRC_PROPOSAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Forwarder {
     /// Handles one received datagram. `buf` is decrypted in place.
     pub fn on_datagram(
@@ -65,8 +69,10 @@ impl Forwarder {
             // Cheap checks before spending crypto on the packet. A muted publisher's packets are
             // still decrypted below, so its SRTP rollover counter follows the sender through a long
             // mute (skipping them would desynchronise it and lose every packet after the unmute).
+            // A learning publisher's packets on a new SSRC are authenticated first, then proposed.
             match t.publish_ssrc {
                 Some(p) if p == ssrc => {}
+                _ if t.learn_ssrc => {}
                 Some(_) => return self.stats.count_drop(DropReason::Malformed, 1),
                 None => return self.stats.count_drop(DropReason::Muted, 1),
             }
@@ -83,16 +89,18 @@ impl Forwarder {
         } else if t.inbound.is_some() {
             refresh_consent(t, now);
         }
-        match self.transports.get(idx).and_then(Option::as_ref) {
-            Some(t) if t.publish_ssrc == Some(ssrc) && !t.muted => {}
-            _ => return self.stats.count_drop(DropReason::Muted, 1),
-        }
         let plain = &buf[..plain_len];
-        let Ok(hdr) = RtpHeader::parse(plain) else {
-            return self.stats.count_drop(DropReason::Malformed, 1);
-        };
         let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
             return;
+        };
+        if t.publish_ssrc != Some(ssrc) && t.learn_ssrc && !unlatched {
+            return self.propose_ssrc(now, idx, ssrc, plain);
+        }
+        if t.publish_ssrc != Some(ssrc) || t.muted {
+            return self.stats.count_drop(DropReason::Muted, 1);
+        }
+        let Ok(hdr) = RtpHeader::parse(plain) else {
+            return self.stats.count_drop(DropReason::Malformed, 1);
         };
         let level = t.audio_level_ext.and_then(|id| hdr.audio_level(id));
         t.last_level = level;
@@ -117,6 +125,37 @@ impl Forwarder {
         self.relay(room_id, ssrc, level, plain);
     }
 
+    /// An authenticated packet of a learning publisher on an SSRC it is not confirmed for: held
+    /// back (`unconfirmed_ssrc`), and proposed to the control plane at most once a second while
+    /// unanswered, unless its MID header extension names another section than the one it
+    /// publishes on.
+    fn propose_ssrc(&mut self, now: Instant, idx: usize, ssrc: u32, plain: &[u8]) {
+        self.stats.count_drop(DropReason::UnconfirmedSsrc, 1);
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if let (Some(id), false) = (t.egress.mid_ext, t.publish_mid.is_empty()) {
+            let mid = RtpHeader::parse(plain)
+                .ok()
+                .and_then(|h| h.extensions())
+                .and_then(|e| e.get(id));
+            if mid.is_some_and(|m| m != t.publish_mid.as_slice()) {
+                return;
+            }
+        }
+        let due = t
+            .proposed_ssrc
+            .is_none_or(|(_, at)| now.saturating_duration_since(at) >= SSRC_PROPOSAL_INTERVAL);
+        if due {
+            t.proposed_ssrc = Some((ssrc, now));
+            self.upcalls.push(Upcall::PublishSsrc {
+                worker: self.cfg.worker,
+                transport: t.id,
+                ssrc,
+            });
+        }
+    }
+
     fn on_rtcp(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8]) {
         let ssrc = packet::rtcp::first_ssrc(buf);
         // Known address or an unlatched comedia transport; else, for a plain transport, its host on
@@ -139,9 +178,15 @@ impl Forwarder {
                 refresh_consent(t, now);
             }
         }
-        if unlatched {
+        // An unlatched publisher's RTCP may come before its RTP and from another port (ffmpeg sends
+        // a sender report first, from the port after its RTP port): it latches only the RTCP
+        // address, and the RTP address waits for its RTP. A listener sends nothing but RTCP, so its
+        // RTCP latches its address.
+        let publishes = t.publish_ssrc.is_some() || t.learn_ssrc;
+        let rtcp_latched = t.rtcp_remote.is_some();
+        if unlatched && !publishes {
             self.latch(idx, from);
-        } else if next_port {
+        } else if next_port || (unlatched && !rtcp_latched) {
             self.latch_rtcp(idx, from);
         }
         // Receiver reports and feedback end here for now: audio needs no retransmission or key frames.

@@ -26,6 +26,12 @@ pub(super) struct Transport {
     pub(super) audio_level_ext: Option<u8>,
     pub(super) room: Option<RoomId>,
     pub(super) publish_ssrc: Option<u32>,
+    /// Learns its publish SSRC from its traffic (`Membership::learn_ssrc`).
+    pub(super) learn_ssrc: bool,
+    /// The MID of its publishing section, as bytes (empty: unknown).
+    pub(super) publish_mid: Vec<u8>,
+    /// The SSRC last proposed to the control plane and when (`Upcall::PublishSsrc`).
+    pub(super) proposed_ssrc: Option<(u32, std::time::Instant)>,
     pub(super) muted: bool,
     pub(super) slots: Vec<SlotRewriter>,
     pub(super) egress: EgressFormat,
@@ -79,6 +85,9 @@ impl Forwarder {
             audio_level_ext: cfg.audio_level_ext,
             room: None,
             publish_ssrc: None,
+            learn_ssrc: false,
+            publish_mid: Vec::new(),
+            proposed_ssrc: None,
             muted: false,
             slots: Vec::new(),
             egress: EgressFormat::default(),
@@ -178,6 +187,9 @@ impl Forwarder {
         if let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) {
             t.room = Some(m.room);
             t.publish_ssrc = m.publish_ssrc;
+            t.learn_ssrc = m.learn_ssrc;
+            t.publish_mid = m.publish_mid.map(String::into_bytes).unwrap_or_default();
+            t.proposed_ssrc = None;
             t.slots = m
                 .slot_ssrcs
                 .iter()
@@ -228,6 +240,30 @@ impl Forwarder {
         }
         self.source_gone(room_id, gone);
         self.recompute_fanout();
+    }
+
+    /// The control plane confirmed the SSRC a learning publisher sends with (`SetPublishSsrc`): the
+    /// slots its previous SSRC held are freed here (other workers learn it through presence).
+    pub(super) fn set_publish_ssrc(
+        &mut self,
+        id: TransportId,
+        ssrc: u32,
+    ) -> Result<(), TopologyError> {
+        let idx = *self
+            .by_id
+            .get(&id)
+            .ok_or(TopologyError::UnknownTransport(id))?;
+        let t = self
+            .transports
+            .get_mut(idx)
+            .and_then(Option::as_mut)
+            .ok_or(TopologyError::UnknownTransport(id))?;
+        let old = t.publish_ssrc.replace(ssrc);
+        t.proposed_ssrc = None;
+        if let (Some(room), Some(old)) = (t.room, old.filter(|&o| o != ssrc)) {
+            self.source_gone(room, Some(old));
+        }
+        Ok(())
     }
 
     /// Another worker's membership count of a room changed (`RemotePresence`).
@@ -302,13 +338,13 @@ impl Forwarder {
     }
 
     /// Records `from` as the RTCP address of plain transport `idx` after its first authenticated
-    /// RTCP packet from there.
+    /// RTCP packet from there (the next port, or anywhere while its RTP address is not latched).
     pub(super) fn latch_rtcp(&mut self, idx: usize, from: SocketAddr) {
         let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
         t.rtcp_remote = Some(from);
-        tracing::debug!(transport = t.id, %from, "latched RTCP address (next port)");
+        tracing::debug!(transport = t.id, %from, "latched RTCP address");
         self.by_addr.entry(from).or_insert(idx);
     }
 

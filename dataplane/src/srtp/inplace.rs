@@ -468,8 +468,26 @@ impl InPlaceContext {
     }
 
     pub(crate) fn unprotect_rtcp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
+        let tag_len = self.profile.rtcp_tag_len();
+        match self.unprotect_rtcp_with(buf, tag_len) {
+            // AES_CM_128_HMAC_SHA1_32 tags SRTCP with 80 bits (RFC 5764 §4.1.2, RFC 4568 §6.2), but
+            // ffmpeg (libavformat/srtp.c) tags it with 32 under the SDES name: a packet that fails
+            // with the 80-bit tag is tried once with a 32-bit one. Both are checked in constant time
+            // against the same key; nothing is changed in `buf` or the replay state on a failure,
+            // and when both fail the 80-bit attempt's error is the one reported.
+            Err(e @ (SrtpError::AuthenticationFailed | SrtpError::Replayed))
+                if self.profile == SrtpProfile::Aes128CmHmacSha1_32 =>
+            {
+                self.unprotect_rtcp_with(buf, self.profile.rtp_tag_len())
+                    .map_err(|_| e)
+            }
+            r => r,
+        }
+    }
+
+    fn unprotect_rtcp_with(&mut self, buf: &mut [u8], tag_len: usize) -> Result<usize, SrtpError> {
         let total = buf.len();
-        let overhead = self.profile.rtcp_overhead();
+        let overhead = tag_len + 4;
         if total < RTCP_CLEAR + overhead {
             return Err(SrtpError::TooShort);
         }
@@ -492,9 +510,9 @@ impl InPlaceContext {
         slot.rtcp.check(u64::from(index)).map_err(index_err)?;
         match &self.transform {
             Transform::Cm { rtcp, .. } => {
-                let (data, tag) = buf.split_at_mut(total - CM_TAG_LEN);
+                let (data, tag) = buf.split_at_mut(total - tag_len);
                 let want = hmac_tag(&rtcp.auth, data, None);
-                if !bool::from(want[..CM_TAG_LEN].ct_eq(tag)) {
+                if !bool::from(want[..tag_len.min(CM_TAG_LEN)].ct_eq(tag)) {
                     return Err(SrtpError::AuthenticationFailed);
                 }
                 if encrypted {

@@ -147,6 +147,47 @@ fn srtcp_interoperates_both_ways() {
     }
 }
 
+/// ffmpeg tags SRTCP with 32 bits under `AES_CM_128_HMAC_SHA1_32` (RFC 5764 says 80): such a packet
+/// is the RFC one with its tag cut to 4 bytes, and is accepted for that profile only, still
+/// authenticated and still replay-checked.
+#[test]
+fn srtcp_with_a_32_bit_tag_is_accepted_for_sha1_32_only() {
+    for profile in [
+        SrtpProfile::Aes128CmHmacSha1_32,
+        SrtpProfile::Aes128CmHmacSha1_80,
+    ] {
+        let k = keys(profile, 5);
+        let (mut tx, mut rx) = (ctx(&k), ctx(&k));
+        let pkt = rtcp(0x5151_5151, 1);
+        let mut short = protect_rtcp(&mut tx, &pkt);
+        short.truncate(short.len() - 6);
+        let got = unprotect_rtcp(&mut rx, &short);
+        if profile == SrtpProfile::Aes128CmHmacSha1_80 {
+            assert_eq!(got, Err(SrtpError::AuthenticationFailed));
+            continue;
+        }
+        assert_eq!(got.as_deref(), Ok(&pkt[..]));
+        assert!(
+            unprotect_rtcp(&mut rx, &short).is_err(),
+            "a replay is refused"
+        );
+        let mut forged = protect_rtcp(&mut tx, &rtcp(0x5151_5151, 2));
+        forged.truncate(forged.len() - 6);
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert_eq!(
+            unprotect_rtcp(&mut rx, &forged),
+            Err(SrtpError::AuthenticationFailed)
+        );
+        // The RFC form keeps working beside it.
+        let full = protect_rtcp(&mut tx, &rtcp(0x5151_5151, 3));
+        assert_eq!(
+            unprotect_rtcp(&mut rx, &full).as_deref(),
+            Ok(&rtcp(0x5151_5151, 3)[..])
+        );
+    }
+}
+
 /// 70,000 packets in sequence: the 16-bit sequence number wraps, the ROC must follow on both
 /// sides, and webrtc-srtp (tracking its own ROC) must still decrypt what we send.
 #[test]
@@ -409,6 +450,10 @@ fn bad_input_is_an_error_not_a_panic() {
             let _ = tx.protect_rtp(&mut b, n);
         }
         for n in 0..srtcp.len() {
+            if profile == SrtpProfile::Aes128CmHmacSha1_32 && n == srtcp.len() - 6 {
+                // The tag cut to 32 bits is ffmpeg's SRTCP, which is accepted (the test above).
+                continue;
+            }
             assert!(unprotect_rtcp(&mut rx, &srtcp[..n]).is_err());
             let mut b = srtcp[..n].to_vec();
             let _ = tx.protect_rtcp(&mut b, n);

@@ -430,10 +430,16 @@ fn plain_srtp_transports_forward_through_a_room_and_bad_requests_are_refused() {
         StatusCode::BAD_REQUEST,
         "invalid_field",
     );
+    // Plain RTP (no srtp) that would latch its address from unauthenticated packets.
+    expect_error(
+        plain(json!({"name": "x", "ssrc": 1})),
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    );
     expect_error(
         c.post(s.url("/v1/rooms/none/plain"))
             .bearer_auth(KEY)
-            .json(&json!({"name": "x", "ssrc": 1}))
+            .json(&json!({"name": "x", "ssrc": 1, "remote": "127.0.0.1:9"}))
             .send()
             .unwrap(),
         StatusCode::NOT_FOUND,
@@ -724,7 +730,7 @@ fn a_plain_speaker_may_not_take_an_ssrc_another_member_publishes_with() {
     let plain = |name: &str, ssrc: u32| {
         c.post(s.url("/v1/rooms/tools/plain"))
             .bearer_auth(KEY)
-            .json(&json!({"name": name, "ssrc": ssrc, "slots": 0}))
+            .json(&json!({"name": name, "ssrc": ssrc, "slots": 0, "remote": "127.0.0.1:9"}))
             .send()
             .unwrap()
     };

@@ -194,7 +194,8 @@ pub struct CreatePlain {
     /// The keys the tool sends with; omitted: plain RTP (trusted links only).
     #[serde(default)]
     pub srtp: Option<PlainSrtp>,
-    /// Where sluice sends to ("ip:port"); omitted: latched from the first authenticated packet with `ssrc`.
+    /// Where sluice sends to ("ip:port"); omitted: latched from the first authenticated packet with
+    /// `ssrc` (SRTP only: plain RTP must name it, since unauthenticated packets never latch).
     #[serde(default)]
     pub remote: Option<String>,
     /// Where the tool sends RTCP from ("ip:port") when it does not multiplex RTCP with RTP;
@@ -234,9 +235,9 @@ fn plain_keys(
         )
     })?;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let raw = b64.decode(srtp.key.trim()).map_err(|e| {
+    let raw = zeroize::Zeroizing::new(b64.decode(srtp.key.trim()).map_err(|e| {
         ApiError::bad_request("invalid_field", format!("srtp.key is not base64: {e}"))
-    })?;
+    })?);
     let (kl, sl) = (profile.master_key_len(), profile.master_salt_len());
     if raw.len() != kl + sl {
         return Err(ApiError::bad_request(
@@ -251,13 +252,13 @@ fn plain_keys(
     }
     let inbound = SrtpKeys::new(profile, &raw[..kl], &raw[kl..])
         .map_err(|e| ApiError::bad_request("invalid_field", e.to_string()))?;
-    let mut ours = vec![0u8; kl + sl];
+    let mut ours = zeroize::Zeroizing::new(vec![0u8; kl + sl]);
     rng.fill_bytes(&mut ours);
     let outbound = SrtpKeys::new(profile, &ours[..kl], &ours[kl..])
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let grant = PlainSrtp {
         profile: profile.short_name().into(),
-        key: b64.encode(&ours),
+        key: b64.encode(&*ours),
     };
     Ok((inbound, grant, outbound))
 }
@@ -297,6 +298,13 @@ pub async fn create_plain(
         return Err(ApiError::bad_request(
             "invalid_field",
             "ssrc is required for a speaker, and to latch the address when remote is omitted",
+        ));
+    }
+    if req.srtp.is_none() && remote.is_none() {
+        // Unauthenticated RTP cannot latch: anyone who guessed the SSRC would take the transport.
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "a plain transport without srtp must name its remote: unauthenticated RTP never latches",
         ));
     }
     let keys = req

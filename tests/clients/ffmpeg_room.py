@@ -126,6 +126,9 @@ def main():
             if suite:
                 mic_req["srtp"] = {"profile": suite, "key": mic_key}
                 ear_req["srtp"] = {"profile": suite, "key": base64.b64encode(secrets.token_bytes(30)).decode()}
+            else:
+                # Plain RTP never latches (anyone could send it): the publisher's address is named.
+                mic_req["remote"] = f"127.0.0.1:{mic_port}"
             r = requests.post(f"{base}/v1/rooms/{room}/plain", headers=auth, json=mic_req, timeout=5)
             r.raise_for_status()
             mic = r.json()

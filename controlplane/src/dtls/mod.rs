@@ -434,15 +434,14 @@ pub(crate) fn export_srtp_keys_both(
 ) -> Result<(SrtpKeys, SrtpKeys), DtlsError> {
     let k = profile.master_key_len();
     let s = profile.master_salt_len();
-    let mut m = vec![0u8; 2 * (k + s)];
+    // Zeroized when dropped, on every path out of here.
+    let mut m = zeroize::Zeroizing::new(vec![0u8; 2 * (k + s)]);
     ssl.export_keying_material(&mut m, SRTP_EXPORTER_LABEL, None)?;
     let (client_key, rest) = m.split_at(k);
     let (server_key, rest) = rest.split_at(k);
     let (client_salt, server_salt) = rest.split_at(s);
     let client = SrtpKeys::new(profile, client_key, client_salt)?;
     let server = SrtpKeys::new(profile, server_key, server_salt)?;
-    // Best effort: do not leave the master secret material around longer than needed.
-    m.iter_mut().for_each(|b| *b = 0);
     Ok((client, server))
 }
 

@@ -244,11 +244,9 @@ pub fn parse_offer(sdp: &str) -> Result<Offer, SdpError> {
     };
     let setup = match attr_ms(first, &desc, "setup").map(str::trim) {
         Some(s @ ("actpass" | "active")) => s.to_string(),
-        Some(other) => {
-            let mut other = other.to_string();
-            other.truncate(32);
-            return Err(SdpError::UnsupportedSetup(other));
-        }
+        // Quoted back in the error, at most 32 characters (not bytes: the value is the peer's, and
+        // cutting inside a multi-byte character would panic).
+        Some(other) => return Err(SdpError::UnsupportedSetup(other.chars().take(32).collect())),
         None => return Err(SdpError::UnsupportedSetup("(missing)".into())),
     };
 

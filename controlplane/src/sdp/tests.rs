@@ -400,6 +400,12 @@ fn refusals() {
             ai.replace("a=setup:actpass", "a=setup:passive"),
             SdpError::UnsupportedSetup("passive".into()),
         ),
+        // Found by fuzzing (issue 10): a long multi-byte value used to be cut inside a character,
+        // panicking the signaling task.
+        (
+            ai.replace("a=setup:actpass", &format!("a=setup:{}", "é".repeat(40))),
+            SdpError::UnsupportedSetup("é".repeat(32)),
+        ),
         (remove_lines(&ch, "a=group:"), SdpError::NotBundled),
         (
             ch.replace("a=group:BUNDLE 0 1 2", "a=group:BUNDLE 0 1"),

@@ -19,6 +19,7 @@ use aes::Aes128;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
 
 use super::kdf::{self, derive};
 use super::replay::{IndexError, IndexWindow};
@@ -58,8 +59,21 @@ impl CmKeys {
         let auth = <HmacSha1 as Mac>::new_from_slice(&a).map_err(|_| SrtpError::BadKeyLength {
             expected: 20,
             got: a.len(),
-        })?;
-        Ok(CmKeys { aes, salt: s, auth })
+        });
+        k.zeroize();
+        a.zeroize();
+        Ok(CmKeys {
+            aes,
+            salt: s,
+            auth: auth?,
+        })
+    }
+}
+
+/// The AES key schedule zeroizes itself (the `aes` crate's `zeroize` feature); the salt is ours.
+impl Drop for CmKeys {
+    fn drop(&mut self) {
+        self.salt.zeroize();
     }
 }
 
@@ -70,6 +84,13 @@ impl CmKeys {
 struct GcmKeys {
     aead: ring::aead::LessSafeKey,
     salt: [u8; 12],
+}
+
+/// ring keeps its expanded key private (it offers no zeroize); the salt is ours.
+impl Drop for GcmKeys {
+    fn drop(&mut self) {
+        self.salt.zeroize();
+    }
 }
 
 impl GcmKeys {
@@ -88,7 +109,9 @@ impl GcmKeys {
         let key = ring::aead::UnboundKey::new(alg, k).map_err(|_| SrtpError::BadKeyLength {
             expected: alg.key_len(),
             got: k.len(),
-        })?;
+        });
+        k.zeroize();
+        let key = key?;
         Ok(GcmKeys {
             aead: ring::aead::LessSafeKey::new(key),
             salt: s,

@@ -262,9 +262,11 @@ pub enum SrtpError {
 }
 
 /// Master key material for one direction, as exported by DTLS-SRTP (RFC 5764 §4.2). Setup time only.
-#[derive(Clone)]
+/// The key and salt are overwritten with zeros when it is dropped (`zeroize`).
+#[derive(Clone, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub struct SrtpKeys {
     /// The negotiated profile.
+    #[zeroize(skip)]
     pub profile: SrtpProfile,
     /// Master key, `profile.master_key_len()` bytes.
     pub master_key: Vec<u8>,
@@ -656,8 +658,9 @@ mod tests {
         assert!(dbg.contains("redacted"));
         // A hand-built SrtpKeys with bad lengths is refused by the context too.
         let bad = SrtpKeys {
+            profile: k.profile,
             master_key: vec![0; 3],
-            ..k
+            master_salt: k.master_salt.clone(),
         };
         for engine in [SrtpEngine::InPlace, SrtpEngine::WebrtcSrtp] {
             assert!(matches!(

@@ -12,21 +12,20 @@
 //! Server and browsers run inside a private network namespace (`unshare -n`, or `-rn`): only `lo`
 //! exists there, so 127.0.0.1 is the only candidate and nothing leaves the machine. The driver,
 //! `tests/clients/firefox_room.mjs`, starts the server in there and prints one JSON line; the aiortc
-//! member is `tests/clients/aiortc_member.py`. Each test prints a `works-with:` line per client: the
-//! version, and the SRTP profile and DTLS version negotiated with sluice (from its log line
-//! "DTLS-SRTP established"; Chromium's transport stats say the same from its side; Firefox 140 has no
-//! transport stats).
+//! member is `tests/clients/aiortc_member.py`. Each test prints a `works with:` line per client for
+//! the README's table: the version, the modes, and the SRTP profile and DTLS version negotiated with
+//! sluice (from `/metrics`, and per client from its log line "DTLS-SRTP established"; Chromium's
+//! transport stats say the same from its side; Firefox 140 has no transport stats).
 
 #![deny(unsafe_code)]
 
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use common::clients::{metric_sum, python};
+use common::clients::{metric_sum, negotiated, python, unshare_net};
 use common::server::tempdir::TempDir;
 use serde_json::Value;
 
@@ -64,17 +63,6 @@ fn check_driver() {
     }
 }
 
-/// `unshare -n` as root; `unshare -rn` (a user namespace mapping us to root) otherwise.
-fn unshare() -> Command {
-    let root_ok = Command::new("unshare")
-        .args(["-n", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    let mut cmd = Command::new("unshare");
-    cmd.arg(if root_ok { "-n" } else { "-rn" });
-    cmd
-}
-
 /// Runs the driver for `scenario` (`sfu`, `p2p` or `mixed`) with `seconds` of talk and Firefox
 /// prefs `prefs` (JSON) on top of the driver's; returns its JSON result, which says it ran.
 fn run(scenario: &str, seconds: u32, prefs: &str) -> Value {
@@ -84,7 +72,7 @@ fn run(scenario: &str, seconds: u32, prefs: &str) -> Value {
     check_driver();
     let state = TempDir::new("firefox");
     let started = Instant::now();
-    let out = unshare()
+    let out = unshare_net()
         .arg("node")
         .arg(root().join("tests/clients/firefox_room.mjs"))
         .arg(env!("CARGO_BIN_EXE_sluice"))
@@ -225,7 +213,7 @@ fn assert_hears_on_mesh(p: &Value, others: &[(&str, f64)]) {
 /// The "DTLS-SRTP established" lines of the server's log: participant → (SRTP profile, DTLS
 /// version, or "DTLS version not logged" by a server that does not log it). Every one names a known
 /// profile.
-fn negotiated(r: &Value) -> Vec<(String, String, String)> {
+fn negotiated_by_participant(r: &Value) -> Vec<(String, String, String)> {
     let lines = r["dtls"].as_array().expect("dtls lines");
     lines
         .iter()
@@ -350,20 +338,14 @@ fn two_firefox_pages_hear_each_other_through_the_sfu() {
         );
     }
     assert_server_clean(&r, 2);
-    let neg = negotiated(&r);
+    let neg = negotiated_by_participant(&r);
     assert_eq!(neg.len(), 2, "{}", r["dtls"]);
-    let mut seen: Vec<(&str, &str)> = neg
-        .iter()
-        .map(|(_, p, d)| (p.as_str(), d.as_str()))
-        .collect();
-    seen.dedup();
-    for (profile, dtls) in seen {
-        eprintln!(
-            "works-with: Firefox ESR {} | sfu | SRTP {profile} | {dtls} | ClientHello {}",
-            firefox_version(&r),
-            client_hellos(&r)
-        );
-    }
+    eprintln!(
+        "works with: Firefox ESR {} | sfu | {}",
+        firefox_version(&r),
+        negotiated(r["metrics"].as_str().unwrap_or(""))
+    );
+    eprintln!("Firefox's ClientHellos: {}", client_hellos(&r));
 }
 
 #[test]
@@ -385,7 +367,7 @@ fn two_firefox_pages_hear_each_other_peer_to_peer() {
     assert_eq!(metric_sum(metrics, "sluice_packets_in_total", ""), 0);
     assert_server_clean(&r, 0);
     eprintln!(
-        "works-with: Firefox ESR {} | p2p | Firefox to Firefox, media not through sluice",
+        "works with: Firefox ESR {} | p2p | Firefox to Firefox directly, no media through sluice",
         firefox_version(&r)
     );
 }
@@ -452,7 +434,7 @@ fn firefox_chromium_and_aiortc_hear_each_other_across_the_switch_to_the_sfu() {
     assert_server_clean(&r, 3);
 
     // What each client negotiated with sluice, and Firefox with Chromium directly.
-    let neg = negotiated(&r);
+    let neg = negotiated_by_participant(&r);
     assert_eq!(neg.len(), 3, "{}", r["dtls"]);
     let by = |id: &str| {
         neg.iter()
@@ -476,23 +458,23 @@ fn firefox_chromium_and_aiortc_hear_each_other_across_the_switch_to_the_sfu() {
     );
     let (f_profile, f_dtls) = by(firefox);
     eprintln!(
-        "works-with: Firefox ESR {} | auto (p2p, then sfu) | SRTP {f_profile} | {f_dtls}",
+        "works with: Firefox ESR {} | auto (p2p, then sfu) | {f_profile} over {f_dtls}",
         firefox_version(&r)
     );
     eprintln!(
-        "works-with: Chromium {} | auto (p2p, then sfu) | SRTP {c_profile} | {c_dtls} (Chromium says {}, {})",
+        "works with: Chromium {} | auto (p2p, then sfu) | {c_profile} over {c_dtls} (Chromium's getStats: {}, {})",
         r["chromium"].as_str().unwrap_or("?"),
         dtls_name(ct["tlsVersion"].as_str().unwrap_or("?")),
         ct["dtlsCipher"].as_str().unwrap_or("?"),
     );
     let (a_profile, a_dtls) = by(aiortc);
     eprintln!(
-        "works-with: aiortc {} | auto (sfu) | SRTP {a_profile} | {a_dtls}",
+        "works with: aiortc {} | auto (sfu) | {a_profile} over {a_dtls}",
         r["aiortc_ready"]["version"].as_str().unwrap_or("?")
     );
     let direct = transport(&r["p2p"]["pages"][1], firefox);
     eprintln!(
-        "works-with: Firefox ESR {} <-> Chromium {} direct (p2p) | {} | {}, {}",
+        "works with: Firefox ESR {} and Chromium {} directly | p2p | {} over {}, {}",
         firefox_version(&r),
         r["chromium"].as_str().unwrap_or("?"),
         direct["srtpCipher"].as_str().unwrap_or("?"),

@@ -93,6 +93,7 @@ class Member:
         self.frames = {}  # (via, participant) -> frames decoded
         self.tasks = []
         self.errors = []
+        self.on_frame = None  # optional hook: called with (via, participant) and each decoded frame
 
     # ------------------------------------------------------------------ media
     def consume(self, track, via, who):
@@ -105,6 +106,8 @@ class Member:
                 if frame.samples > 0:
                     key = (via, who() if callable(who) else who)
                     self.frames[key] = self.frames.get(key, 0) + 1
+                    if self.on_frame:
+                        self.on_frame(key, frame)
 
         self.tasks.append(asyncio.ensure_future(run()))
 

@@ -292,9 +292,10 @@ fn two_webrtcbin_clients_and_aiortc_hear_each_other_for_50_s_one_offering_withou
     let versions = &result["versions"];
     let (bad, windows) = judge(&result);
     let summary = format!(
-        "webrtcbin interop: {}, libnice {}; negotiated {}; {} s of call judged in {} windows of {WINDOW} s ({}-{} s after the start)",
+        "webrtcbin interop: {}, libnice {}, aiortc {}; negotiated {}; {} s of call judged in {} windows of {WINDOW} s ({}-{} s after the start)",
         versions["gstreamer"].as_str().unwrap_or("?"),
         versions["libnice"].as_str().unwrap_or("?"),
+        versions["aiortc"].as_str().unwrap_or("?"),
         negotiated(&result),
         windows.len() as u64 * WINDOW,
         windows.len(),

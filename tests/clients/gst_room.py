@@ -28,7 +28,7 @@ Each client counts, per second since the common start and per remote sender (the
 the latest `slots` message put on the receiving mid), the RTP packets (webrtcbin only) and the
 decoded 20 ms frames with sound in them, and estimates the tone's frequency from zero crossings.
 Prints one JSON line:
-{"epoch", "seconds", "versions": {gstreamer, libnice, python}, "clients": [{"name", "kind", "id",
+{"epoch", "seconds", "versions": {gstreamer, libnice, python, aiortc}, "clients": [{"name", "kind", "id",
 "tone_hz", "offer_has_ssrc", "connected_at", "state", "errors", "heard": {participant: {"rtp": [..],
 "frames": [..], "hz": [..]}}, "sent": [..]}], "metrics", "dtls": [{"participant", "profile", "dtls"}] (from the server's
 "DTLS-SRTP established" log lines; null where the server does not log it), "server_log",
@@ -351,6 +351,7 @@ async def scenario(result, base, aiortc_python, seconds, no_ssrc):
             c["failure"] = repr(o)
     try:
         a = json.loads(out.decode().strip().splitlines()[-1])
+        result["versions"]["aiortc"] = a.get("aiortc")
         for c in a["clients"]:
             c["kind"] = "aiortc"
             c["tone_hz"] = 300

@@ -1,6 +1,7 @@
 """Real WebRTC clients (aiortc) in one sluice room.
 
 Usage: aiortc_room.py <http base> <api key> <room> <clients> [seconds] [saboteurs] [listeners] [learn]
+                     [--existing-room] [--epoch=<unix time>]
 
 With saboteurs=1, two more clients join: one whose offer carries a wrong DTLS fingerprint and one
 that uses a wrong ICE password; both must be refused while the others keep hearing each other. Each
@@ -16,6 +17,13 @@ offer with one microphone (a generated tone) and two receive slots, applies the 
 audio frames each client decodes per slot. Prints one JSON object:
 {"clients": [{"name", "id", "slots": {mid: frames}, "state", "announced": {mid: participant},
 "speakers_seen": [ids]}], "ok": bool}.
+
+With `--existing-room` the room is not created (another driver made it, e.g. tests/clients/gst_room.py).
+With `--epoch=T` (a unix time shared with other clients) each client stays until T + seconds instead of
+seconds after its answer, and its result also has "connected_at" (seconds since T), "errors"
+(signaling `error`/`bye` messages, with their time) and "heard": {participant: {"frames": [per second
+since T, decoded frames with sound], "hz": [per second, the tone's frequency from zero crossings]}},
+the participant being the one the latest `slots` put on the receiving mid.
 """
 
 import asyncio
@@ -38,6 +46,7 @@ aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 RATE = 48000
 FINISH = None  # every client reaches it before any leaves (main sets it)
 SAMPLES = 960  # 20 ms
+EPOCH = None  # --epoch: the shared start, unix time (main sets it)
 
 
 class Tone(AudioStreamTrack):
@@ -65,6 +74,8 @@ class Tone(AudioStreamTrack):
 
 import random
 import re
+import time
+from array import array
 
 
 def wrong_fingerprint(sdp):
@@ -82,6 +93,47 @@ def strip_ssrc(sdp):
 
 
 FIRST_SSRC = None  # client0's sending SSRC, for the thief (main sets the future)
+
+
+def mono_s16(frame):
+    """The first channel of an s16 AudioFrame, as an array of samples."""
+    channels = len(frame.layout.channels)
+    a = array("h")
+    a.frombytes(bytes(frame.planes[0])[: frame.samples * 2 * channels])
+    return a[::channels]
+
+
+def tone_hz(a, rate):
+    """The frequency of a clean tone in samples `a`, from their zero crossings."""
+    crossings = sum(1 for i in range(1, len(a)) if (a[i - 1] < 0) != (a[i] < 0))
+    return crossings * rate / (2 * len(a))
+
+
+class PerSecond:
+    """Decoded frames with sound (a peak of 500 or more) and tone estimates (one frame in five), per
+    second since EPOCH, per remote sender."""
+
+    def __init__(self, seconds):
+        self.n = int(seconds) + 1
+        self.by = {}
+        self.count = 0
+
+    def add(self, who, frame):
+        sec = int(time.time() - EPOCH)
+        a = mono_s16(frame)
+        if not 0 <= sec < self.n or len(a) < 2 or max(abs(min(a)), max(a)) < 500:
+            return
+        self.count += 1
+        e = self.by.setdefault(who, {"frames": [0] * self.n, "hz": [[] for _ in range(self.n)]})
+        e["frames"][sec] += 1
+        if self.count % 5 == 0:
+            e["hz"][sec].append(tone_hz(a, frame.sample_rate))
+
+    def result(self):
+        return {
+            who: {"frames": e["frames"], "hz": [round(sorted(h)[len(h) // 2]) if h else None for h in e["hz"]]}
+            for who, e in self.by.items()
+        }
 
 
 async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None, role="speaker"):
@@ -104,6 +156,15 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None,
     frames = {}
     announced = {}  # mid -> participant, from the latest `slots`
     speakers_seen = set()  # everyone `active_speakers` named
+    per_second = PerSecond(seconds) if EPOCH is not None else None
+    connected_at = None
+    errors = []
+
+    @pc.on("connectionstatechange")
+    def on_state():
+        nonlocal connected_at
+        if pc.connectionState == "connected" and connected_at is None and EPOCH is not None:
+            connected_at = round(time.time() - EPOCH, 2)
 
     @pc.on("track")
     def on_track(track):
@@ -117,6 +178,8 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None,
                     return
                 if frame.samples > 0:
                     frames[mid] = frames.get(mid, 0) + 1
+                    if per_second is not None:
+                        per_second.add(announced.get(mid) or f"unannounced:{mid}", frame)
 
         asyncio.ensure_future(consume())
 
@@ -154,11 +217,13 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None,
                         announced.update({x["mid"]: x["participant"] for x in news["slots"]})
                     elif news["type"] == "active_speakers":
                         speakers_seen.update(news["ids"])
+                    elif news["type"] in ("error", "bye") and EPOCH is not None:
+                        errors.append([round(time.time() - EPOCH, 2), news])
             except Exception:
                 pass
 
         drainer = asyncio.ensure_future(drain())
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(seconds if EPOCH is None else max(0.0, EPOCH + seconds - time.time()))
         # What `slots` says now, before anyone leaves (a leaver's slot is announced empty again).
         final_announced = dict(announced)
         try:
@@ -170,7 +235,11 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None,
             state = f"{state} (sabotaged: {sabotage})"
         drainer.cancel()
     await pc.close()
+    extra = {}
+    if per_second is not None:
+        extra = {"connected_at": connected_at, "errors": errors, "heard": per_second.result()}
     return {
+        **extra,
         "name": name,
         "role": role,
         "id": me,
@@ -184,13 +253,20 @@ async def run_client(base, key, room, name, hz, seconds, slots=2, sabotage=None,
 
 
 async def main():
-    base, key, room, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 6.0
-    saboteurs = int(sys.argv[6]) if len(sys.argv) > 6 else 0
-    listeners = int(sys.argv[7]) if len(sys.argv) > 7 else 0
-    r = requests.post(f"{base}/v1/rooms", headers={"authorization": f"Bearer {key}"}, json={"name": room}, timeout=5)
-    r.raise_for_status()
-    learn = len(sys.argv) > 8 and sys.argv[8] == "learn"
+    global EPOCH
+    flags = [a for a in sys.argv[1:] if a.startswith("--")]
+    argv = [sys.argv[0]] + [a for a in sys.argv[1:] if not a.startswith("--")]
+    base, key, room, n = argv[1], argv[2], argv[3], int(argv[4])
+    seconds = float(argv[5]) if len(argv) > 5 else 6.0
+    saboteurs = int(argv[6]) if len(argv) > 6 else 0
+    listeners = int(argv[7]) if len(argv) > 7 else 0
+    for f in flags:
+        if f.startswith("--epoch="):
+            EPOCH = float(f.split("=", 1)[1])
+    if "--existing-room" not in flags:
+        r = requests.post(f"{base}/v1/rooms", headers={"authorization": f"Bearer {key}"}, json={"name": room}, timeout=5)
+        r.raise_for_status()
+    learn = len(argv) > 8 and argv[8] == "learn"
     if learn:
         global FIRST_SSRC
         FIRST_SSRC = asyncio.get_running_loop().create_future()

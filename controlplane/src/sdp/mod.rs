@@ -8,12 +8,15 @@
 //!
 //! # What is accepted
 //!
-//! A JSEP offer (RFC 8829) as browsers (Chromium) and aiortc produce it:
+//! A JSEP offer (RFC 8829) as browsers (Chromium), aiortc and GStreamer's webrtcbin
+//! produce it:
 //! - one or more `m=audio` sections with proto `UDP/TLS/RTP/SAVPF` (or `UDP/TLS/RTP/SAVP`), all of
 //!   them in one `a=group:BUNDLE` (RFC 8843), each with `a=mid` and `a=rtcp-mux` (RFC 8829 §5.1.3:
 //!   sluice runs every stream over one 5-tuple);
 //! - Opus (`opus/48000/2`) in every section, with the same payload type (BUNDLE, RFC 8843 §9.1.2:
-//!   one PT means one codec across the bundle); its `a=fmtp` is echoed back;
+//!   one PT means one codec across the bundle); its `a=fmtp` is echoed back. `opus/48000` without
+//!   the channel count (webrtcbin's receive transceivers whose caps lack `encoding-params=2`) is
+//!   taken as Opus too, and answered `opus/48000/2`, which webrtcbin accepts;
 //! - ICE credentials (`a=ice-ufrag`, `a=ice-pwd`) and a DTLS certificate fingerprint
 //!   (`a=fingerprint`, RFC 8122), read from the first (BUNDLE-tagged) section or the session level;
 //!   with several fingerprints, sha-256 is preferred;

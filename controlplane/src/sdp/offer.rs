@@ -59,6 +59,15 @@ fn parse_fingerprint(attrs: &[Attribute]) -> Result<Option<Fingerprint>, SdpErro
     }
 }
 
+/// Whether an `a=rtpmap` encoding is Opus: `opus/48000/2` as RFC 7587 §7 prescribes, or
+/// `opus/48000` without the channel count, which GStreamer writes for caps lacking
+/// `encoding-params` (Opus has one RTP format whatever the channels, so nothing else can be meant).
+/// Any other rate or channel count is not Opus.
+fn is_opus(encoding: &str) -> bool {
+    let e = encoding.trim();
+    e.eq_ignore_ascii_case("opus/48000/2") || e.eq_ignore_ascii_case("opus/48000")
+}
+
 /// (payload type, fmtp) of Opus in one section, if offered.
 fn find_opus(m: &MediaDescription) -> Result<Option<(u8, Option<String>)>, SdpError> {
     for a in m.attributes.iter().filter(|a| a.key == "rtpmap") {
@@ -66,7 +75,7 @@ fn find_opus(m: &MediaDescription) -> Result<Option<(u8, Option<String>)>, SdpEr
         let Some((pt, enc)) = v.split_once(' ') else {
             continue;
         };
-        if !enc.trim().eq_ignore_ascii_case("opus/48000/2") {
+        if !is_opus(enc) {
             continue;
         }
         let pt: u8 = pt

@@ -1,4 +1,4 @@
-//! The SDP module's tests: real offers of aiortc and Chromium, refusals, mutated offers.
+//! The SDP module's tests: real offers of aiortc, Chromium and webrtcbin, refusals, mutated offers.
 
 use std::io::Cursor;
 
@@ -147,6 +147,54 @@ fn chromium_offer() -> String {
     head + &chromium_section("0", "sendrecv", true)
         + &chromium_section("1", "recvonly", false)
         + &chromium_section("2", "recvonly", false)
+}
+
+/// GStreamer 1.22 webrtcbin offer (bundle-policy max-bundle): the payloader's sink pad (sendrecv,
+/// `a=ssrc` from its caps) and two recvonly transceivers whose caps lack `encoding-params=2`, so
+/// their rtpmap has no channel count; bundled sections are `a=bundle-only` with port 0.
+fn webrtcbin_offer() -> String {
+    let section = |mid: &str, port: u16, dir: &str, rtpmap: &str, extra: &[&str]| {
+        let mut l = vec![
+            format!("m=audio {port} UDP/TLS/RTP/SAVPF 111"),
+            "c=IN IP4 0.0.0.0".into(),
+            "a=setup:actpass".into(),
+            "a=ice-ufrag:SgeC8m8DTdg31dCoIFBwY09XvTy2pP7+".into(),
+            "a=ice-pwd:QN6Dc5JVMnGD9r81rNCnAY8PI38R4Yas".into(),
+        ];
+        if port == 0 {
+            l.push("a=bundle-only".into());
+        }
+        l.extend(["a=rtcp-mux", "a=rtcp-rsize", dir].map(String::from));
+        l.push(format!("a=rtpmap:111 {rtpmap}"));
+        l.push("a=rtcp-fb:111 transport-cc".into());
+        l.extend(extra.iter().map(|e| e.to_string()));
+        l.push(format!("a=mid:{mid}"));
+        l.push(format!("a=fingerprint:sha-256 {FP_CLIENT}"));
+        l.push("a=rtcp-mux-only".into());
+        l.join("\r\n") + "\r\n"
+    };
+    let head = [
+        "v=0",
+        "o=- 4618171652158432580 0 IN IP4 0.0.0.0",
+        "s=-",
+        "t=0 0",
+        "a=ice-options:trickle",
+        "a=group:BUNDLE audio0 audio1 audio2",
+        "",
+    ]
+    .join("\r\n");
+    head + &section(
+        "audio0",
+        9,
+        "a=sendrecv",
+        "OPUS/48000/2",
+        &[
+            "a=fmtp:111 sprop-stereo=0;sprop-maxcapturerate=48000",
+            "a=ssrc:4093638141 msid:user1297998662@host-6316aa5f webrtctransceiver0",
+            "a=ssrc:4093638141 cname:user1297998662@host-6316aa5f",
+        ],
+    ) + &section("audio1", 0, "a=recvonly", "OPUS/48000", &[])
+        + &section("audio2", 0, "a=recvonly", "OPUS/48000", &[])
 }
 
 fn server_fp() -> &'static Fingerprint {
@@ -329,6 +377,47 @@ fn parses_and_answers_chromium_offer() {
 }
 
 #[test]
+fn parses_and_answers_webrtcbin_offer_with_and_without_channel_count_and_ssrc() {
+    let o = parse_offer(&webrtcbin_offer()).unwrap();
+    assert_eq!(o.opus_pt, 111);
+    assert_eq!(
+        o.opus_fmtp.as_deref(),
+        Some("sprop-stereo=0;sprop-maxcapturerate=48000")
+    );
+    assert_eq!((o.audio_level_ext, o.mid_ext), (None, None));
+    assert_eq!(o.sections[0].direction, Direction::SendRecv);
+    assert_eq!(o.sections[0].ssrc, Some(4093638141));
+    assert_eq!(slot_mids(&o), ["audio1", "audio2"]);
+    // `opus/48000` (no channel count) is answered as RFC 7587 writes it, in every section.
+    let a = write_answer(&o, &params(&[5, 6])).unwrap();
+    let b = blocks(&a);
+    assert_eq!(b.len(), 4);
+    check_session(&b[0], "a=group:BUNDLE audio0 audio1 audio2");
+    for sec in &b[1..] {
+        check_common(
+            sec,
+            111,
+            Some("sprop-stereo=0;sprop-maxcapturerate=48000"),
+            &[],
+        );
+    }
+    assert!(b[2].contains(&"a=sendonly") && b[2].contains(&"a=ssrc:5 cname:sluice"));
+
+    // Created before the encoder's caps reached webrtcbin: no a=ssrc at all.
+    let o = parse_offer(&remove_lines(&webrtcbin_offer(), "a=ssrc:")).unwrap();
+    assert_eq!(o.sections[0].ssrc, None);
+    assert_eq!(slot_mids(&o), ["audio1", "audio2"]);
+
+    // Another rate or channel count is not Opus.
+    for other in ["OPUS/48000/1", "OPUS/24000", "OPUS/48000/2/1", "OPUS"] {
+        let sdp = webrtcbin_offer().replace("OPUS/48000/2", other);
+        assert_eq!(parse_offer(&sdp).err(), Some(SdpError::NoOpus), "{other}");
+        let sdp = webrtcbin_offer().replace("OPUS/48000\r\n", &format!("{other}\r\n"));
+        assert_eq!(parse_offer(&sdp).err(), Some(SdpError::NoOpus), "{other}");
+    }
+}
+
+#[test]
 fn slots_beyond_ssrcs_are_inactive() {
     let o = parse_offer(&aiortc_offer()).unwrap();
     let a = write_answer(&o, &params(&[42])).unwrap();
@@ -507,11 +596,11 @@ impl Rng {
 
 #[test]
 fn mutated_offers_never_panic() {
-    let bases = [aiortc_offer(), chromium_offer()];
+    let bases = [aiortc_offer(), chromium_offer(), webrtcbin_offer()];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut ok, mut err) = (0, 0);
     for n in 0..10_000 {
-        let mut lines: Vec<String> = bases[n % 2].split("\r\n").map(String::from).collect();
+        let mut lines: Vec<String> = bases[n % 3].split("\r\n").map(String::from).collect();
         for _ in 0..1 + rng.below(4) {
             if lines.is_empty() {
                 break;

@@ -450,7 +450,7 @@ const RECORD_HEADER_LEN: usize = 13;
 
 /// Accepts a datagram only if it is one or more complete DTLS 1.0/1.2 records: content type 20..=25,
 /// major version 0xfe (DTLS), and lengths that exactly tile the datagram.
-fn check_records(mut d: &[u8]) -> Result<(), DtlsError> {
+pub fn check_records(mut d: &[u8]) -> Result<(), DtlsError> {
     if d.is_empty() {
         return Err(DtlsError::Malformed("empty datagram"));
     }

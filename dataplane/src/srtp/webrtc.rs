@@ -119,6 +119,9 @@ impl WebrtcContext {
             available,
         })?;
         rtp_header_len(pkt)?;
+        if !extension_elements_fit(pkt) {
+            return Err(SrtpError::Malformed);
+        }
         let (ssrc, _) = rtp_ssrc_seq(pkt)?;
         let needed = len + self.profile.rtp_tag_len();
         if available < needed {
@@ -138,6 +141,9 @@ impl WebrtcContext {
             return Err(SrtpError::TooShort);
         }
         rtp_header_len(&buf[..buf.len() - tag_len])?;
+        if !extension_elements_fit(buf) {
+            return Err(SrtpError::Malformed);
+        }
         let (ssrc, _) = rtp_ssrc_seq(buf)?;
         if !self.is_known_or_room(ssrc) {
             return Err(SrtpError::TooManyStreams);
@@ -193,6 +199,63 @@ impl WebrtcContext {
     }
 }
 
+/// Whether every RFC 8285 element of the packet's header extension fits inside the extension block.
+/// webrtc-srtp 0.17 parses headers with the `rtp` crate, which panics (a slice out of range) on an
+/// element that overruns its block (found by the `srtp_unprotect` fuzz target); such packets are
+/// refused before it sees them. Call after `rtp_header_len` succeeded (the block itself fits).
+fn extension_elements_fit(pkt: &[u8]) -> bool {
+    let Some(&b0) = pkt.first() else {
+        return false;
+    };
+    if b0 & 0x10 == 0 {
+        return true;
+    }
+    let start = 12 + 4 * usize::from(b0 & 0x0f);
+    let Some(head) = pkt.get(start..start + 4) else {
+        return false;
+    };
+    let profile = u16::from_be_bytes([head[0], head[1]]);
+    let words = usize::from(u16::from_be_bytes([head[2], head[3]]));
+    let Some(data) = pkt.get(start + 4..start + 4 + 4 * words) else {
+        return false;
+    };
+    let mut i = 0;
+    match profile {
+        0xBEDE => {
+            while let Some(&b) = data.get(i) {
+                if b == 0 {
+                    i += 1;
+                    continue;
+                }
+                if b >> 4 == 15 {
+                    return true;
+                }
+                i += 2 + usize::from(b & 0x0f);
+                if i > data.len() {
+                    return false;
+                }
+            }
+        }
+        p if p & 0xfff0 == 0x1000 => {
+            while let Some(&id) = data.get(i) {
+                if id == 0 {
+                    i += 1;
+                    continue;
+                }
+                let Some(&len) = data.get(i + 1) else {
+                    return false;
+                };
+                i += 2 + usize::from(len);
+                if i > data.len() {
+                    return false;
+                }
+            }
+        }
+        _ => {}
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +302,29 @@ mod tests {
         let n = rx.unprotect_rtcp(&mut b)?;
         b.truncate(n);
         Ok(b)
+    }
+
+    /// Found by the `srtp_unprotect` fuzz target: a one-byte extension element (id 3, 14 bytes)
+    /// overrunning its 4-byte block panicked inside webrtc-srtp; both engines now refuse it, and a
+    /// well-formed packet with extensions still opens (both ways).
+    #[test]
+    fn an_extension_element_overrunning_its_block_is_refused_not_a_panic() {
+        let bad = hex::decode("90e06f89fc18d2c54930187dbede00013d89fe18ebd91b0e60e2").unwrap();
+        for engine in [SrtpEngine::InPlace, SrtpEngine::WebrtcSrtp] {
+            let (_, mut rx) = pair(SrtpProfile::Aes128CmHmacSha1_32, 1, engine, engine);
+            assert!(recv_rtp(&mut rx, &bad).is_err(), "{engine:?}");
+            let (mut tx, _) = pair(SrtpProfile::Aes128CmHmacSha1_32, 1, engine, engine);
+            let mut b = bad.clone();
+            b.resize(bad.len() + 4, 0);
+            assert!(tx.protect_rtp(&mut b, bad.len()).is_err() || engine == SrtpEngine::InPlace);
+        }
+        assert!(extension_elements_fit(&rtp(1, 1, 20)));
+        let mut ok = vec![0x90, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        ok.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x10, 0x80, 0, 0]);
+        ok.extend_from_slice(&[7; 20]);
+        assert!(extension_elements_fit(&ok));
+        ok[16] = 0x1d; // id 1, 14 bytes: past the block
+        assert!(!extension_elements_fit(&ok));
     }
 
     /// Each engine unprotects what the other protects, for every profile, SRTP and SRTCP.

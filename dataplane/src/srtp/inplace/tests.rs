@@ -188,6 +188,68 @@ fn srtcp_with_a_32_bit_tag_is_accepted_for_sha1_32_only() {
     }
 }
 
+/// RFC 3711 §3.3.1 against libsrtp, the reference implementation (vectors from libsrtp 2 through
+/// pylibsrtp 1.0, the library aiortc uses): sequence numbers that wrap, fall back, and jump ahead of
+/// the highest one seen (`s_l`), with CSRCs and header extensions. libsrtp's sender estimates each
+/// index as a receiver would, from the highest index, so 260 after 33153 (32,643 ahead, modulo 2^16)
+/// is in the next rollover: ROC 2, although 1800 and 3354 (ROC 1) came just before it. Found by the
+/// `srtp_engines_agree` fuzz target: webrtc-srtp 0.17 gives that packet ROC 1 (it compares with the
+/// last sequence number it processed rather than the highest), ours follows the RFC and libsrtp.
+/// (libsrtp's sender refuses 3354, 29,799 behind: our sender would send it without moving `s_l`, so
+/// it is left out of the comparison.)
+#[test]
+fn rollover_follows_rfc_3711_and_libsrtp_across_jumps() {
+    let vectors: &[(&str, u16, u8, &str)] = &[
+        ("80", 65533, 4, "906ffffd03bff4c012345678bede0002109e2030000000003bece6de4dc2a250771f2faa650cb7517631a8a5"),
+        ("80", 4481, 1, "816f11810041a3c0123456780000000098a06ba5302bf47463f07f26044f9eff4bfce5fb"),
+        ("80", 33153, 1, "816f818101e5a3c012345678000000003e8777f5c37396cc5fb34c27374b50f01710a65a"),
+        ("80", 33042, 3, "836f811201e4038012345678000000000000000100000002498b47e9a13d5be977e87a145bafeb75f5cd73cf"),
+        ("80", 260, 4, "906f01040003cf0012345678bede0002109e20300000000071815e9f6ed667fd2a907a31e83e76cde935ace2"),
+        ("80", 257, 0, "806f01010003c3c01234567834ab5c18d01f1bbb714a84b687fbdb15318fce31"),
+        ("80", 4096, 2, "826f1000003c0000123456780000000000000001da01d4457325d7b38fd1027d1fc1e4d6fec02d4c"),
+        ("gcm", 65533, 4, "906ffffd03bff4c012345678bede0002109e203000000000f1b1bdf66a780677f6c1be1728cd08bab4f7255da76bfa3aa7e6"),
+        ("gcm", 4481, 1, "816f11810041a3c01234567800000000b4101b83fddd034f0c0110f509accfadaebfab343d5abf446505"),
+        ("gcm", 33153, 1, "816f818101e5a3c01234567800000000ce3ab8afede14e9b873da18e8c2ab7696fb154f988d3875df42c"),
+        ("gcm", 33042, 3, "836f811201e403801234567800000000000000010000000253f383a44dd7028d8c6a803fb36f53342da64b0d0e5a0f559eaa"),
+        ("gcm", 260, 4, "906f01040003cf0012345678bede0002109e2030000000000231430e12167c139e7eb5f34aceacb97e1e4dba6824f63b675d"),
+        ("gcm", 257, 0, "806f01010003c3c01234567883d663bc47d9bd44d6f71513752d1d5b23b6093a58886af6b003"),
+        ("gcm", 4096, 2, "826f1000003c000012345678000000000000000142b47d031b4ff4d7d4f9a9726cfac66f6bce2761dc2144d974d8"),
+    ];
+    for (suite, profile, key_len) in [
+        ("80", SrtpProfile::Aes128CmHmacSha1_80, 30),
+        ("gcm", SrtpProfile::AeadAes128Gcm, 28),
+    ] {
+        let key: Vec<u8> = (0..key_len).collect();
+        let keys = SrtpKeys::new(profile, &key[..16], &key[16..]).unwrap();
+        let (mut tx, mut rx) = (ctx(&keys), ctx(&keys));
+        for &(_, seq, shape, want) in vectors.iter().filter(|v| v.0 == suite) {
+            let cc = shape & 3;
+            let mut pkt = vec![0x80 | cc | if shape & 4 != 0 { 0x10 } else { 0 }, 111];
+            pkt.extend_from_slice(&seq.to_be_bytes());
+            pkt.extend_from_slice(&(u32::from(seq) * 960).to_be_bytes());
+            pkt.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+            for i in 0..u32::from(cc) {
+                pkt.extend_from_slice(&i.to_be_bytes());
+            }
+            if shape & 4 != 0 {
+                pkt.extend_from_slice(&[0xBE, 0xDE, 0, 2, 0x10, 0x80 | 30, 0x20, b'0', 0, 0, 0, 0]);
+            }
+            pkt.extend((0..10u8).collect::<Vec<u8>>());
+            let want = hex(want);
+            assert_eq!(
+                protect(&mut tx, &pkt),
+                want,
+                "{suite} seq {seq}: as libsrtp protects it"
+            );
+            assert_eq!(
+                unprotect(&mut rx, &want).unwrap(),
+                pkt,
+                "{suite} seq {seq}: opened"
+            );
+        }
+    }
+}
+
 /// 70,000 packets in sequence: the 16-bit sequence number wraps, the ROC must follow on both
 /// sides, and webrtc-srtp (tracking its own ROC) must still decrypt what we send.
 #[test]

@@ -12,7 +12,7 @@ use common::clients::run_client_script;
 use common::server::Server;
 use serde_json::Value;
 
-const KEY: &str = "hybrid-test-key";
+const KEY: &str = "hybrid-test-key-0123456789abcdefghijklmnop";
 const COOLDOWN_S: f64 = 3.0;
 
 /// Every client of `phase` decoded over 50 frames (1 s of audio in the 4 to 8 s window: one Python

@@ -1,15 +1,20 @@
 //! `sluice serve`: both planes in one process. Configuration comes from flags, then environment
 //! variables, then a TOML file, then embedded defaults (HTTP on 127.0.0.1:7880, UDP from 7882, one
 //! worker per core). Without a configured API key, one is generated on first start, stored in the
-//! state directory (mode 0600) and printed once. SIGTERM or SIGINT shuts down gracefully and exits 0.
+//! state directory (mode 0600) and printed once; a configured one (`--api-key`, better
+//! `--api-key-file`) shorter than 32 characters is refused. Guests may join without the key only
+//! where `--guest-join` allows it (by default: only on a loopback HTTP listener). SIGTERM or SIGINT
+//! shuts down gracefully and exits 0.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
-use sluice_controlplane::auth::{random_secret, Auth, DEFAULT_TOKEN_TTL};
+use sluice_controlplane::access::{Access, AccessConfig, DEFAULT_BAN_S, DEFAULT_JOIN_GRACE_S};
+use sluice_controlplane::auth::{random_secret, validate_api_key, Auth, DEFAULT_TOKEN_TTL};
 use sluice_controlplane::clock::Now;
 use sluice_controlplane::hub::Hub;
 use sluice_controlplane::media::Media;
@@ -41,18 +46,36 @@ pub struct ServeArgs {
     /// I/O backend: auto, uring or mmsg.
     #[arg(long, env = "SLUICE_BACKEND")]
     pub backend: Option<BackendChoice>,
-    /// Admin API key (default: generated on first start and kept in the state directory).
+    /// Admin API key, at least 32 characters (default: generated on first start and kept in the
+    /// state directory). Prefer --api-key-file: a command line is visible to every local user.
     #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// File holding the admin API key (its first line; surrounding whitespace ignored).
+    #[arg(long, env = "SLUICE_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Public base URL of this server behind a TLS proxy, e.g. https://voice.example.com:
+    /// `signal_url` and the web page then use wss:// on that host.
+    #[arg(long, env = "SLUICE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Require the API key on GET /metrics.
+    #[arg(long, env = "SLUICE_METRICS_AUTH", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_auth: Option<bool>,
+    /// Seconds a participant has to connect to signaling before it is removed (its name freed,
+    /// its token refused).
+    #[arg(long, env = "SLUICE_JOIN_GRACE_S")]
+    pub join_grace_s: Option<u32>,
+    /// Seconds a kicked participant cannot guest-join the same room again (0: no ban).
+    #[arg(long, env = "SLUICE_BAN_S")]
+    pub ban_s: Option<u32>,
     /// Address given to clients in ICE candidates (default: the UDP bind address).
     #[arg(long, env = "SLUICE_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
     /// Directory for the generated API key and token secret.
     #[arg(long, env = "SLUICE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Let anyone who can reach the HTTP address join an existing room from the web page
-    /// (`POST /v1/rooms/{room}/join`, no API key). Default true; set false when an application
-    /// hands out participant tokens itself.
+    /// Let anyone who can reach the HTTP address join an existing room that allows guests, from
+    /// the web page (`POST /v1/rooms/{room}/join`, no API key). Default: true only when the HTTP
+    /// listener is on a loopback address; false when an application hands out participant tokens.
     #[arg(long, env = "SLUICE_GUEST_JOIN", value_name = "BOOL")]
     pub guest_join: Option<bool>,
     /// Default largest P2P mesh of an `auto` room (2..=16; rooms may set their own).
@@ -82,6 +105,11 @@ struct FileConfig {
     workers: Option<usize>,
     backend: Option<String>,
     api_key: Option<String>,
+    api_key_file: Option<PathBuf>,
+    public_url: Option<String>,
+    metrics_auth: Option<bool>,
+    join_grace_s: Option<u32>,
+    ban_s: Option<u32>,
     public_ip: Option<IpAddr>,
     state_dir: Option<PathBuf>,
     guest_join: Option<bool>,
@@ -103,7 +131,10 @@ struct Settings {
     api_key: Option<String>,
     public_ip: Option<IpAddr>,
     state_dir: PathBuf,
-    guest_join: bool,
+    /// `wss://host[:port][/path]` from `--public-url`.
+    public_ws_base: Option<String>,
+    metrics_auth: bool,
+    access: AccessConfig,
     rooms: RoomDefaults,
     webhooks: Vec<String>,
     webhook_secret: Option<String>,
@@ -140,8 +171,45 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if workers == 0 || workers > 64 {
         bail!("workers must be 1..=64, got {workers}");
     }
+    let http = args
+        .http
+        .or(file.http)
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7880)));
+    // Guests by default only where nobody but this machine can reach the server (the demo).
+    let guest_join = args
+        .guest_join
+        .or(file.guest_join)
+        .unwrap_or(http.ip().is_loopback());
+    let api_key = match (
+        args.api_key.or(file.api_key).filter(|k| !k.is_empty()),
+        args.api_key_file.or(file.api_key_file),
+    ) {
+        (Some(_), Some(_)) => bail!(
+            "give the API key either inline (--api-key) or as a file (--api-key-file), not both"
+        ),
+        (Some(k), None) => Some(k),
+        (None, Some(path)) => Some(read_key_file(&path)?),
+        (None, None) => None,
+    };
+    if let Some(k) = &api_key {
+        validate_api_key(k).context("refusing the configured API key")?;
+    }
+    let public_ws_base = args
+        .public_url
+        .or(file.public_url)
+        .map(|u| ws_base_of(&u))
+        .transpose()?;
+    let join_grace_s = args
+        .join_grace_s
+        .or(file.join_grace_s)
+        .unwrap_or(DEFAULT_JOIN_GRACE_S);
+    let ban_s = args.ban_s.or(file.ban_s).unwrap_or(DEFAULT_BAN_S);
+    if !(1..=LIMIT_SECONDS).contains(&join_grace_s) || ban_s > LIMIT_SECONDS {
+        bail!("join_grace_s must be 1..={LIMIT_SECONDS} and ban_s at most {LIMIT_SECONDS}");
+    }
     let d = RoomDefaults::default();
     let rooms = RoomDefaults {
+        guest_join,
         p2p_max: args.p2p_max.or(file.p2p_max).unwrap_or(d.p2p_max),
         cooldown_s: args.cooldown_s.or(file.cooldown_s).unwrap_or(d.cooldown_s),
         empty_timeout_s: args
@@ -156,10 +224,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         bail!("cooldown_s and empty_timeout_s must be at most {LIMIT_SECONDS} (a day)");
     }
     Ok(Settings {
-        http: args
-            .http
-            .or(file.http)
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7880))),
+        http,
         udp_bind: args
             .udp_bind
             .or(file.udp_bind)
@@ -167,13 +232,19 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         udp_port: args.udp_port.or(file.udp_port).unwrap_or(7882),
         workers,
         backend,
-        api_key: args.api_key.or(file.api_key).filter(|k| !k.is_empty()),
+        api_key,
         public_ip: args.public_ip.or(file.public_ip),
         state_dir: args
             .state_dir
             .or(file.state_dir)
             .unwrap_or_else(default_state_dir),
-        guest_join: args.guest_join.or(file.guest_join).unwrap_or(true),
+        public_ws_base,
+        metrics_auth: args.metrics_auth.or(file.metrics_auth).unwrap_or(false),
+        access: AccessConfig {
+            guest_join,
+            join_grace: Duration::from_secs(join_grace_s.into()),
+            ban: Duration::from_secs(ban_s.into()),
+        },
         rooms,
         webhooks: if args.webhooks.is_empty() {
             file.webhooks.unwrap_or_default()
@@ -185,6 +256,39 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
             .or(file.webhook_secret)
             .filter(|k| !k.is_empty()),
     })
+}
+
+/// The API key in `path`: its content, trimmed.
+fn read_key_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the API key file {}", path.display()))?;
+    let key = text.trim().to_string();
+    if key.is_empty() {
+        bail!("the API key file {} is empty", path.display());
+    }
+    Ok(key)
+}
+
+/// `wss://host[:port][/path]` (or `ws://` for an `http://` URL) from a `--public-url`.
+fn ws_base_of(url: &str) -> anyhow::Result<String> {
+    let url = url.trim();
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        ("wss", rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        ("ws", rest)
+    } else {
+        bail!("--public-url must start with https:// (or http://), got {url:?}");
+    };
+    let rest = rest.trim_end_matches('/');
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty()
+        || rest.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '@' | '"' | '<' | '>')
+        })
+    {
+        bail!("--public-url must be a plain URL such as https://voice.example.com, got {url:?}");
+    }
+    Ok(format!("{scheme}://{rest}"))
 }
 
 /// Reads a secret from `dir/name`, or creates it (0600). Returns (secret, created).
@@ -219,6 +323,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(k) => (k.clone(), false),
         None => load_or_create_secret(&settings.state_dir, "admin.key")?,
     };
+    validate_api_key(&api_key).with_context(|| {
+        format!(
+            "refusing the API key in {} (delete it to have a new one generated)",
+            settings.state_dir.join("admin.key").display()
+        )
+    })?;
     let (token_secret, _) = load_or_create_secret(&settings.state_dir, "token.secret")?;
 
     let dataplane = Arc::new(
@@ -270,11 +380,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let state = Arc::new(AppState {
             rooms: Mutex::new(Rooms::with_defaults(settings.rooms)),
             auth: Auth::new(&api_key, token_secret.as_bytes(), DEFAULT_TOKEN_TTL),
-            public_ws_base: format!("ws://{http}"),
+            public_ws_base: settings
+                .public_ws_base
+                .clone()
+                .unwrap_or_else(|| format!("ws://{http}")),
+            public_url: settings.public_ws_base.is_some(),
+            metrics_auth: settings.metrics_auth,
+            access: Mutex::new(Access::new(settings.access, std::time::Instant::now())),
             dataplane: Some(dataplane.clone()),
             hub,
             media: Some(media.clone()),
-            guest_join: settings.guest_join,
             webhooks,
         });
         let on_shutdown = state.clone();
@@ -299,12 +414,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 settings.state_dir.join("admin.key").display()
             );
         }
+        tracing::info!(
+            guest_join = settings.access.guest_join,
+            join_grace_s = settings.access.join_grace.as_secs(),
+            ban_s = settings.access.ban.as_secs(),
+            metrics_auth = settings.metrics_auth,
+            "access: guests {}",
+            if settings.access.guest_join { "may join rooms that allow them" } else { "off (participants need tokens from the API)" }
+        );
         if let Some(ip) = settings.public_ip {
             tracing::info!(%ip, "public IP for ICE candidates");
         }
         tracing::info!(%http, workers = dataplane.workers(), backend = %dataplane.backend(), "sluice started");
         let hub = state.hub.clone();
-        let served = axum::serve(listener, router(state))
+        let served = axum::serve(
+            listener,
+            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
             .with_graceful_shutdown(async move {
                 shutdown_signal().await;
                 // Every member gets `bye` before the sockets close.

@@ -13,7 +13,7 @@ use common::clients::{metric_sum, negotiated, run_client_script};
 use common::server::Server;
 use serde_json::Value;
 
-const KEY: &str = "aiortc-test-key";
+const KEY: &str = "aiortc-test-key-0123456789abcdefghijklmnop";
 
 fn metric(text: &str, name: &str) -> u64 {
     metric_sum(text, name, "")

@@ -12,7 +12,7 @@ use common::clients::run_client_script;
 use common::server::Server;
 use serde_json::Value;
 
-const KEY: &str = "hybrid-test-key";
+const KEY: &str = "hybrid-test-key-0123456789abcdefghijklmnop";
 const COOLDOWN_S: f64 = 3.0;
 
 /// Every client of `phase` decoded over 50 frames (1 s of audio in the 4 to 8 s window: one Python
@@ -55,7 +55,9 @@ fn metric(text: &str, line_start: &str) -> u64 {
 
 #[test]
 fn eight_aiortc_clients_mesh_a_ninth_moves_everyone_to_the_sfu_and_six_go_back_to_p2p() {
-    let s = Server::start(&["--api-key", KEY]);
+    // The script mints all nine participants first and connects the ninth only once the mesh of
+    // eight carried audio, which may take longer than the default join grace on a slow machine.
+    let s = Server::start(&["--api-key", KEY, "--join-grace-s", "600"]);
     let r = run_client_script(
         "aiortc_hybrid.py",
         &[s.base.as_str(), KEY, "hybrid", &COOLDOWN_S.to_string()],

@@ -211,6 +211,7 @@ fn the_state_module_depends_on_no_front_end() {
         "sdp",
         "fingerprint",
         "clock",
+        "access",
     ] {
         let deps = &graph[pure];
         for shell in ["state", "api", "signal", "web", "router", "media", "dtls"] {

@@ -11,7 +11,7 @@ use reqwest::blocking::Client;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-const KEY: &str = "test-admin-key";
+const KEY: &str = "test-admin-key-0123456789abcdefghijklmnop";
 
 mod common;
 
@@ -321,7 +321,7 @@ fn flags_beat_environment_beat_the_config_file() {
     let cfg = dir.0.join("sluice.toml");
     std::fs::write(
         &cfg,
-        "api_key = \"from-file\"\nworkers = 1\nudp_port = 0\nhttp = \"127.0.0.1:0\"\n",
+        "api_key = \"from-file-0123456789abcdefghijklmnop\"\nworkers = 1\nudp_port = 0\nhttp = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     let admin_ok = |env_key: Option<&str>, flag_key: Option<&str>, try_key: &str| -> bool {
@@ -362,10 +362,22 @@ fn flags_beat_environment_beat_the_config_file() {
         assert!(child.wait().unwrap().success());
         status == StatusCode::OK
     };
-    assert!(admin_ok(None, None, "from-file"));
-    assert!(admin_ok(Some("from-env"), None, "from-env"));
-    assert!(!admin_ok(Some("from-env"), None, "from-file"));
-    assert!(admin_ok(Some("from-env"), Some("from-flag"), "from-flag"));
+    assert!(admin_ok(None, None, "from-file-0123456789abcdefghijklmnop"));
+    assert!(admin_ok(
+        Some("from-env-0123456789abcdefghijklmnopq"),
+        None,
+        "from-env-0123456789abcdefghijklmnopq"
+    ));
+    assert!(!admin_ok(
+        Some("from-env-0123456789abcdefghijklmnopq"),
+        None,
+        "from-file-0123456789abcdefghijklmnop"
+    ));
+    assert!(admin_ok(
+        Some("from-env-0123456789abcdefghijklmnopq"),
+        Some("from-flag-0123456789abcdefghijklmnop"),
+        "from-flag-0123456789abcdefghijklmnop"
+    ));
 
     std::fs::write(&cfg, "colour = \"red\"\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sluice"))

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
-const KEY: &str = "signal-test-key";
+const KEY: &str = "signal-test-key-0123456789abcdefghijklmnop";
 
 type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 

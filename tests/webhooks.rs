@@ -18,7 +18,7 @@ use sluice_controlplane::webhooks::verify;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::Message;
 
-const KEY: &str = "hooks-test-key";
+const KEY: &str = "hooks-test-key-0123456789abcdefghijklmnop";
 const SECRET: &str = "hook-secret";
 
 /// One received request: headers (lower-case names) and body.

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
 use rand::RngCore;
@@ -18,7 +18,9 @@ use sluice_dataplane::srtp::{SrtpKeys, SrtpProfile};
 use sluice_dataplane::topology::TransportKeys;
 use utoipa::ToSchema;
 
+use crate::access::ClientKey;
 use crate::error::{ApiError, ErrorBody};
+use crate::guard::{Admin, ClientIp};
 use crate::media::MediaError;
 use crate::rooms::{CreateParticipant, CreateRoom, Participant, Role, Room};
 use crate::state::AppState;
@@ -55,10 +57,9 @@ pub struct ParticipantGrant {
     security(("api_key" = [])))]
 pub async fn create_room(
     State(s): Shared,
-    headers: HeaderMap,
+    _admin: Admin,
     payload: Result<Json<CreateRoom>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
-    s.auth.check_admin(&headers)?;
     let room = s.rooms().create(body(payload)?, SystemTime::now())?;
     tracing::info!(room = %room.name, mode = ?room.mode, "room created");
     s.on_room_started(&room.name);
@@ -67,8 +68,7 @@ pub async fn create_room(
 
 /// Lists rooms.
 #[utoipa::path(get, path = "/v1/rooms", responses((status = 200, body = RoomList), (status = 401, body = ErrorBody)), security(("api_key" = [])))]
-pub async fn list_rooms(State(s): Shared, headers: HeaderMap) -> Result<Json<RoomList>, ApiError> {
-    s.auth.check_admin(&headers)?;
+pub async fn list_rooms(State(s): Shared, _admin: Admin) -> Result<Json<RoomList>, ApiError> {
     let rooms = s.rooms().list();
     Ok(Json(RoomList {
         rooms: rooms.into_iter().map(|r| s.with_live(r)).collect(),
@@ -80,10 +80,9 @@ pub async fn list_rooms(State(s): Shared, headers: HeaderMap) -> Result<Json<Roo
     responses((status = 200, body = Room), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_room(
     State(s): Shared,
-    headers: HeaderMap,
+    _admin: Admin,
     Path(room): Path<String>,
 ) -> Result<Json<Room>, ApiError> {
-    s.auth.check_admin(&headers)?;
     let room = s.rooms().get(&room)?.clone();
     Ok(Json(s.with_live(room)))
 }
@@ -93,10 +92,9 @@ pub async fn get_room(
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_room(
     State(s): Shared,
-    headers: HeaderMap,
+    _admin: Admin,
     Path(room): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.auth.check_admin(&headers)?;
     s.close_room(&room, "deleted")?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -108,25 +106,27 @@ pub async fn delete_room(
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create_participant(
     State(s): Shared,
-    headers: HeaderMap,
+    _admin: Admin,
     Path(room): Path<String>,
     payload: Result<Json<CreateParticipant>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ParticipantGrant>), ApiError> {
-    s.auth.check_admin(&headers)?;
-    let grant = issue_grant(&s, &room, body(payload)?)?;
+    let grant = issue_grant(&s, &room, body(payload)?, None)?;
     Ok((StatusCode::CREATED, Json(grant)))
 }
 
-/// Adds a participant to `room` and signs its token.
+/// Adds a participant to `room` (a guest's from `origin`) and signs its token; the participant has
+/// its join grace to connect to signaling.
 fn issue_grant(
     s: &AppState,
     room: &str,
     req: CreateParticipant,
+    origin: Option<ClientKey>,
 ) -> Result<ParticipantGrant, ApiError> {
     let now = SystemTime::now();
     let p = s
         .rooms()
         .add_participant(room, req, now, &mut rand::rng())?;
+    s.on_minted(room, &p, origin);
     let token = s.auth.issue(room, &p.id, &p.name, p.role, now)?;
     let signal_url = format!("{}/v1/signal?token={token}", s.public_ws_base);
     tracing::info!(%room, participant = %p.id, role = ?p.role, "participant created");
@@ -144,29 +144,31 @@ fn issue_grant(
 pub struct GuestJoin {
     /// Display name, 1 to 64 characters, unique in the room.
     pub name: String,
+    /// The room's join code, where it has one.
+    #[serde(default)]
+    pub join_code: Option<String>,
 }
 
-/// Joins an existing room as a speaker without the API key: what the web page at `/` calls. Open
-/// unless the server runs with `guest_join = false` (then applications mint tokens with
-/// `POST /v1/rooms/{room}/participants` and hand them to their users).
+/// Joins an existing room as a speaker without the API key: what the web page at `/` calls. Only
+/// where the server takes guests (`--guest-join`; on by default only on a loopback listener) and
+/// the room does (`guest_join`), with the room's `join_code` if it has one. A room that takes no
+/// guests, or a wrong code, is answered exactly as a room that does not exist (404 `unknown_room`).
+/// Attempts are rate-limited per client IP (429 `rate_limited` with `Retry-After`); a participant
+/// kicked from the room cannot come back as a guest for `ban_s` (403 `banned`).
 #[utoipa::path(post, path = "/v1/rooms/{room}/join", request_body = GuestJoin,
     params(("room" = String, Path, description = "Room name")),
     responses((status = 201, body = ParticipantGrant), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn guest_join(
     State(s): Shared,
+    client: ClientIp,
     Path(room): Path<String>,
     payload: Result<Json<GuestJoin>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ParticipantGrant>), ApiError> {
-    if !s.guest_join {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "guest_join_disabled",
-            "this server does not let guests join; ask the application for a participant token",
-        ));
-    }
-    let GuestJoin { name } = body(payload)?;
-    let grant = issue_grant(&s, &room, CreateParticipant { name, role: None })?;
+    let GuestJoin { name, join_code } = body(payload)?;
+    s.check_guest(client.key(), &room, &name, join_code.as_deref())?;
+    let req = CreateParticipant { name, role: None };
+    let grant = issue_grant(&s, &room, req, Some(client.key()))?;
     Ok((StatusCode::CREATED, Json(grant)))
 }
 
@@ -278,11 +280,10 @@ fn socket_addr(field: &str, value: Option<&str>) -> Result<Option<std::net::Sock
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create_plain(
     State(s): Shared,
-    headers: HeaderMap,
+    _admin: Admin,
     Path(room): Path<String>,
     payload: Result<Json<CreatePlain>, JsonRejection>,
 ) -> Result<(StatusCode, Json<PlainGrant>), ApiError> {
-    s.auth.check_admin(&headers)?;
     let req = body(payload)?;
     let media = s.media.clone().ok_or_else(|| {
         ApiError::new(
@@ -377,11 +378,11 @@ pub async fn create_plain(
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_participant(
     State(s): Shared,
-    headers: HeaderMap,
+    _admin: Admin,
     Path((room, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.auth.check_admin(&headers)?;
     s.rooms().remove_participant(&room, &id)?;
+    s.on_kicked(&room, &id);
     s.hub.kick(&room, &id, Instant::now());
     if let Some(m) = &s.media {
         m.remove_participant(&room, &id);
@@ -408,11 +409,10 @@ pub struct MuteRequest {
     security(("api_key" = [])))]
 pub async fn mute_participant(
     State(s): Shared,
-    headers: HeaderMap,
+    _admin: Admin,
     Path((room, id)): Path<(String, String)>,
     payload: Result<Json<MuteRequest>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    s.auth.check_admin(&headers)?;
     let MuteRequest { muted } = body(payload)?;
     {
         let rooms = s.rooms();

@@ -18,10 +18,36 @@ use crate::rooms::Role;
 /// How long a participant token is valid by default.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
 
-/// A fresh random secret, URL-safe base64 (for API keys and token secrets).
+/// Shortest admin API key sluice accepts (a key anyone can guess is no key).
+pub const MIN_API_KEY_LEN: usize = 32;
+
+/// A fresh random secret, URL-safe base64 of 32 random bytes: 43 characters (for API keys and
+/// token secrets).
 pub fn random_secret() -> String {
-    let bytes: [u8; 24] = rand::random();
+    let bytes: [u8; 32] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Why a configured API key is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiKeyError {
+    /// Fewer than [`MIN_API_KEY_LEN`] characters.
+    #[error("the API key has {0} characters; it needs at least {MIN_API_KEY_LEN} (generate one with `openssl rand -base64 32`)")]
+    TooShort(usize),
+    /// Characters an `Authorization` header cannot carry as they are.
+    #[error("the API key must be printable ASCII without spaces")]
+    NotPrintable,
+}
+
+/// Checks a configured API key: at least [`MIN_API_KEY_LEN`] printable ASCII characters.
+pub fn validate_api_key(key: &str) -> Result<(), ApiKeyError> {
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiKeyError::NotPrintable);
+    }
+    if key.len() < MIN_API_KEY_LEN {
+        return Err(ApiKeyError::TooShort(key.len()));
+    }
+    Ok(())
 }
 
 /// What a participant token says.
@@ -174,6 +200,26 @@ mod tests {
             .issue("room", "p_1", "alice", Role::Speaker, long_ago)
             .unwrap();
         assert!(auth.verify(&old, long_ago).is_ok());
+    }
+
+    #[test]
+    fn short_or_unprintable_api_keys_are_refused_and_generated_ones_are_long() {
+        assert_eq!(
+            validate_api_key("test-admin-key"),
+            Err(ApiKeyError::TooShort(14))
+        );
+        assert_eq!(
+            validate_api_key(&"k".repeat(31)),
+            Err(ApiKeyError::TooShort(31))
+        );
+        assert_eq!(validate_api_key(&"k".repeat(32)), Ok(()));
+        assert_eq!(
+            validate_api_key(&format!("{} x", "k".repeat(40))),
+            Err(ApiKeyError::NotPrintable)
+        );
+        let generated = random_secret();
+        assert_eq!(generated.len(), 43);
+        assert_eq!(validate_api_key(&generated), Ok(()));
     }
 
     #[test]

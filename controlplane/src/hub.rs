@@ -387,6 +387,13 @@ impl Hub {
         self.lock().values().map(|l| l.members.len()).sum()
     }
 
+    /// Whether participant `id` is connected to `room` now.
+    pub fn is_member(&self, room: &str, id: &str) -> bool {
+        self.lock()
+            .get(room)
+            .is_some_and(|l| l.members.contains_key(id))
+    }
+
     /// Connected members of a room.
     pub fn connected(&self, room: &str) -> usize {
         self.lock().get(room).map_or(0, |l| l.members.len())

@@ -9,10 +9,10 @@
 //!
 //! - Pure cores, driven by tests without sockets: [`rooms`] (room and participant rules),
 //!   [`mode`] (the P2P/SFU mode machine), [`hub`] (connected members and what each is told),
-//!   [`rate_limit`], [`messages`] (the signaling protocol), [`sdp`], [`fingerprint`], [`auth`] (keys and tokens),
+//!   [`rate_limit`], [`access`] (guests, seats, bans, throttles), [`messages`] (the signaling protocol), [`sdp`], [`fingerprint`], [`auth`] (keys and tokens),
 //!   [`clock`] (time as the cores take it), [`webhooks`]' event, signing and retry policy.
 //! - State: [`state::AppState`], which every front end depends on and which depends on none.
-//! - I/O shells: [`api`] (REST handlers), [`signal`] (the WebSocket), [`web`] (pages),
+//! - I/O shells: [`api`] (REST handlers), [`guard`] (client IP, the admin check), [`signal`] (the WebSocket), [`web`] (pages),
 //!   [`metrics`], [`router`] (every route and the OpenAPI document), [`media`] (worker upcalls and
 //!   DTLS), [`dtls`] (OpenSSL over memory BIOs).
 //!
@@ -21,12 +21,14 @@
 
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod dtls;
 pub mod error;
 pub mod fingerprint;
+pub mod guard;
 pub mod hub;
 pub mod media;
 pub mod messages;

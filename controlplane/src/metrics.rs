@@ -1,6 +1,6 @@
 //! What the server reports about itself: `GET /healthz`, the Prometheus text at `GET /metrics`
 //! (rooms, participants, switches, webhooks, media sessions, DTLS, per-worker packets, bytes and
-//! drops by reason) and the JSON counters at `GET /v1/stats` that the admin page turns into rates.
+//! drops by reason; behind the API key with `--metrics-auth`) and the JSON counters at `GET /v1/stats` that the admin page turns into rates.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::clock::unix_millis;
 use crate::error::{ApiError, ErrorBody};
+use crate::guard::{Admin, ClientIp};
 use crate::state::AppState;
 
 type Shared = State<Arc<AppState>>;
@@ -30,8 +31,15 @@ pub async fn healthz() -> Json<serde_json::Value> {
 type Counter = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
 
 /// Prometheus text format: per-worker packets, bytes and drops by reason; rooms; participants.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
-pub async fn metrics(State(s): Shared) -> Response {
+/// With `--metrics-auth`, only with the API key (as the admin calls).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"),
+    (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn metrics(State(s): Shared, client: ClientIp, headers: HeaderMap) -> Response {
+    if s.metrics_auth {
+        if let Err(e) = s.check_admin(&headers, client.key()) {
+            return e.into_response();
+        }
+    }
     let mut out = String::new();
     let (rooms, participants) = {
         let r = s.rooms();
@@ -192,8 +200,7 @@ pub struct ServerStats {
 
 /// The dataplane's counters per worker (what the admin page turns into packets per second).
 #[utoipa::path(get, path = "/v1/stats", responses((status = 200, body = ServerStats), (status = 401, body = ErrorBody)), security(("api_key" = [])))]
-pub async fn stats(State(s): Shared, headers: HeaderMap) -> Result<Json<ServerStats>, ApiError> {
-    s.auth.check_admin(&headers)?;
+pub async fn stats(State(s): Shared, _admin: Admin) -> Result<Json<ServerStats>, ApiError> {
     let workers = s.dataplane.as_ref().map_or_else(Vec::new, |dp| {
         (0..dp.workers())
             .filter_map(|i| {

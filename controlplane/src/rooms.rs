@@ -70,6 +70,14 @@ pub struct CreateRoom {
     /// default 300; 0: never).
     #[serde(default)]
     pub empty_timeout_s: Option<u32>,
+    /// Whether guests may join with `POST /v1/rooms/{room}/join` (default: the server's
+    /// `guest_join`; `true` is refused on a server that takes no guests).
+    #[serde(default)]
+    pub guest_join: Option<bool>,
+    /// A code guests must send to join (4 to 128 printable characters; give it out with the
+    /// room's link). A wrong or missing code is answered as if the room did not exist.
+    #[serde(default)]
+    pub join_code: Option<String>,
 }
 
 /// `POST /v1/rooms/{room}/participants` body.
@@ -115,6 +123,11 @@ pub struct Room {
     pub cooldown_s: u32,
     /// Seconds without a connected member before the room closes itself (0: never).
     pub empty_timeout_s: u32,
+    /// Whether guests may join without the API key (`POST /v1/rooms/{room}/join`).
+    pub guest_join: bool,
+    /// The code guests must send, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join_code: Option<String>,
     /// Seconds since the Unix epoch.
     pub created_at: u64,
     /// How media flows now (`p2p` or `sfu`), from the members connected to signaling.
@@ -148,6 +161,8 @@ pub struct RoomDefaults {
     pub cooldown_s: u32,
     /// Empty time before a room closes itself, seconds (0: never).
     pub empty_timeout_s: u32,
+    /// Whether rooms take guests unless they say otherwise (and whether they may at all).
+    pub guest_join: bool,
 }
 
 impl Default for RoomDefaults {
@@ -156,6 +171,7 @@ impl Default for RoomDefaults {
             p2p_max: DEFAULT_P2P_MAX,
             cooldown_s: crate::mode::DEFAULT_COOLDOWN.as_secs() as u32,
             empty_timeout_s: DEFAULT_EMPTY_TIMEOUT_S,
+            guest_join: true,
         }
     }
 }
@@ -189,6 +205,42 @@ fn validate_participant_name(name: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Longest join code.
+pub const MAX_JOIN_CODE_LEN: usize = 128;
+/// Shortest join code.
+pub const MIN_JOIN_CODE_LEN: usize = 4;
+
+/// The guest settings of a new room: the server's default unless it says otherwise; guests and
+/// codes only where the server takes guests.
+fn guest_settings(req: &CreateRoom, server: bool) -> Result<(bool, Option<String>), ApiError> {
+    let guest_join = req.guest_join.unwrap_or(server);
+    if guest_join && !server {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "guest_join: this server takes no guests (start it with --guest-join true)",
+        ));
+    }
+    let Some(code) = &req.join_code else {
+        return Ok((guest_join, None));
+    };
+    if !guest_join {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "join_code needs a room that takes guests (guest_join)",
+        ));
+    }
+    let n = code.chars().count();
+    if !(MIN_JOIN_CODE_LEN..=MAX_JOIN_CODE_LEN).contains(&n) || code.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!(
+                "join_code must be {MIN_JOIN_CODE_LEN} to {MAX_JOIN_CODE_LEN} printable characters"
+            ),
+        ));
+    }
+    Ok((true, Some(code.clone())))
 }
 
 fn in_range(field: &str, v: Option<u32>, default: u32, lo: u32, hi: u32) -> Result<u32, ApiError> {
@@ -230,6 +282,7 @@ impl Rooms {
             ));
         }
         let d = self.defaults;
+        let (guest_join, join_code) = guest_settings(&req, d.guest_join)?;
         let p2p_max = in_range("p2p_max", req.p2p_max, d.p2p_max, 2, 16)?;
         let room = Room {
             mode: req.mode.unwrap_or_default(),
@@ -263,6 +316,8 @@ impl Rooms {
                 1,
                 LIMIT_MAX_PARTICIPANTS,
             )?,
+            guest_join,
+            join_code,
             created_at: unix_secs(now),
             participants: Vec::new(),
             name: req.name,
@@ -351,7 +406,8 @@ impl Rooms {
     }
 }
 
-fn unknown_room(name: &str) -> ApiError {
+/// 404 `unknown_room`: the one answer for a room that does not exist, or is not for this caller.
+pub fn unknown_room(name: &str) -> ApiError {
     ApiError::not_found("unknown_room", format!("no room named {name:?}"))
 }
 
@@ -375,7 +431,59 @@ mod tests {
             p2p_return: None,
             cooldown_s: None,
             empty_timeout_s: None,
+            guest_join: None,
+            join_code: None,
         }
+    }
+
+    #[test]
+    fn rooms_take_guests_as_the_server_does_and_codes_only_with_guests() {
+        let mut open = Rooms::default();
+        assert!(open.create(room("a"), t0()).unwrap().guest_join);
+        let mut coded = room("b");
+        coded.join_code = Some("abcd".into());
+        assert_eq!(
+            open.create(coded.clone(), t0())
+                .unwrap()
+                .join_code
+                .as_deref(),
+            Some("abcd")
+        );
+        for bad in ["abc", &"x".repeat(129), "ab\ncd"] {
+            let mut r = room("c");
+            r.join_code = Some(bad.into());
+            assert_eq!(
+                open.create(r, t0()).unwrap_err().code,
+                "invalid_field",
+                "{bad:?}"
+            );
+        }
+        let mut no_guests = room("d");
+        no_guests.guest_join = Some(false);
+        assert!(!open.create(no_guests.clone(), t0()).unwrap().guest_join);
+        no_guests.name = "e".into();
+        no_guests.join_code = Some("abcd".into());
+        assert_eq!(
+            open.create(no_guests, t0()).unwrap_err().code,
+            "invalid_field"
+        );
+
+        let mut closed = Rooms::with_defaults(RoomDefaults {
+            guest_join: false,
+            ..RoomDefaults::default()
+        });
+        assert!(!closed.create(room("a"), t0()).unwrap().guest_join);
+        let mut wants = room("b");
+        wants.guest_join = Some(true);
+        assert_eq!(
+            closed.create(wants, t0()).unwrap_err().code,
+            "invalid_field"
+        );
+        coded.name = "c".into();
+        assert_eq!(
+            closed.create(coded, t0()).unwrap_err().code,
+            "invalid_field"
+        );
     }
 
     #[test]

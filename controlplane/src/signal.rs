@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::auth::Claims;
 use crate::clock::Now;
 use crate::error::ApiError;
+use crate::guard::ClientIp;
 use crate::hub::{Joined, RelayError};
 use crate::messages::{ClientMsg, PeerInfo, ServerMsg, SlotInfo};
 use crate::mode::{ModeRules, RoomMode};
@@ -38,6 +39,7 @@ pub struct SignalQuery {
 /// `GET /v1/signal?token=…`: checks the token and that its participant still exists, then upgrades.
 pub async fn signal(
     State(s): State<Arc<AppState>>,
+    client: ClientIp,
     Query(q): Query<SignalQuery>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -59,7 +61,7 @@ pub async fn signal(
     let ws = ws.map_err(|e| ApiError::bad_request("not_websocket", e.to_string()))?;
     Ok(ws
         .max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| run_socket(s, claims, rules, audio_slots, socket)))
+        .on_upgrade(move |socket| run_socket(s, claims, rules, audio_slots, client, socket)))
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
@@ -189,6 +191,7 @@ async fn run_socket(
     claims: Claims,
     rules: ModeRules,
     audio_slots: u32,
+    client: ClientIp,
     mut socket: WebSocket,
 ) {
     let _open = s.hub.socket_open();
@@ -199,14 +202,22 @@ async fn run_socket(
         muted: false,
     };
     let (tx, mut rx) = mpsc::channel(OUTBOX);
-    let Joined {
+    // A kick (or the end of the join grace) that came while the socket was upgrading wins.
+    let admitted = s.admit(&claims.room, &info.id, client.key(), || {
+        s.hub
+            .join(&claims.room, rules, info.clone(), tx, Now::read())
+    });
+    let Some(Joined {
         conn,
         peers,
         mode,
         switch,
-    } = s
-        .hub
-        .join(&claims.room, rules, info.clone(), tx, Now::read());
+    }) = admitted
+    else {
+        let _ = send(&mut socket, &ServerMsg::Bye { reason: "kicked" }).await;
+        tracing::info!(room = %claims.room, participant = %info.id, "removed while connecting: socket refused");
+        return;
+    };
     tracing::info!(room = %claims.room, participant = %info.id, mode = mode.name(), "signaling connected");
     s.on_joined(&claims.room, &info);
     if let Some(sw) = switch {
@@ -276,6 +287,7 @@ async fn run_socket(
     let room = session.claims.room.clone();
     if s.hub.leave(&room, &info.id, conn, Instant::now()) {
         let _ = s.rooms().remove_participant(&room, &info.id);
+        s.on_gone(&room, &info.id);
         if let Some(m) = &s.media {
             m.remove_participant(&room, &info.id);
         }

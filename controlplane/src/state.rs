@@ -1,21 +1,24 @@
 //! The control plane's shared state: rooms, keys, the signaling hub, media sessions and webhooks,
 //! and the operations that touch several of them at once (closing a room, muting, housekeeping).
 //! Every front end (REST handlers, the signaling socket, the web pages, metrics) depends on this
-//! module; it depends on none of them.
+//! module; it depends on none of them. Who may come in (guests, seats not sat in, bans, the admin
+//! throttle) is decided by [`crate::access`]; this module applies its answers to the rooms.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use axum::http::HeaderMap;
 use sluice_dataplane::Dataplane;
 
+use crate::access::{retry_after_secs, Access, ClientKey, GuestRefusal, RoomGuests};
 use crate::auth::Auth;
 use crate::clock::Now;
 use crate::error::ApiError;
 use crate::hub::{Hub, ModeSwitch};
 use crate::media::Media;
 use crate::messages::PeerInfo;
-use crate::rooms::{Role, Room, Rooms};
+use crate::rooms::{unknown_room, Participant, Role, Room, Rooms};
 use crate::webhooks::{WebhookEvent, Webhooks};
 
 /// How long after a room went back to P2P its members' SFU transports from before the switch are
@@ -28,16 +31,22 @@ pub struct AppState {
     pub rooms: Mutex<Rooms>,
     /// API key and token keys.
     pub auth: Auth,
-    /// Base of `signal_url`, e.g. `ws://127.0.0.1:7880`.
+    /// Base of `signal_url`, e.g. `ws://127.0.0.1:7880`, or `wss://voice.example.com` from
+    /// `--public-url`.
     pub public_ws_base: String,
+    /// Whether `public_ws_base` came from `--public-url` (then the web page uses it too, rather
+    /// than the address it was loaded from).
+    pub public_url: bool,
+    /// Whether `/metrics` needs the API key (`--metrics-auth`).
+    pub metrics_auth: bool,
+    /// Guest joins, seats not yet sat in, bans, throttles.
+    pub access: Mutex<Access>,
     /// The dataplane, for its counters.
     pub dataplane: Option<Arc<Dataplane>>,
     /// Connected signaling sockets.
     pub hub: Arc<Hub>,
     /// Media sessions (None: signaling only, no dataplane).
     pub media: Option<Arc<Media>>,
-    /// Whether `POST /v1/rooms/{room}/join` (the web page's join, no API key) is open.
-    pub guest_join: bool,
     /// Where room events go (None: no webhooks configured).
     pub webhooks: Option<Arc<Webhooks>>,
 }
@@ -95,9 +104,137 @@ impl AppState {
         }
     }
 
+    /// Checks the API key on a request from `client`, behind the throttle on failed attempts: a
+    /// client that sent too many wrong keys gets 429 `rate_limited` (with `Retry-After`) whatever it
+    /// sends, until its budget refills.
+    pub fn check_admin(&self, headers: &HeaderMap, client: ClientKey) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let throttled = |wait: Duration| {
+            ApiError::rate_limited(
+                "too many failed authentications from this address: wait before trying again",
+                retry_after_secs(wait),
+            )
+        };
+        self.access()
+            .admin_allowed(client, now)
+            .map_err(throttled)?;
+        match self.auth.check_admin(headers) {
+            Err(e) if e.code == "bad_api_key" => {
+                if let Err(wait) = self.access().admin_failed(client, now) {
+                    tracing::warn!(client = ?client, "failed admin authentication: throttled");
+                    return Err(throttled(wait));
+                }
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    /// May `client` guest-join `room` as `name` with `code`? The refusals that would tell whether a
+    /// room exists are all `unknown_room`, word for word the answer for a room that does not.
+    pub fn check_guest(
+        &self,
+        client: ClientKey,
+        room: &str,
+        name: &str,
+        code: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let guests = self.rooms().get(room).ok().map(|r| RoomGuests {
+            guest_join: r.guest_join,
+            join_code: r.join_code.clone(),
+        });
+        let verdict =
+            self.access()
+                .guest_join(client, room, guests.as_ref(), name, code, Instant::now());
+        verdict.map_err(|refusal| match refusal {
+            GuestRefusal::RateLimited(wait) => ApiError::rate_limited(
+                "too many guest joins from this address: wait before trying again",
+                retry_after_secs(wait),
+            ),
+            GuestRefusal::Disabled => ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "guest_join_disabled",
+                "this server does not let guests join; ask the application for a participant token",
+            ),
+            GuestRefusal::NoSuchRoom => unknown_room(room),
+            GuestRefusal::Banned(wait) => ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "banned",
+                "you were removed from this room: you cannot join it again for now",
+            )
+            .retry_after(retry_after_secs(wait)),
+        })
+    }
+
+    /// A participant was minted (a guest from `origin`, or by the API): it has the join grace to
+    /// connect to signaling.
+    pub fn on_minted(&self, room: &str, p: &Participant, origin: Option<ClientKey>) {
+        self.access()
+            .minted(room, &p.id, &p.name, origin, true, Instant::now());
+    }
+
+    /// Connects `participant` to signaling from `from`, with `join` (the hub's), only if it is
+    /// still in `room`: the check and the join happen under the rooms lock, so a kick or the end of
+    /// its join grace, racing the upgrade, either comes first (then `None`: the socket is refused)
+    /// or finds it connected (and removes it).
+    pub fn admit<T>(
+        &self,
+        room: &str,
+        participant: &str,
+        from: ClientKey,
+        join: impl FnOnce() -> T,
+    ) -> Option<T> {
+        let rooms = self.rooms();
+        let present = rooms
+            .get(room)
+            .is_ok_and(|r| r.participants.iter().any(|p| p.id == participant));
+        if !present {
+            return None;
+        }
+        let joined = join();
+        self.access().sat(room, participant, Some(from));
+        drop(rooms);
+        Some(joined)
+    }
+
+    /// The participant was kicked: it may not guest-join the room again for `ban_s`.
+    pub fn on_kicked(&self, room: &str, participant: &str) {
+        self.access().kicked(room, participant, Instant::now());
+    }
+
+    /// The participant left its room otherwise (disconnected, left, never set up).
+    pub fn on_gone(&self, room: &str, participant: &str) {
+        self.access().left(room, participant);
+    }
+
+    /// Removes the participants whose join grace ran out at `now` without connecting to
+    /// signaling: their names are free again and their tokens refused.
+    fn expire_seats(&self, now: Instant) {
+        let expired = self.access().expired(now);
+        for (room, id) in expired {
+            let mut rooms = self.rooms();
+            if self.hub.is_member(&room, &id) {
+                continue;
+            }
+            if rooms.remove_participant(&room, &id).is_ok() {
+                drop(rooms);
+                if let Some(m) = &self.media {
+                    m.remove_participant(&room, &id);
+                }
+                tracing::info!(%room, participant = %id, "participant never connected: removed after its join grace");
+            }
+        }
+    }
+
+    /// Guest joins, seats and throttles, locked (after the rooms, when both are held).
+    pub fn access(&self) -> MutexGuard<'_, Access> {
+        self.access.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Closes a room: its members get `bye`, their transports go, and it is reported.
     pub fn close_room(&self, room: &str, why: &str) -> Result<Room, ApiError> {
         let closed = self.rooms().delete(room)?;
+        self.access().room_closed(room);
         self.hub.close_room(room);
         if let Some(m) = &self.media {
             m.remove_room(room);
@@ -126,6 +263,8 @@ impl AppState {
     /// empty for longer than their `empty_timeout_s` close. `empty_since` is the caller's memory of
     /// when each room was last seen empty.
     pub fn housekeeping(&self, now: Now, empty_since: &mut HashMap<String, Instant>) {
+        self.expire_seats(now.instant);
+        self.access().sweep(now.instant);
         for sw in self.hub.poll_modes(now) {
             self.on_mode_switch(&sw);
         }

@@ -27,7 +27,7 @@ if (!bin || !workDir) {
 }
 const PAGES = Number(pagesArg);
 const SECONDS = Number(secondsArg);
-const KEY = "chromium-test-key";
+const KEY = "chromium-test-key-0123456789abcdefghijklmnop";
 const ROOM = "browsers";
 const CHROMIUM = process.env.SLUICE_CHROMIUM || "/usr/bin/chromium";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -26,7 +26,7 @@ import wave
 
 import requests
 
-KEY = "ffmpeg-test-key"
+KEY = "ffmpeg-test-key-0123456789abcdefghijklmnop"
 CASES = [
     ("AES_CM_128_HMAC_SHA1_80", 440.0),
     ("AES_CM_128_HMAC_SHA1_32", 550.0),

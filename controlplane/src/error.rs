@@ -91,10 +91,7 @@ impl From<JsonRejection> for ApiError {
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!(
-                    "request bodies are limited to {} bytes",
-                    crate::limits::MAX_JSON_BODY
-                ),
+                "JSON request bodies are limited to 64 KiB (limits::MAX_JSON_BODY)",
             );
         }
         let status = match r {

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 mod bench;
+mod http;
 mod serve;
 
 use clap::{Parser, Subcommand};

@@ -17,9 +17,10 @@ use sluice_controlplane::access::{Access, AccessConfig, DEFAULT_BAN_S, DEFAULT_J
 use sluice_controlplane::auth::{random_secret, validate_api_key, Auth, DEFAULT_TOKEN_TTL};
 use sluice_controlplane::clock::Now;
 use sluice_controlplane::hub::Hub;
+use sluice_controlplane::limits::{HttpLimits, SignalLimits};
 use sluice_controlplane::media::Media;
 use sluice_controlplane::rooms::{RoomDefaults, Rooms, LIMIT_SECONDS};
-use sluice_controlplane::router::router;
+use sluice_controlplane::router::{router, with_limits};
 use sluice_controlplane::state::AppState;
 use sluice_controlplane::webhooks::{WebhookConfig, Webhooks};
 use sluice_dataplane::io::BackendChoice;
@@ -94,6 +95,24 @@ pub struct ServeArgs {
     /// kept in the state directory).
     #[arg(long, env = "SLUICE_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+    /// Most HTTP connections open at once, signaling sockets included (default 4096).
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers before its connection is closed (default 10).
+    #[arg(long, env = "SLUICE_HEADER_TIMEOUT_S")]
+    pub header_timeout_s: Option<u32>,
+    /// Seconds a request may take before it is answered 408 (default 30).
+    #[arg(long, env = "SLUICE_REQUEST_TIMEOUT_S")]
+    pub request_timeout_s: Option<u32>,
+    /// Seconds between the server's pings on a signaling socket (default 15).
+    #[arg(long, env = "SLUICE_WS_PING_S")]
+    pub ws_ping_s: Option<u32>,
+    /// Seconds of silence (no message, no pong) after which a signaling socket is closed (default 45).
+    #[arg(long, env = "SLUICE_WS_IDLE_S")]
+    pub ws_idle_s: Option<u32>,
+    /// Seconds a stop waits for the last webhooks (`participant_left`, `room_finished`; default 5).
+    #[arg(long, env = "SLUICE_SHUTDOWN_WAIT_S")]
+    pub shutdown_wait_s: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +137,12 @@ struct FileConfig {
     empty_timeout_s: Option<u32>,
     webhooks: Option<Vec<String>>,
     webhook_secret: Option<String>,
+    max_connections: Option<usize>,
+    header_timeout_s: Option<u32>,
+    request_timeout_s: Option<u32>,
+    ws_ping_s: Option<u32>,
+    ws_idle_s: Option<u32>,
+    shutdown_wait_s: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -138,6 +163,9 @@ struct Settings {
     rooms: RoomDefaults,
     webhooks: Vec<String>,
     webhook_secret: Option<String>,
+    http_limits: HttpLimits,
+    signal_limits: SignalLimits,
+    shutdown_wait: Duration,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -223,8 +251,54 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
     if rooms.cooldown_s > LIMIT_SECONDS || rooms.empty_timeout_s > LIMIT_SECONDS {
         bail!("cooldown_s and empty_timeout_s must be at most {LIMIT_SECONDS} (a day)");
     }
+    let secs =
+        |flag: Option<u32>, file: Option<u32>, default: Duration, name: &str| match flag.or(file) {
+            Some(0) => bail!("{name} must be at least 1 second"),
+            Some(n) if n > LIMIT_SECONDS => bail!("{name} must be at most {LIMIT_SECONDS}"),
+            Some(n) => Ok(Duration::from_secs(n.into())),
+            None => Ok(default),
+        };
+    let (hd, sd) = (HttpLimits::default(), SignalLimits::default());
+    let http_limits = HttpLimits {
+        header_read_timeout: secs(
+            args.header_timeout_s,
+            file.header_timeout_s,
+            hd.header_read_timeout,
+            "header_timeout_s",
+        )?,
+        request_timeout: secs(
+            args.request_timeout_s,
+            file.request_timeout_s,
+            hd.request_timeout,
+            "request_timeout_s",
+        )?,
+        max_connections: match args.max_connections.or(file.max_connections) {
+            Some(0) => bail!("max_connections must be at least 1"),
+            Some(n) => n,
+            None => hd.max_connections,
+        },
+    };
+    let signal_limits = SignalLimits {
+        ping_interval: secs(
+            args.ws_ping_s,
+            file.ws_ping_s,
+            sd.ping_interval,
+            "ws_ping_s",
+        )?,
+        idle_timeout: secs(args.ws_idle_s, file.ws_idle_s, sd.idle_timeout, "ws_idle_s")?,
+        ..sd
+    };
+    let shutdown_wait = secs(
+        args.shutdown_wait_s,
+        file.shutdown_wait_s,
+        Duration::from_secs(5),
+        "shutdown_wait_s",
+    )?;
     Ok(Settings {
         http,
+        http_limits,
+        signal_limits,
+        shutdown_wait,
         udp_bind: args
             .udp_bind
             .or(file.udp_bind)
@@ -342,10 +416,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting the dataplane")?,
     );
 
-    let hub = Arc::new(Hub::default());
+    let hub = Arc::new(Hub::new(settings.signal_limits));
     let media = Media::new(dataplane.clone(), settings.public_ip, hub.clone())
         .context("creating the DTLS certificate")?;
-    let _pump = media.start_pump().context("starting the media thread")?;
+    let pump = Arc::new(media.start_pump().context("starting the media thread")?);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -391,8 +465,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             hub,
             media: Some(media.clone()),
             webhooks,
+            media_thread: Some(pump),
         });
         let on_shutdown = state.clone();
+        let on_shutdown_hooks = state.webhooks.clone();
         // Room housekeeping: cooldowns back to P2P, empty rooms closing themselves.
         let keeper = state.clone();
         tokio::spawn(async move {
@@ -427,24 +503,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         tracing::info!(%http, workers = dataplane.workers(), backend = %dataplane.backend(), "sluice started");
         let hub = state.hub.clone();
-        let served = axum::serve(
+        let app = with_limits(router(state), settings.http_limits);
+        crate::http::serve(
             listener,
-            router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-            .with_graceful_shutdown(async move {
+            app,
+            settings.http_limits,
+            async move {
                 shutdown_signal().await;
-                // Every member gets `bye` before the sockets close.
-                on_shutdown.hub.close_all();
-            })
-            .await
-            .context("HTTP server");
+                // Every member gets `bye` and is reported as gone; every room as finished.
+                on_shutdown.shutdown();
+            },
+            Duration::from_secs(2),
+        )
+        .await;
         // Upgraded sockets are not the HTTP server's to wait for: give their tasks a moment to
         // write the `bye` queued above before the runtime stops (and drops them).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
         while hub.open_sockets() > 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        served
+        // The last webhooks (participant_left, room_finished) go out before the exit, bounded.
+        if let Some(w) = &on_shutdown_hooks {
+            if !w.flush(settings.shutdown_wait).await {
+                tracing::warn!(pending = w.pending(), wait_s = settings.shutdown_wait.as_secs(), "stopping with webhooks undelivered");
+            }
+        }
+        anyhow::Ok(())
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     drop(media);

@@ -208,6 +208,7 @@ fn the_state_module_depends_on_no_front_end() {
         "rooms",
         "messages",
         "rate_limit",
+        "limits",
         "sdp",
         "fingerprint",
         "clock",

@@ -2,6 +2,12 @@
 //! media mode (driven through the pure [`ModeMachine`]). No sockets and no HTTP here: a member is a
 //! bounded outbox (`mpsc::Sender`) its socket task drains, and time comes in from the caller. A full
 //! outbox disconnects that member rather than holding up the room.
+//!
+//! The hub also keeps the per-participant limits that must outlive one socket: each sender's
+//! message rate ([`Hub::allow_message`], so a reconnect does not refill the bucket) and each
+//! receiver's relay budget ([`Hub::relay`]: bytes per second from all senders together, and no
+//! relayed message into an outbox that is three quarters full), so several members together cannot
+//! push a target out as a slow consumer.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,8 +17,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::clock::Now;
+use crate::limits::SignalLimits;
 use crate::messages::{PeerInfo, ServerMsg};
 use crate::mode::{MediaMode, ModeMachine, ModeRules};
+use crate::rate_limit::{RateLimit, RATE_BURST, RATE_PER_S};
 
 struct Member {
     info: PeerInfo,
@@ -61,6 +69,8 @@ pub enum RelayError {
     UnknownPeer,
     /// A client addressed itself.
     ToSelf,
+    /// The receiver's relay budget (bytes per second, or room in its outbox) is spent for now.
+    ReceiverBusy,
 }
 
 /// What [`Hub::join`] reports to the new member's socket.
@@ -87,10 +97,34 @@ impl Drop for OpenSocket<'_> {
     }
 }
 
+/// Per-participant buckets, keyed by (room, participant): they outlive a socket.
+#[derive(Default)]
+struct Budgets {
+    /// Messages a participant may send ([`RATE_BURST`], [`RATE_PER_S`]).
+    senders: HashMap<(String, String), RateLimit>,
+    /// Bytes that may be relayed to a participant.
+    receivers: HashMap<(String, String), RateLimit>,
+    /// Calls since the last sweep of full (forgettable) buckets.
+    since_sweep: u32,
+}
+
+impl Budgets {
+    fn sweep(&mut self, now: Instant) {
+        self.since_sweep += 1;
+        if self.since_sweep >= 1024 {
+            self.since_sweep = 0;
+            self.senders.retain(|_, b| !b.is_full(now));
+            self.receivers.retain(|_, b| !b.is_full(now));
+        }
+    }
+}
+
 /// Connected members by room: who receives room news, and each room's mode.
 #[derive(Default)]
 pub struct Hub {
     rooms: Mutex<HashMap<String, LiveRoom>>,
+    budgets: Mutex<Budgets>,
+    limits: SignalLimits,
     /// Socket tasks still running (they may still be writing a `bye`).
     open_sockets: AtomicUsize,
     next_conn: AtomicU64,
@@ -100,6 +134,26 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub with the given relay budget (`Hub::default()` has the default one).
+    pub fn new(limits: SignalLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// Whether `id` of `room` may send one more message at `now` (burst [`RATE_BURST`], then
+    /// [`RATE_PER_S`] a second). The bucket belongs to the participant, not the socket: a reconnect
+    /// finds it as the last socket left it.
+    pub fn allow_message(&self, room: &str, id: &str, now: Instant) -> bool {
+        let mut b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        b.sweep(now);
+        b.senders
+            .entry((room.to_string(), id.to_string()))
+            .or_insert_with(|| RateLimit::new(now, RATE_BURST, RATE_PER_S))
+            .allow(now)
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, LiveRoom>> {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -246,21 +300,41 @@ impl Hub {
         }
     }
 
-    /// Delivers a p2p message from `from` to `to` in `room`.
+    /// Delivers a p2p message of `bytes` bytes from `from` to `to` in `room` at `now`, within the
+    /// receiver's relay budget: refused ([`RelayError::ReceiverBusy`], nothing delivered) when the
+    /// bytes relayed to `to` would pass the budget, or when its outbox is three quarters full, so
+    /// that relayed traffic alone never disconnects a receiver.
     pub fn relay(
         &self,
         room: &str,
         from: &str,
         to: &str,
         msg: ServerMsg,
+        bytes: usize,
+        now: Instant,
     ) -> Result<(), RelayError> {
         if from == to {
             return Err(RelayError::ToSelf);
         }
         let mut rooms = self.lock();
         let live = rooms.get_mut(room).ok_or(RelayError::UnknownPeer)?;
-        if !live.members.contains_key(to) {
+        let Some(member) = live.members.get(to) else {
             return Err(RelayError::UnknownPeer);
+        };
+        if member.tx.capacity() <= member.tx.max_capacity() / 4 {
+            return Err(RelayError::ReceiverBusy);
+        }
+        {
+            let mut b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+            b.sweep(now);
+            let (burst, rate) = (self.limits.relay_burst_bytes, self.limits.relay_bytes_per_s);
+            let budget = b
+                .receivers
+                .entry((room.to_string(), to.to_string()))
+                .or_insert_with(|| RateLimit::new(now, burst.into(), rate.into()));
+            if !budget.allow_n(now, bytes as f64) {
+                return Err(RelayError::ReceiverBusy);
+            }
         }
         Self::deliver(&mut live.members, to, msg);
         Ok(())
@@ -359,6 +433,11 @@ impl Hub {
         }
     }
 
+    /// The signaling limits this hub was made with (keep-alive, relay budget).
+    pub fn limits(&self) -> SignalLimits {
+        self.limits
+    }
+
     /// Counts a socket task as running until the returned guard is dropped, so that a shutdown can
     /// wait for every `bye` to be written ([`Hub::open_sockets`]).
     pub fn socket_open(&self) -> OpenSocket<'_> {
@@ -371,15 +450,19 @@ impl Hub {
         self.open_sockets.load(Ordering::Relaxed)
     }
 
-    /// Says `bye` to everyone (shutdown).
-    pub fn close_all(&self) {
-        for (_, live) in self.lock().drain() {
+    /// Says `bye` to everyone and forgets every room (shutdown); returns who was connected, by
+    /// room, so that the caller can report their leaving.
+    pub fn close_all(&self) -> Vec<(String, Vec<String>)> {
+        let mut gone = Vec::new();
+        for (room, live) in self.lock().drain() {
             for m in live.members.values() {
                 let _ = m.tx.try_send(ServerMsg::Bye {
                     reason: "server_shutdown",
                 });
             }
+            gone.push((room, live.members.into_keys().collect()));
         }
+        gone
     }
 
     /// Connected members, all rooms.
@@ -487,5 +570,63 @@ mod tests {
             "once per switch"
         );
         assert_eq!(hub.switches(), (1, 1));
+    }
+
+    #[test]
+    fn the_message_rate_belongs_to_the_participant_not_the_socket() {
+        let hub = Hub::default();
+        let t0 = Instant::now();
+        assert!((0..RATE_BURST as usize).all(|_| hub.allow_message("r", "a", t0)));
+        assert!(!hub.allow_message("r", "a", t0), "burst spent");
+        // A new socket of the same participant asks the same bucket.
+        assert!(!hub.allow_message("r", "a", t0 + Duration::from_millis(10)));
+        assert!(
+            hub.allow_message("r", "b", t0),
+            "another participant has its own"
+        );
+        assert!(hub.allow_message("r", "a", t0 + Duration::from_millis(40)));
+    }
+
+    #[test]
+    fn relays_to_one_receiver_stop_at_its_byte_budget_and_before_its_outbox_fills() {
+        let limits = SignalLimits {
+            relay_burst_bytes: 1000,
+            relay_bytes_per_s: 1000,
+            ..SignalLimits::default()
+        };
+        let hub = Hub::new(limits);
+        let t0 = Now::read();
+        let (a_tx, _a_rx) = mpsc::channel(16);
+        let (b_tx, _b_rx) = mpsc::channel(16);
+        let (t_tx, mut t_rx) = mpsc::channel(16);
+        hub.join("r", rules(), peer("a"), a_tx, t0);
+        hub.join("r", rules(), peer("b"), b_tx, t0);
+        hub.join("r", rules(), peer("t"), t_tx, t0);
+        drain(&mut t_rx);
+        let msg = |from: &str| ServerMsg::PeerCandidate {
+            from: from.into(),
+            candidate: serde_json::Value::Null,
+        };
+        let now = t0.instant;
+        assert_eq!(hub.relay("r", "a", "t", msg("a"), 600, now), Ok(()));
+        // Two senders share the receiver's budget.
+        assert_eq!(
+            hub.relay("r", "b", "t", msg("b"), 600, now),
+            Err(RelayError::ReceiverBusy)
+        );
+        assert_eq!(hub.relay("r", "b", "t", msg("b"), 400, now), Ok(()));
+        let later = now + Duration::from_secs(1);
+        assert_eq!(hub.relay("r", "b", "t", msg("b"), 900, later), Ok(()));
+        // Small messages: the outbox (16) is never filled past three quarters by relays.
+        let mut delivered = 3;
+        for i in 0..20u64 {
+            let at = later + Duration::from_secs(i + 1);
+            if hub.relay("r", "a", "t", msg("a"), 1, at).is_ok() {
+                delivered += 1;
+            }
+        }
+        assert_eq!(delivered, 12, "16 - 16/4 relayed, the rest refused");
+        assert_eq!(hub.connected("r"), 3, "the receiver was not disconnected");
+        assert_eq!(drain(&mut t_rx).len(), 12);
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! - Pure cores, driven by tests without sockets: [`rooms`] (room and participant rules),
 //!   [`mode`] (the P2P/SFU mode machine), [`hub`] (connected members and what each is told),
-//!   [`rate_limit`], [`access`] (guests, seats, bans, throttles), [`messages`] (the signaling protocol), [`sdp`], [`fingerprint`], [`auth`] (keys and tokens),
+//!   [`rate_limit`], [`access`] (guests, seats, bans, throttles), [`limits`] (HTTP and signaling limits, keep-alive), [`messages`] (the signaling protocol), [`sdp`], [`fingerprint`], [`auth`] (keys and tokens),
 //!   [`clock`] (time as the cores take it), [`webhooks`]' event, signing and retry policy.
 //! - State: [`state::AppState`], which every front end depends on and which depends on none.
 //! - I/O shells: [`api`] (REST handlers), [`guard`] (client IP, the admin check), [`signal`] (the WebSocket), [`web`] (pages),
@@ -30,6 +30,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod guard;
 pub mod hub;
+pub mod limits;
 pub mod media;
 pub mod messages;
 pub mod metrics;

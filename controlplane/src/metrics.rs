@@ -1,13 +1,18 @@
 //! What the server reports about itself: `GET /healthz`, the Prometheus text at `GET /metrics`
 //! (rooms, participants, switches, webhooks, media sessions, DTLS, per-worker packets, bytes and
 //! drops by reason; behind the API key with `--metrics-auth`) and the JSON counters at `GET /v1/stats` that the admin page turns into rates.
+//!
+//! `/healthz` asks every worker for a barrier ([`sync_worker`](sluice_dataplane::Dataplane::sync_worker), on the
+//! blocking pool)
+//! and checks that the media thread runs; a worker that does not answer within [`HEALTH_WAIT`] or a
+//! dead media thread make it 503 `unhealthy`, the message naming what failed ([`verdict`] is pure).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -21,10 +26,73 @@ use crate::state::AppState;
 
 type Shared = State<Arc<AppState>>;
 
-/// Liveness.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "the server is up")))]
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// How long `/healthz` waits for each worker's answer.
+pub const HEALTH_WAIT: Duration = Duration::from_secs(1);
+
+/// Health: every dataplane worker answers within a second and the media thread runs.
+#[utoipa::path(get, path = "/healthz", responses(
+    (status = 200, description = "every worker answered and the media thread runs"),
+    (status = 503, body = ErrorBody, description = "`unhealthy`: the message names the worker or the media thread that failed")
+))]
+pub async fn healthz(State(s): Shared) -> Response {
+    let mut workers = Vec::new();
+    if let Some(dp) = &s.dataplane {
+        let mut checks = tokio::task::JoinSet::new();
+        for i in 0..dp.workers() {
+            let dp = dp.clone();
+            checks.spawn(async move {
+                let barrier = tokio::task::spawn_blocking(move || dp.sync_worker(i));
+                let ok = matches!(
+                    tokio::time::timeout(HEALTH_WAIT, barrier).await,
+                    Ok(Ok(Ok(())))
+                );
+                (i, ok)
+            });
+        }
+        workers = vec![false; dp.workers()];
+        while let Some(done) = checks.join_next().await {
+            if let Ok((i, ok)) = done {
+                workers[i] = ok;
+            }
+        }
+    }
+    let media = s.media_thread.as_ref().map(|t| !t.is_finished());
+    match verdict(&workers, media) {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The health verdict from each worker's answer (true: answered in time) and whether the media
+/// thread runs (`None`: none was started): the 200 body, or 503 `unhealthy` naming each failure.
+pub fn verdict(workers: &[bool], media: Option<bool>) -> Result<serde_json::Value, ApiError> {
+    let mut failed: Vec<String> = workers
+        .iter()
+        .enumerate()
+        .filter(|(_, ok)| !**ok)
+        .map(|(i, _)| {
+            format!(
+                "worker {i} did not answer within {} ms",
+                HEALTH_WAIT.as_millis()
+            )
+        })
+        .collect();
+    if media == Some(false) {
+        failed.push("the media thread has stopped".into());
+    }
+    if failed.is_empty() {
+        Ok(serde_json::json!({
+            "status": "ok",
+            "workers": workers.len(),
+            "media": if media.is_some() { "ok" } else { "none" },
+        }))
+    } else {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy",
+            failed.join("; "),
+        ))
+    }
 }
 
 /// A per-worker counter: metric name, help text, and how to read it from a snapshot.
@@ -221,4 +289,35 @@ pub async fn stats(State(s): Shared, _admin: Admin) -> Result<Json<ServerStats>,
         connected: s.hub.connected_total() as u64,
         media_sessions: s.media.as_ref().map_or(0, |m| m.session_count() as u64),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthy_when_every_worker_answers_and_the_media_thread_runs() {
+        let ok = verdict(&[true, true], Some(true)).expect("healthy");
+        assert_eq!(ok["status"], "ok");
+        assert_eq!(ok["workers"], 2);
+        assert_eq!(ok["media"], "ok");
+        assert_eq!(verdict(&[], None).expect("no dataplane")["media"], "none");
+    }
+
+    #[test]
+    fn unhealthy_names_each_part_that_failed() {
+        let e = verdict(&[true, false, false], Some(false)).expect_err("unhealthy");
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code, "unhealthy");
+        assert!(
+            e.message.contains("worker 1 did not answer"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("worker 2"), "{}", e.message);
+        assert!(!e.message.contains("worker 0"), "{}", e.message);
+        assert!(e.message.contains("media thread"), "{}", e.message);
+        let e = verdict(&[true], Some(false)).expect_err("media only");
+        assert_eq!(e.message, "the media thread has stopped");
+    }
 }

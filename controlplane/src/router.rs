@@ -1,15 +1,21 @@
 //! The HTTP surface in one place: every route of the server (REST, signaling, pages, metrics) and
-//! the OpenAPI document generated from the handlers' annotations.
+//! the OpenAPI document generated from the handlers' annotations, and the per-request limits
+//! ([`with_limits`]: JSON bodies of at most [`MAX_JSON_BODY`] bytes, a request timeout), both
+//! answered in the JSON error shape.
 
 use std::sync::Arc;
 
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use crate::api::*;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::limits::{HttpLimits, MAX_JSON_BODY};
 use crate::metrics::*;
 use crate::mode::{MediaMode, RoomMode};
 use crate::rooms::{CreateParticipant, CreateRoom, Participant, Role, Room};
@@ -80,4 +86,29 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// `router` with the per-request limits: a body over [`MAX_JSON_BODY`] bytes is refused 413
+/// `body_too_large` (the JSON extractor reads no further), and a request not answered within
+/// `limits.request_timeout` (a body trickling in, say) gets 408 `request_timeout`. A signaling
+/// upgrade is answered at once, so the timeout never cuts a socket.
+pub fn with_limits(router: Router, limits: HttpLimits) -> Router {
+    let timeout = limits.request_timeout;
+    router
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| request_timeout(timeout, req, next),
+        ))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+}
+
+async fn request_timeout(limit: std::time::Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request took longer than {} ms", limit.as_millis()),
+        )
+        .into_response(),
+    }
 }

@@ -4,6 +4,15 @@
 //! it. A member's socket gets `welcome`, then news of the room; garbage gets an `error` and the socket
 //! stays open; `leave`, a disconnect, a kick or the room's deletion remove the member and tell the
 //! others.
+//!
+//! Limits (docs/security.md, "Participants who misbehave"): frames and messages of at most
+//! [`MAX_WS_MESSAGE`] bytes (nothing larger is buffered); a ping every
+//! [`SignalLimits::ping_interval`] and the socket closed after [`SignalLimits::idle_timeout`] of
+//! silence; the message rate kept per participant by the hub (a reconnect does not refill it);
+//! relayed SDP of at most [`MAX_RELAYED_SDP`] bytes within the receiver's relay budget; no
+//! `peer_offer`/`peer_answer` that would send audio from a listener. Offers for the SFU are
+//! handled on the blocking pool (`spawn_blocking`): parsing, DTLS and waiting for the worker never
+//! hold up the runtime's threads.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -19,16 +28,18 @@ use crate::clock::Now;
 use crate::error::ApiError;
 use crate::guard::ClientIp;
 use crate::hub::{Joined, RelayError};
+use crate::limits::{KeepAlive, Liveness, SignalLimits, MAX_RELAYED_SDP, MAX_WS_MESSAGE};
 use crate::messages::{ClientMsg, PeerInfo, ServerMsg, SlotInfo};
 use crate::mode::{ModeRules, RoomMode};
-use crate::rate_limit::{RateLimit, RATE_BURST, RATE_PER_S};
+use crate::rate_limit::RATE_PER_S;
 use crate::rooms::Role;
+use crate::sdp::sends_audio;
 use crate::state::AppState;
 
 /// Messages queued per socket before a slow reader is disconnected.
 pub const OUTBOX: usize = 256;
 /// Largest message a client may send.
-pub const MAX_MESSAGE: usize = 64 * 1024;
+pub const MAX_MESSAGE: usize = MAX_WS_MESSAGE;
 
 /// `?token=`.
 #[derive(Debug, Deserialize)]
@@ -61,6 +72,7 @@ pub async fn signal(
     let ws = ws.map_err(|e| ApiError::bad_request("not_websocket", e.to_string()))?;
     Ok(ws
         .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| run_socket(s, claims, rules, audio_slots, client, socket)))
 }
 
@@ -77,6 +89,8 @@ enum Next {
     Reply(Vec<ServerMsg>),
     /// The client left: say `bye` and close.
     Leave,
+    /// An SFU offer to hand to the media layer off the runtime.
+    Offer(String),
 }
 
 fn error(code: &'static str, message: impl Into<String>) -> Next {
@@ -121,35 +135,75 @@ impl Session {
                 self.s.set_muted(self.room(), self.me(), muted, false);
                 Next::Reply(vec![])
             }
-            ClientMsg::Offer { sdp } => self.on_offer(&sdp),
+            ClientMsg::Offer { sdp } => Next::Offer(sdp),
             ClientMsg::PeerOffer { to, sdp } => {
+                if let Some(refused) = self.check_peer_sdp(&sdp) {
+                    return refused;
+                }
                 let from = self.me().to_string();
-                self.relay(&to, ServerMsg::PeerOffer { from, sdp })
+                self.relay(&to, ServerMsg::PeerOffer { from, sdp }, text.len())
             }
             ClientMsg::PeerAnswer { to, sdp } => {
+                if let Some(refused) = self.check_peer_sdp(&sdp) {
+                    return refused;
+                }
                 let from = self.me().to_string();
-                self.relay(&to, ServerMsg::PeerAnswer { from, sdp })
+                self.relay(&to, ServerMsg::PeerAnswer { from, sdp }, text.len())
             }
             ClientMsg::PeerCandidate { to, candidate } => {
                 let from = self.me().to_string();
-                self.relay(&to, ServerMsg::PeerCandidate { from, candidate })
+                self.relay(
+                    &to,
+                    ServerMsg::PeerCandidate { from, candidate },
+                    text.len(),
+                )
             }
         }
     }
 
-    /// An offer for the SFU connection.
-    fn on_offer(&self, sdp: &str) -> Next {
+    /// Why a p2p SDP may not be relayed, if it may not: too large, or a listener's that sends audio.
+    fn check_peer_sdp(&self, sdp: &str) -> Option<Next> {
+        if sdp.len() > MAX_RELAYED_SDP {
+            return Some(error(
+                "sdp_too_large",
+                format!("relayed SDP is limited to {MAX_RELAYED_SDP} bytes"),
+            ));
+        }
+        if self.claims.role == Role::Listener && sends_audio(sdp) {
+            return Some(error(
+                "listener_cannot_publish",
+                "a listener's SDP may only receive audio (recvonly or inactive)",
+            ));
+        }
+        None
+    }
+
+    /// An offer for the SFU connection, handled on the blocking pool: parsing, the DTLS context and
+    /// waiting for the worker to apply the transport may take a while and must not hold a runtime
+    /// thread (other sockets, `/healthz`).
+    async fn on_offer(&self, sdp: String) -> Next {
         if self.rules.configured == RoomMode::P2p {
             return error(
                 "p2p_room",
                 "this room is peer to peer: connect to the peers with peer_offer",
             );
         }
-        let Some(media) = &self.s.media else {
+        let Some(media) = self.s.media.clone() else {
             return error("not_implemented", "this server has no dataplane");
         };
         let publishes = self.claims.role != Role::Listener;
-        match media.offer(self.room(), self.me(), sdp, self.audio_slots, publishes) {
+        let (room, me, slots) = (
+            self.room().to_string(),
+            self.me().to_string(),
+            self.audio_slots,
+        );
+        let done =
+            tokio::task::spawn_blocking(move || media.offer(&room, &me, &sdp, slots, publishes))
+                .await;
+        let Ok(done) = done else {
+            return error("internal", "the offer could not be handled");
+        };
+        match done {
             Ok((answer, mids)) => Next::Reply(vec![
                 ServerMsg::Answer { sdp: answer },
                 ServerMsg::Slots {
@@ -167,16 +221,24 @@ impl Session {
         }
     }
 
-    /// A p2p message for another member.
-    fn relay(&self, to: &str, msg: ServerMsg) -> Next {
+    /// A p2p message of `bytes` bytes for another member.
+    fn relay(&self, to: &str, msg: ServerMsg, bytes: usize) -> Next {
         if self.rules.configured == RoomMode::Sfu {
             return error(
                 "sfu_room",
                 "this room carries media through the server only: send an offer",
             );
         }
-        match self.s.hub.relay(self.room(), self.me(), to, msg) {
+        match self
+            .s
+            .hub
+            .relay(self.room(), self.me(), to, msg, bytes, Instant::now())
+        {
             Ok(()) => Next::Reply(vec![]),
+            Err(RelayError::ReceiverBusy) => error(
+                "receiver_busy",
+                format!("{to:?} is receiving too much relayed signaling: not delivered, try later"),
+            ),
             Err(RelayError::UnknownPeer) => error(
                 "unknown_peer",
                 format!("{to:?} is not connected to this room"),
@@ -237,10 +299,26 @@ async fn run_socket(
         audio_slots,
     };
     let mut reason = "disconnected";
-    let mut limit = RateLimit::new(Instant::now(), RATE_BURST, RATE_PER_S);
+    let limits: SignalLimits = s.hub.limits();
+    let mut alive = Liveness::new(Instant::now(), limits);
+    let mut tick = tokio::time::interval(alive.tick());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     if send(&mut socket, &welcome).await {
         'run: loop {
             tokio::select! {
+                _ = tick.tick() => match alive.poll(Instant::now()) {
+                    KeepAlive::Wait => {}
+                    KeepAlive::Ping => {
+                        if socket.send(Message::Ping(Default::default())).await.is_err() {
+                            break;
+                        }
+                    }
+                    KeepAlive::Close => {
+                        reason = "timeout";
+                        let _ = send(&mut socket, &ServerMsg::Bye { reason: "timeout" }).await;
+                        break;
+                    }
+                },
                 out = rx.recv() => match out {
                     Some(msg) => {
                         let bye = matches!(msg, ServerMsg::Bye { .. });
@@ -256,8 +334,13 @@ async fn run_socket(
                     }
                 },
                 inc = socket.recv() => {
+                    if matches!(inc, Some(Ok(_))) {
+                        alive.heard(Instant::now());
+                    }
                     let next = match inc {
-                        Some(Ok(Message::Text(_) | Message::Binary(_))) if !limit.allow(Instant::now()) => {
+                        Some(Ok(Message::Text(_) | Message::Binary(_)))
+                            if !s.hub.allow_message(session.room(), session.me(), Instant::now()) =>
+                        {
                             error("rate_limited", format!("more than {RATE_PER_S} messages per second: dropped"))
                         }
                         Some(Ok(Message::Text(text))) => session.on_text(&text),
@@ -265,7 +348,12 @@ async fn run_socket(
                         Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                         Some(Ok(_)) => continue,
                     };
+                    let next = match next {
+                        Next::Offer(sdp) => session.on_offer(sdp).await,
+                        other => other,
+                    };
                     match next {
+                        Next::Offer(_) => {}
                         Next::Leave => {
                             let _ = send(&mut socket, &ServerMsg::Bye { reason: "left" }).await;
                             reason = "left";

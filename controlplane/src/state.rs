@@ -49,6 +49,8 @@ pub struct AppState {
     pub media: Option<Arc<Media>>,
     /// Where room events go (None: no webhooks configured).
     pub webhooks: Option<Arc<Webhooks>>,
+    /// The media thread (`Media::start_pump`), which `/healthz` checks is still running.
+    pub media_thread: Option<Arc<std::thread::JoinHandle<()>>>,
 }
 
 impl AppState {
@@ -247,6 +249,21 @@ impl AppState {
         );
         self.emit(WebhookEvent::RoomFinished { room: room.into() });
         Ok(closed)
+    }
+
+    /// The server is stopping: every connected member gets `bye`, and is reported as having left
+    /// (`participant_left`, reason `server_shutdown`), then every room as finished
+    /// (`room_finished`). The caller waits for the webhooks ([`Webhooks::flush`]) before it exits.
+    pub fn shutdown(&self) {
+        for (room, members) in self.hub.close_all() {
+            for id in members {
+                self.on_left(&room, &id, "server_shutdown");
+            }
+        }
+        let rooms = self.rooms().empty_timeouts();
+        for (room, _) in rooms {
+            self.emit(WebhookEvent::RoomFinished { room });
+        }
     }
 
     /// A room with its live state (mode, last switch, connected members) filled in.

@@ -58,11 +58,13 @@
 //! only the Opus payload type. Every line ends with `\r\n`.
 
 mod answer;
+mod direction;
 mod offer;
 #[cfg(test)]
 mod tests;
 
 pub use answer::{write_answer, AnswerParams};
+pub use direction::sends_audio;
 pub use offer::parse_offer;
 
 use crate::fingerprint::{Fingerprint, FingerprintError};

@@ -48,7 +48,9 @@
 //! # Shutdown
 //!
 //! Dropping the [`Webhooks`] closes the queues: each task makes one attempt at each event still
-//! queued (no more retries, a pending backoff is cut short), then ends.
+//! queued (no more retries, a pending backoff is cut short), then ends. Before that, a server that
+//! stops waits for the last events ([`Webhooks::flush`], bounded): `sluice serve` reports every
+//! member leaving and every room finishing on SIGTERM.
 
 mod delivery;
 mod event;
@@ -158,6 +160,8 @@ pub enum WebhookError {
 /// Counters shared by the sender and the delivery tasks.
 #[derive(Default)]
 pub(crate) struct Stats {
+    /// Events handed to a URL's queue (delivered, failed or still pending).
+    pub(crate) queued: AtomicU64,
     pub(crate) delivered: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) dropped: AtomicU64,
@@ -273,7 +277,13 @@ impl Webhooks {
             }
         };
         for target in &self.targets {
-            let closed = match target.tx.try_send(delivery.clone()) {
+            // Counted before the send, so that `pending` never reads low.
+            self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            let sent = target.tx.try_send(delivery.clone());
+            if sent.is_err() {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            }
+            let closed = match sent {
                 Ok(()) => continue,
                 Err(TrySendError::Full(_)) => false,
                 Err(TrySendError::Closed(_)) => true,
@@ -295,6 +305,28 @@ impl Webhooks {
                 );
             }
         }
+    }
+
+    /// Events queued and not yet delivered or given up, counted once per event and URL.
+    pub fn pending(&self) -> u64 {
+        let done = self.delivered() + self.failed();
+        self.stats
+            .queued
+            .load(Ordering::Relaxed)
+            .saturating_sub(done)
+    }
+
+    /// Waits until every queued event was delivered or given up, at most `within`; returns
+    /// whether the queues emptied in time (shutdown: the last events go out before the exit).
+    pub async fn flush(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.pending() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
     }
 
     /// Events delivered (a 2xx answer), counted once per event and URL.
@@ -450,7 +482,9 @@ mod tests {
         for i in 0..5 {
             hooks.emit(joined(i));
         }
-        assert!(wait_until(Duration::from_secs(5), || hooks.delivered() == 5).await);
+        assert!(hooks.flush(Duration::from_secs(5)).await);
+        assert_eq!(hooks.delivered(), 5);
+        assert_eq!(hooks.pending(), 0);
         assert_eq!(hooks.failed(), 0);
         assert_eq!(hooks.dropped(), 0);
 
@@ -546,6 +580,11 @@ mod tests {
         );
         // One fits in the queue; the rest are dropped.
         assert_eq!(hooks.dropped(), 999);
+        assert_eq!(hooks.pending(), 2, "the stalled one and the queued one");
+        assert!(
+            !hooks.flush(Duration::from_millis(50)).await,
+            "nothing gets through"
+        );
         assert_eq!(hooks.delivered(), 0);
         drop(stall);
     }

@@ -42,6 +42,12 @@ pub(super) struct Transport {
     pub(super) consent: Option<Consent>,
     /// A plain transport's separate RTCP source address (configured, or latched), if any.
     pub(super) rtcp_remote: Option<SocketAddr>,
+    /// The return-routability check in flight to a new address a valid check nominated.
+    pub(super) probe: Option<super::handshake::Probe>,
+    /// When the transport last moved to a new address (switches are rate-limited).
+    pub(super) moved_at: Option<std::time::Instant>,
+    /// DTLS datagrams this transport may still send up (`dtls_flood` beyond).
+    pub(super) dtls_budget: super::handshake::DtlsBudget,
 }
 
 /// A room as this worker sees it.
@@ -96,6 +102,9 @@ impl Forwarder {
             ice: cfg.ice,
             consent: None,
             rtcp_remote,
+            probe: None,
+            moved_at: None,
+            dtls_budget: Default::default(),
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -159,6 +168,9 @@ impl Forwarder {
                 if self.unlatched.get(&ssrc) == Some(&idx) {
                     self.unlatched.remove(&ssrc);
                 }
+            }
+            if let Some(p) = t.probe {
+                self.probes.remove(&p.txid);
             }
             if let Some(c) = t.ice {
                 if self.by_ufrag.get(c.local_ufrag.as_str()) == Some(&idx) {

@@ -35,7 +35,13 @@ pub mod tempdir {
 /// `sluice serve` on ephemeral loopback ports with one worker, its state in `state_dir`, no API key
 /// from the environment, stdout piped (its first line names the URL) and stderr silenced.
 pub fn serve_command(state_dir: &std::path::Path) -> Command {
+    serve_command_workers(state_dir, 1)
+}
+
+/// [`serve_command`] with `workers` workers.
+pub fn serve_command_workers(state_dir: &std::path::Path, workers: usize) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    let workers = workers.to_string();
     cmd.args([
         "serve",
         "--http",
@@ -43,7 +49,7 @@ pub fn serve_command(state_dir: &std::path::Path) -> Command {
         "--udp-port",
         "0",
         "--workers",
-        "1",
+        &workers,
         "--state-dir",
     ])
     .arg(state_dir)
@@ -66,8 +72,13 @@ pub fn sigterm(child: &Child) {
 
 impl Server {
     pub fn start(extra: &[&str]) -> Server {
+        Self::start_with_workers(1, extra)
+    }
+
+    /// [`Server::start`] with `workers` dataplane workers.
+    pub fn start_with_workers(workers: usize, extra: &[&str]) -> Server {
         let state = tempdir::TempDir::new("rest");
-        let mut child = serve_command(&state.0)
+        let mut child = serve_command_workers(&state.0, workers)
             .args(extra)
             .spawn()
             .expect("sluice serve starts");

@@ -317,8 +317,8 @@ impl Backlog {
         }
         if self.0.is_empty() {
             match tx.control.try_send(u) {
-                Ok(()) => return,
-                Err(crossbeam_channel::TrySendError::Disconnected(_)) => return dropped(stats),
+                Ok(()) => {}
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => dropped(stats),
                 Err(crossbeam_channel::TrySendError::Full(u)) => self.0.push_back(u),
             }
         } else if self.0.len() < CONTROL_BACKLOG {

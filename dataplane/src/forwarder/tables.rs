@@ -146,8 +146,13 @@ impl Forwarder {
                 }
             }
             None => {
+                // The first transport to declare an SSRC keeps it: a later one (another room's
+                // plain transport on the same worker) cannot take over its latching.
                 for &ssrc in &t.latch_ssrcs {
-                    self.unlatched.insert(ssrc, idx);
+                    let holder = *self.unlatched.entry(ssrc).or_insert(idx);
+                    if holder != idx {
+                        tracing::warn!(ssrc, "SSRC already declared by an unlatched transport");
+                    }
                 }
             }
         }

@@ -41,6 +41,18 @@ pub const DTLS_BURST_CONNECTED: u32 = 8;
 /// ... and one more per this interval.
 pub const DTLS_REFILL_CONNECTED: Duration = Duration::from_millis(500);
 
+/// What a transport keeps to guard its address and the control plane: the check in flight, when
+/// it last moved, its DTLS budget.
+#[derive(Debug, Default)]
+pub(crate) struct Guard {
+    /// The return-routability check in flight to a new address a valid check nominated.
+    pub(crate) probe: Option<Probe>,
+    /// When the transport last moved to a new address (moves are rate-limited).
+    pub(crate) moved_at: Option<Instant>,
+    /// DTLS datagrams this transport may still send up (`dtls_flood` beyond).
+    pub(crate) dtls_budget: DtlsBudget,
+}
+
 /// A return-routability check in flight.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Probe {
@@ -163,12 +175,14 @@ impl Forwarder {
             // Without the client's password nothing can prove the new address: stay.
             return;
         }
-        if t.moved_at
+        if t.guard
+            .moved_at
             .is_some_and(|at| now.saturating_duration_since(at) < MOVE_INTERVAL)
         {
             return;
         }
-        if t.probe
+        if t.guard
+            .probe
             .is_some_and(|p| now.saturating_duration_since(p.sent) < PROBE_RETRY)
         {
             return;
@@ -181,7 +195,7 @@ impl Forwarder {
         if !sent {
             return;
         }
-        if let Some(old) = t.probe.replace(Probe {
+        if let Some(old) = t.guard.probe.replace(Probe {
             addr: to,
             txid,
             sent: now,
@@ -205,7 +219,7 @@ impl Forwarder {
         let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
             return self.stats.count_drop(DropReason::UnknownSource, 1);
         };
-        let (Some(probe), Some(creds)) = (t.probe, &t.ice) else {
+        let (Some(probe), Some(creds)) = (t.guard.probe, &t.ice) else {
             return self.stats.count_drop(DropReason::UnknownSource, 1);
         };
         if probe.addr != from || probe.txid != txid {
@@ -215,11 +229,11 @@ impl Forwarder {
             return self.stats.count_drop(DropReason::AuthFailed, 1);
         }
         self.probes.remove(&txid);
-        t.probe = None;
+        t.guard.probe = None;
         if now.saturating_duration_since(probe.sent) >= PROBE_TIMEOUT {
             return self.stats.count_drop(DropReason::Unsupported, 1);
         }
-        t.moved_at = Some(now);
+        t.guard.moved_at = Some(now);
         match &mut t.consent {
             Some(c) => c.refresh(now),
             None => t.consent = Some(Consent::new(now)),
@@ -243,7 +257,7 @@ impl Forwarder {
         };
         match self.transports.get_mut(idx).and_then(Option::as_mut) {
             Some(t) if t.ice.is_some() => {
-                if !t.dtls_budget.take(now, t.inbound.is_some()) {
+                if !t.guard.dtls_budget.take(now, t.inbound.is_some()) {
                     return self.stats.count_drop(DropReason::DtlsFlood, 1);
                 }
                 // Handshake traffic only: a few datagrams per transport, so a copy is fine here.

@@ -42,12 +42,8 @@ pub(super) struct Transport {
     pub(super) consent: Option<Consent>,
     /// A plain transport's separate RTCP source address (configured, or latched), if any.
     pub(super) rtcp_remote: Option<SocketAddr>,
-    /// The return-routability check in flight to a new address a valid check nominated.
-    pub(super) probe: Option<super::handshake::Probe>,
-    /// When the transport last moved to a new address (switches are rate-limited).
-    pub(super) moved_at: Option<std::time::Instant>,
-    /// DTLS datagrams this transport may still send up (`dtls_flood` beyond).
-    pub(super) dtls_budget: super::handshake::DtlsBudget,
+    /// Address moves and the DTLS budget: boxed, off the packet path's cache lines.
+    pub(super) guard: Box<super::handshake::Guard>,
 }
 
 /// A room as this worker sees it.
@@ -102,9 +98,7 @@ impl Forwarder {
             ice: cfg.ice,
             consent: None,
             rtcp_remote,
-            probe: None,
-            moved_at: None,
-            dtls_budget: Default::default(),
+            guard: Box::default(),
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -174,7 +168,7 @@ impl Forwarder {
                     self.unlatched.remove(&ssrc);
                 }
             }
-            if let Some(p) = t.probe {
+            if let Some(p) = t.guard.probe {
                 self.probes.remove(&p.txid);
             }
             if let Some(c) = t.ice {

@@ -47,6 +47,43 @@ pub enum MediaError {
     SsrcInUse(u32),
 }
 
+/// The workers hung up.
+struct Gone;
+
+/// The next upcall, control ones first (consent lost, slots, SSRCs, speaking: never behind DTLS),
+/// waiting at most `timeout` for either channel. `Ok(None)`: nothing came.
+fn next_upcall(
+    control: &crossbeam_channel::Receiver<Upcall>,
+    dtls: &crossbeam_channel::Receiver<Upcall>,
+    timeout: Duration,
+) -> Result<Option<Upcall>, Gone> {
+    use crossbeam_channel::TryRecvError;
+    for round in 0..2 {
+        match control.try_recv() {
+            Ok(u) => return Ok(Some(u)),
+            Err(TryRecvError::Disconnected) => return Err(Gone),
+            Err(TryRecvError::Empty) => {}
+        }
+        match dtls.try_recv() {
+            Ok(u) => return Ok(Some(u)),
+            Err(TryRecvError::Disconnected) => return Err(Gone),
+            Err(TryRecvError::Empty) => {}
+        }
+        if round == 0 {
+            let mut sel = crossbeam_channel::Select::new();
+            sel.recv(control);
+            sel.recv(dtls);
+            if sel.ready_timeout(timeout).is_err() {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A transport's warnings about DTLS it could not use are logged at most this often.
+const DTLS_WARN_INTERVAL: Duration = Duration::from_secs(10);
+
 /// How long after a publisher changed SSRC its packets on the old SSRC are taken for late ones
 /// rather than a change back.
 const SSRC_SWITCH_BACK: Duration = Duration::from_secs(2);
@@ -73,6 +110,32 @@ struct Session {
     connected: bool,
     /// When the offer created it.
     created: Instant,
+    /// When a DTLS warning about this transport was last logged, and how many were held back
+    /// since (malformed records are logged at most every [`DTLS_WARN_INTERVAL`] per transport).
+    dtls_warned: Option<Instant>,
+    dtls_warnings_held: u64,
+}
+
+/// An SSRC reserved by an offer still being set up (`Media::reserve_ssrc`): released on drop
+/// unless kept.
+struct SsrcReservation<'a> {
+    media: &'a Media,
+    key: Option<(String, u32)>,
+}
+
+impl SsrcReservation<'_> {
+    /// The offer succeeded: the SSRC stays the participant's.
+    fn keep(mut self) {
+        self.key = None;
+    }
+}
+
+impl Drop for SsrcReservation<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.media.publishers().remove(&key);
+        }
+    }
 }
 
 /// A plain transport's owner.
@@ -199,14 +262,8 @@ impl Media {
             .iter()
             .find_map(|s| s.ssrc)
             .filter(|_| publishes);
-        if let Some(ssrc) = publish_ssrc {
-            if self
-                .publisher_of(room, ssrc)
-                .is_some_and(|p| p != participant)
-            {
-                return Err(MediaError::SsrcInUse(ssrc));
-            }
-        }
+        // Checked and reserved in one step: two offers racing for one SSRC cannot both win.
+        let reservation = self.reserve_ssrc(room, participant, publish_ssrc)?;
         let publish_mid = sdp::mic_mid(&offer).filter(|_| publishes);
         let candidate = self.public_addr(worker)?;
         let answer = sdp::write_answer(
@@ -231,7 +288,10 @@ impl Media {
                     keys: None,
                     latch_ssrcs: vec![],
                     audio_level_ext: offer.audio_level_ext,
-                    ice: Some(IceCredentials::new(ufrag, pwd, offer.ice_ufrag.clone())),
+                    ice: Some(
+                        IceCredentials::new(ufrag, pwd, offer.ice_ufrag.clone())
+                            .with_remote_pwd(offer.ice_pwd.clone()),
+                    ),
                     rtcp_remote: None,
                 },
             )
@@ -241,10 +301,7 @@ impl Media {
         self.dataplane
             .sync_worker(worker)
             .map_err(|e| MediaError::Dataplane(e.to_string()))?;
-        if let Some(ssrc) = publish_ssrc {
-            self.publishers()
-                .insert((room.to_string(), ssrc), participant.to_string());
-        }
+        reservation.keep();
         self.sessions().insert(
             id,
             Session {
@@ -266,6 +323,8 @@ impl Media {
                 },
                 connected: false,
                 created: Instant::now(),
+                dtls_warned: None,
+                dtls_warnings_held: 0,
             },
         );
         tracing::info!(room, participant, transport = id, worker, "offer answered");
@@ -330,14 +389,7 @@ impl Media {
         publishes: bool,
         slots: usize,
     ) -> Result<(SocketAddr, Vec<u32>), MediaError> {
-        if let (Some(ssrc), true) = (ssrc, publishes) {
-            if self
-                .publisher_of(room, ssrc)
-                .is_some_and(|p| p != participant)
-            {
-                return Err(MediaError::SsrcInUse(ssrc));
-            }
-        }
+        let reservation = self.reserve_ssrc(room, participant, ssrc.filter(|_| publishes))?;
         let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.dataplane.workers();
         let id = self.next_transport.fetch_add(1, Ordering::Relaxed);
         let slot_ssrcs: Vec<u32> = (0..slots).map(|_| rand::random()).collect();
@@ -377,10 +429,7 @@ impl Media {
                 worker,
             },
         );
-        if let (Some(ssrc), true) = (ssrc, publishes) {
-            self.publishers()
-                .insert((room.to_string(), ssrc), participant.to_string());
-        }
+        reservation.keep();
         let server = self.public_addr(worker)?;
         tracing::info!(
             room,
@@ -495,9 +544,38 @@ impl Media {
         }
     }
 
-    /// The participant publishing with `ssrc` in `room`, if any.
-    fn publisher_of(&self, room: &str, ssrc: u32) -> Option<String> {
-        self.publishers().get(&(room.to_string(), ssrc)).cloned()
+    /// Reserves `ssrc` in `room` for `participant` (checked and inserted under one lock), or
+    /// refuses it when another member publishes with it. The reservation is undone when the
+    /// returned guard is dropped without [`SsrcReservation::keep`] (the offer failed later).
+    fn reserve_ssrc(
+        &self,
+        room: &str,
+        participant: &str,
+        ssrc: Option<u32>,
+    ) -> Result<SsrcReservation<'_>, MediaError> {
+        let Some(ssrc) = ssrc else {
+            return Ok(SsrcReservation {
+                media: self,
+                key: None,
+            });
+        };
+        let key = (room.to_string(), ssrc);
+        let mut publishers = self.publishers();
+        match publishers.get(&key) {
+            Some(p) if p != participant => return Err(MediaError::SsrcInUse(ssrc)),
+            Some(_) => {
+                return Ok(SsrcReservation {
+                    media: self,
+                    key: None,
+                })
+            }
+            None => {}
+        }
+        publishers.insert(key.clone(), participant.to_string());
+        Ok(SsrcReservation {
+            media: self,
+            key: Some(key),
+        })
     }
 
     /// A publisher sent authenticated RTP on an SSRC it is not confirmed for (its offer had no
@@ -672,8 +750,25 @@ impl Media {
             Ok(e) => e,
             Err(e) => {
                 if !matches!(e, crate::dtls::DtlsError::Closed) {
-                    self.dtls_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(transport, error = %e, "DTLS handshake failed");
+                    if !s.connected {
+                        self.dtls_failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // A peer sending garbage records must not flood the log: one line per
+                    // transport per interval, saying how many were held back.
+                    let due = s
+                        .dtls_warned
+                        .is_none_or(|at| now.duration_since(at) >= DTLS_WARN_INTERVAL);
+                    if due {
+                        let held = std::mem::take(&mut s.dtls_warnings_held);
+                        s.dtls_warned = Some(now);
+                        if s.connected {
+                            tracing::warn!(transport, error = %e, held, "unusable DTLS after the handshake");
+                        } else {
+                            tracing::warn!(transport, error = %e, held, "DTLS handshake failed");
+                        }
+                    } else {
+                        s.dtls_warnings_held += 1;
+                    }
                 }
                 None
             }
@@ -770,18 +865,19 @@ impl Media {
     /// dataplane is dropped.
     pub fn start_pump(self: &Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
         let me = Arc::downgrade(self);
-        let upcalls = self.dataplane.upcalls().clone();
+        let control = self.dataplane.upcalls().clone();
+        let dtls = self.dataplane.dtls_upcalls().clone();
         std::thread::Builder::new()
             .name("sluice-media".into())
             .spawn(move || loop {
-                let got = upcalls.recv_timeout(Duration::from_millis(50));
+                let got = next_upcall(&control, &dtls, Duration::from_millis(50));
                 let Some(media) = me.upgrade() else {
                     return;
                 };
                 match got {
-                    Ok(u) => media.on_upcall(u),
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                    Ok(Some(u)) => media.on_upcall(u),
+                    Ok(None) => {}
+                    Err(Gone) => return,
                 }
                 media.on_tick();
             })

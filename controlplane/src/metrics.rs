@@ -169,7 +169,7 @@ pub async fn metrics(State(s): Shared, client: ClientIp, headers: HeaderMap) -> 
         );
     }
     if let Some(dp) = &s.dataplane {
-        let counters: [Counter; 7] = [
+        let counters: [Counter; 9] = [
             (
                 "sluice_packets_in_total",
                 "Datagrams received by a worker.",
@@ -197,6 +197,16 @@ pub async fn metrics(State(s): Shared, client: ClientIp, headers: HeaderMap) -> 
                 "sluice_stun_answered_total",
                 "ICE connectivity checks answered by a worker.",
                 |x| x.stun_answered,
+            ),
+            (
+                "sluice_relayed_out_total",
+                "Decrypted packets a worker handed to other workers hosting the room.",
+                |x| x.relayed_out,
+            ),
+            (
+                "sluice_relayed_in_total",
+                "Decrypted packets a worker took from other workers.",
+                |x| x.relayed_in,
             ),
             (
                 "sluice_upcalls_dropped_total",

@@ -24,7 +24,7 @@ use crate::relay::relay_ring;
 use crate::srtp::SrtpEngine;
 use crate::stats::{StatsSnapshot, WorkerStats};
 use crate::topology::{Membership, RoomId, TopologyUpdate, TransportConfig, TransportId, Upcall};
-use crate::worker::{WorkerCommand, WorkerLoop, WorkerShared};
+use crate::worker::{UpcallSenders, WorkerCommand, WorkerLoop, WorkerShared};
 
 /// How the dataplane is laid out.
 #[derive(Debug, Clone)]
@@ -117,6 +117,7 @@ struct WorkerHandle {
 pub struct Dataplane {
     workers: Vec<WorkerHandle>,
     upcalls: Receiver<Upcall>,
+    dtls_upcalls: Receiver<Upcall>,
     backend: BackendKind,
     presence: Mutex<Presence>,
 }
@@ -195,6 +196,7 @@ impl Dataplane {
         }
 
         let (upcall_tx, upcall_rx) = bounded(4096);
+        let (dtls_tx, dtls_rx) = bounded(4096);
         let mut workers = Vec::with_capacity(n);
         for (i, ((socket, addr), core)) in sockets.into_iter().zip(cores).enumerate() {
             let (tx, rx) = bounded(cfg.command_queue.max(1));
@@ -207,7 +209,10 @@ impl Dataplane {
             let me = shared[i].clone();
             let peers = shared.clone();
             let outbox_slots = cfg.outbox_slots;
-            let upcalls = upcall_tx.clone();
+            let upcalls = UpcallSenders {
+                control: upcall_tx.clone(),
+                dtls: dtls_tx.clone(),
+            };
             let io_cfg = cfg.io.clone();
             let wake = me.wake_handle();
             let (ready_tx, ready_rx) = bounded::<Result<(), std::io::Error>>(1);
@@ -271,14 +276,24 @@ impl Dataplane {
         Ok(Self {
             workers,
             upcalls: upcall_rx,
+            dtls_upcalls: dtls_rx,
             backend,
             presence: Mutex::new(Presence::default()),
         })
     }
 
-    /// What the workers report (ICE consent expiry, ...), for the control plane to drain.
+    /// What the workers report but DTLS (ICE consent expiry, slot changes, `PublishSsrc`,
+    /// speaking), for the control plane to drain first. Workers never drop these for lack of room:
+    /// they keep them until the channel has some (`worker::CONTROL_BACKLOG`).
     pub fn upcalls(&self) -> &Receiver<Upcall> {
         &self.upcalls
+    }
+
+    /// The DTLS datagrams the workers hand up (`Upcall::Dtls`), on their own bounded channel so a
+    /// DTLS flood cannot crowd out [`Self::upcalls`]; dropped (and counted in
+    /// `upcalls_dropped`) when full.
+    pub fn dtls_upcalls(&self) -> &Receiver<Upcall> {
+        &self.dtls_upcalls
     }
 
     /// Number of workers.
@@ -482,7 +497,7 @@ fn run_loop<B: DatagramIo>(
     peers: Vec<Arc<WorkerShared>>,
     outbox_slots: usize,
     index: usize,
-    upcalls: Sender<Upcall>,
+    upcalls: UpcallSenders,
 ) {
     ready(Ok(()));
     WorkerLoop {

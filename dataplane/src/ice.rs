@@ -100,6 +100,10 @@ pub struct IceCredentials {
     pub local_pwd: String,
     /// The client's `ice-ufrag` (from its offer).
     pub remote_ufrag: String,
+    /// The client's `ice-pwd` (from its offer): keys the return-routability checks the server
+    /// sends before it moves media to a new address, and the client's answers to them. Empty:
+    /// unknown, and then the transport never moves once latched.
+    pub remote_pwd: String,
 }
 
 impl IceCredentials {
@@ -113,7 +117,15 @@ impl IceCredentials {
             local_ufrag: local_ufrag.into(),
             local_pwd: local_pwd.into(),
             remote_ufrag: remote_ufrag.into(),
+            remote_pwd: String::new(),
         }
+    }
+
+    /// The same credentials with the client's `ice-pwd` (from its offer), which return-routability
+    /// checks need.
+    pub fn with_remote_pwd(mut self, remote_pwd: impl Into<String>) -> Self {
+        self.remote_pwd = remote_pwd.into();
+        self
     }
 
     /// True if `username` is exactly `"<local_ufrag>:<remote_ufrag>"`. No allocation.
@@ -132,6 +144,7 @@ impl fmt::Debug for IceCredentials {
             .field("local_ufrag", &self.local_ufrag)
             .field("local_pwd", &"<redacted>")
             .field("remote_ufrag", &self.remote_ufrag)
+            .field("remote_pwd", &"<redacted>")
             .finish()
     }
 }
@@ -501,6 +514,87 @@ pub fn write_binding_request(
     use_candidate: bool,
     out: &mut [u8],
 ) -> Result<usize, IceError> {
+    write_request(
+        transaction_id,
+        username,
+        remote_pwd,
+        priority,
+        (attr::ICE_CONTROLLING, tie_breaker),
+        use_candidate,
+        out,
+    )
+}
+
+/// Writes the Binding request the lite server sends to a client's *new* address before it moves
+/// the media there (a return-routability check): USERNAME `"<client ufrag>:<server ufrag>"`
+/// (RFC 8445 §7.2.2, the receiver's ufrag first), ICE-CONTROLLED with `tie_breaker`, PRIORITY,
+/// MESSAGE-INTEGRITY keyed with the client's password ([`IceCredentials::remote_pwd`]) and
+/// FINGERPRINT. Only a client that holds its password and receives at that address can answer it
+/// ([`check_binding_success`]). Returns the bytes written. No allocation.
+pub fn write_routability_check(
+    transaction_id: &[u8; 12],
+    creds: &IceCredentials,
+    tie_breaker: u64,
+    out: &mut [u8],
+) -> Result<usize, IceError> {
+    // ufrags are at most 256 ice-chars each (the SDP parser refuses longer ones): on the stack.
+    let (r, l) = (creds.remote_ufrag.as_bytes(), creds.local_ufrag.as_bytes());
+    let mut user = [0u8; 513];
+    let n = r.len() + 1 + l.len();
+    let dst = user.get_mut(..n).ok_or(IceError::BufferTooSmall)?;
+    dst[..r.len()].copy_from_slice(r);
+    dst[r.len()] = b':';
+    dst[r.len() + 1..].copy_from_slice(l);
+    let username = std::str::from_utf8(dst).map_err(|_| IceError::Malformed)?;
+    write_request(
+        transaction_id,
+        username,
+        &creds.remote_pwd,
+        // A host candidate's priority (RFC 8445 §5.1.2.1: type preference 126, local 65535).
+        (126 << 24) | (65535 << 8) | 255,
+        (attr::ICE_CONTROLLED, tie_breaker),
+        false,
+        out,
+    )
+}
+
+/// Checks that `buf` is an authenticated Binding success response (RFC 8489 §6.3.1) to the request
+/// with `transaction_id`: FINGERPRINT valid, MESSAGE-INTEGRITY valid with the client's password
+/// ([`IceCredentials::remote_pwd`], which the client signs its responses with). No allocation.
+pub fn check_binding_success(
+    buf: &[u8],
+    transaction_id: &[u8; 12],
+    creds: &IceCredentials,
+) -> Result<(), IceError> {
+    let msg = StunMessage::parse(buf).map_err(|_| IceError::NotStun)?;
+    if msg.message_type() != BINDING_SUCCESS {
+        return Err(IceError::NotBindingRequest);
+    }
+    if creds.remote_pwd.is_empty() {
+        return Err(IceError::BadIntegrity);
+    }
+    if !bool::from(msg.transaction_id().ct_eq(transaction_id)) {
+        return Err(IceError::UnknownUsername);
+    }
+    verify_message(buf, creds.remote_pwd.as_bytes()).map(|_| ())
+}
+
+/// The transaction id of a STUN Binding success response, without checking anything else: lets the
+/// worker find which of its return-routability checks a response answers. `None` if `buf` is not one.
+pub fn success_transaction_id(buf: &[u8]) -> Option<[u8; 12]> {
+    let msg = StunMessage::parse(buf).ok()?;
+    (msg.message_type() == BINDING_SUCCESS).then(|| *msg.transaction_id())
+}
+
+fn write_request(
+    transaction_id: &[u8; 12],
+    username: &str,
+    pwd: &str,
+    priority: u32,
+    (role, tie_breaker): (u16, u64),
+    use_candidate: bool,
+    out: &mut [u8],
+) -> Result<usize, IceError> {
     let mut w = Writer { buf: out, pos: 0 };
     w.header(BINDING_REQUEST, transaction_id)?;
     let user = username.as_bytes();
@@ -509,7 +603,7 @@ pub fn write_binding_request(
     w.put(&user_len.to_be_bytes())?;
     w.put(user)?;
     w.put(&[0u8; 3][..(4 - user.len() % 4) % 4])?;
-    w.put(&attr::ICE_CONTROLLING.to_be_bytes())?;
+    w.put(&role.to_be_bytes())?;
     w.put(&8u16.to_be_bytes())?;
     w.put(&tie_breaker.to_be_bytes())?;
     w.put(&attr::PRIORITY.to_be_bytes())?;
@@ -519,7 +613,7 @@ pub fn write_binding_request(
         w.put(&attr::USE_CANDIDATE.to_be_bytes())?;
         w.put(&0u16.to_be_bytes())?;
     }
-    w.sign(remote_pwd.as_bytes())
+    w.sign(pwd.as_bytes())
 }
 
 /// Writes an unauthenticated Binding error response (ERROR-CODE with its reason phrase, then

@@ -30,11 +30,17 @@ pub enum DropReason {
     /// (its offer had no `a=ssrc`, or it changed SSRC): held back until confirmed, or for good when
     /// another member of the room publishes with that SSRC.
     UnconfirmedSsrc,
+    /// DTLS from a transport beyond its budget (a burst, then a few per second; smaller once its
+    /// handshake completed): dropped in the worker, never handed to the control plane.
+    DtlsFlood,
+    /// A datagram larger than a receive slot (2,048 bytes): the kernel truncated it and the worker
+    /// dropped it unread.
+    Oversized,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::UnknownSource,
         DropReason::Malformed,
         DropReason::AuthFailed,
@@ -44,6 +50,8 @@ impl DropReason {
         DropReason::Unsupported,
         DropReason::SendFailed,
         DropReason::UnconfirmedSsrc,
+        DropReason::DtlsFlood,
+        DropReason::Oversized,
     ];
 
     /// Stable snake_case name, used in JSON and Prometheus labels.
@@ -58,6 +66,8 @@ impl DropReason {
             DropReason::Unsupported => "unsupported",
             DropReason::SendFailed => "send_failed",
             DropReason::UnconfirmedSsrc => "unconfirmed_ssrc",
+            DropReason::DtlsFlood => "dtls_flood",
+            DropReason::Oversized => "oversized",
         }
     }
 }

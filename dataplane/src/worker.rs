@@ -7,10 +7,16 @@
 //! one batched call. The outbox is sent early whenever it has fewer free slots than the largest local
 //! room needs, so one packet's fan-out always fits.
 //!
+//! Upcalls travel on two bounded channels ([`UpcallSenders`]): DTLS datagrams on their own, every
+//! other report (consent lost, slot changes, `PublishSsrc`, speaking) on the control channel, so DTLS
+//! traffic can never crowd them out. A control upcall that finds its channel full waits in a
+//! backlog the worker retries every turn (bounded by [`CONTROL_BACKLOG`]); it is not dropped.
+//!
 //! Sleeping and waking: before it may block in `recv`, a worker raises its `parked` flag, then looks at
 //! its relay rings once more (a full fence between the two, mirrored on the producer's side), so a
 //! packet relayed by another worker can never sit unseen while this one sleeps.
 
+use std::collections::VecDeque;
 use std::ops::ControlFlow;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,6 +36,20 @@ pub const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// How long an idle worker sleeps before it looks around again (housekeeping tick).
 pub const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// Control upcalls a worker keeps while the control channel is full; only beyond this many (a
+/// control plane that stopped reading) are they dropped and counted.
+pub const CONTROL_BACKLOG: usize = 1 << 16;
+
+/// Where a worker reports to the control plane: DTLS datagrams on their own channel, so a DTLS
+/// flood can never crowd out the control upcalls.
+#[derive(Clone, Debug)]
+pub struct UpcallSenders {
+    /// Consent lost, slot changes, `PublishSsrc`, speaking.
+    pub control: Sender<Upcall>,
+    /// `Upcall::Dtls` only.
+    pub dtls: Sender<Upcall>,
+}
 
 /// What a worker's command channel carries. Only [`WorkerCommand::Topology`] reaches the forwarding
 /// core; the worker answers the other two itself, so the sans-IO core never touches a channel.
@@ -98,7 +118,7 @@ pub struct WorkerLoop<B: DatagramIo> {
     /// This worker's index (for upcalls).
     pub index: usize,
     /// Where the worker reports to the control plane.
-    pub upcalls: Sender<Upcall>,
+    pub upcalls: UpcallSenders,
 }
 
 impl<B: DatagramIo> WorkerLoop<B> {
@@ -107,6 +127,8 @@ impl<B: DatagramIo> WorkerLoop<B> {
         let mut out = Outbox::with_capacity(self.outbox_slots);
         let mut failures = 0u64;
         let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
+        let mut backlog = Backlog::default();
+        let mut truncated = self.io.truncated();
         loop {
             // 1. Control: apply every queued update.
             if apply_commands(&mut self.core, &self.commands) {
@@ -123,7 +145,7 @@ impl<B: DatagramIo> WorkerLoop<B> {
             let now = Instant::now();
             if now >= next_housekeeping {
                 next_housekeeping = now + HOUSEKEEPING;
-                self.housekeeping(now);
+                self.housekeeping(now, &mut backlog);
             }
             while !self.core.drain_relays(now, &mut out) {
                 self.flush(&mut out);
@@ -166,6 +188,14 @@ impl<B: DatagramIo> WorkerLoop<B> {
                 self.flush(&mut out);
                 return;
             }
+            // Datagrams too large for a slot never reached the core: count them here.
+            let t = self.io.truncated();
+            if t != truncated {
+                let n = t.wrapping_sub(truncated);
+                truncated = t;
+                self.me.stats.packets_in.add(n);
+                self.me.stats.count_drop(DropReason::Oversized, n);
+            }
             if let Err(e) = result {
                 failures += 1;
                 if failures.is_power_of_two() {
@@ -176,7 +206,7 @@ impl<B: DatagramIo> WorkerLoop<B> {
 
             // 5. One batched send for the whole batch's fan-out.
             self.flush(&mut out);
-            self.report_upcalls();
+            self.report_upcalls(&mut backlog);
 
             // 6. Wake the workers this batch relayed to.
             let mut touched = self.core.take_touched();
@@ -190,26 +220,24 @@ impl<B: DatagramIo> WorkerLoop<B> {
         }
     }
 
-    fn housekeeping(&mut self, now: Instant) {
+    fn housekeeping(&mut self, now: Instant, backlog: &mut Backlog) {
         self.core.expire_speaking(now);
-        self.report_upcalls();
+        self.report_upcalls(backlog);
         for transport in self.core.expire_consent(now) {
-            self.upcall(Upcall::ConsentExpired {
+            let u = Upcall::ConsentExpired {
                 worker: self.index,
                 transport,
-            });
+            };
+            backlog.send(&self.upcalls, &self.me.stats, u);
         }
     }
 
-    fn report_upcalls(&mut self) {
+    fn report_upcalls(&mut self, backlog: &mut Backlog) {
         let stats = &self.me.stats;
+        backlog.retry(&self.upcalls.control);
         for u in self.core.drain_upcalls() {
-            send_upcall(&self.upcalls, stats, u);
+            backlog.send(&self.upcalls, stats, u);
         }
-    }
-
-    fn upcall(&self, u: Upcall) {
-        send_upcall(&self.upcalls, &self.me.stats, u);
     }
 
     fn flush(&mut self, out: &mut Outbox) {
@@ -259,18 +287,55 @@ fn apply_commands(core: &mut Forwarder, commands: &Receiver<WorkerCommand>) -> b
     }
 }
 
-/// Reports to the control plane without ever blocking the worker. A full channel (a control plane
-/// that fell behind, or a peer flooding DTLS) drops the upcall, counts it, and logs at powers of two
-/// so a flood cannot flood the log too.
-fn send_upcall(tx: &Sender<Upcall>, stats: &WorkerStats, u: Upcall) {
-    if tx.try_send(u).is_err() {
-        stats.upcalls_dropped.add(1);
-        let n = stats.upcalls_dropped.get();
-        if n.is_power_of_two() {
-            tracing::warn!(
-                dropped = n,
-                "upcall channel full or closed: upcalls dropped"
-            );
+/// Control upcalls waiting for room in the control channel, oldest first.
+#[derive(Default)]
+struct Backlog(VecDeque<Upcall>);
+
+impl Backlog {
+    /// Sends what waits, in order, until the channel is full again.
+    fn retry(&mut self, tx: &Sender<Upcall>) {
+        while let Some(u) = self.0.pop_front() {
+            if let Err(e) = tx.try_send(u) {
+                self.0.push_front(e.into_inner());
+                return;
+            }
         }
+    }
+
+    /// Reports to the control plane without ever blocking the worker. DTLS goes on its own
+    /// channel; when that is full (a peer flooding DTLS past its budget on many transports, or a
+    /// control plane that fell behind) the datagram is dropped and counted, as a lost datagram is
+    /// for DTLS. A control upcall never overtakes the backlog and waits in it when its channel is
+    /// full; only a backlog of [`CONTROL_BACKLOG`] drops (counted, logged at powers of two so a
+    /// flood cannot flood the log too).
+    fn send(&mut self, tx: &UpcallSenders, stats: &WorkerStats, u: Upcall) {
+        if matches!(u, Upcall::Dtls { .. }) {
+            if tx.dtls.try_send(u).is_err() {
+                dropped(stats);
+            }
+            return;
+        }
+        if self.0.is_empty() {
+            match tx.control.try_send(u) {
+                Ok(()) => {}
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => dropped(stats),
+                Err(crossbeam_channel::TrySendError::Full(u)) => self.0.push_back(u),
+            }
+        } else if self.0.len() < CONTROL_BACKLOG {
+            self.0.push_back(u);
+        } else {
+            dropped(stats);
+        }
+    }
+}
+
+fn dropped(stats: &WorkerStats) {
+    stats.upcalls_dropped.add(1);
+    let n = stats.upcalls_dropped.get();
+    if n.is_power_of_two() {
+        tracing::warn!(
+            dropped = n,
+            "upcall channel full or closed: upcalls dropped"
+        );
     }
 }

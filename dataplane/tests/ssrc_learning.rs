@@ -328,3 +328,52 @@ fn a_publisher_that_does_not_learn_keeps_its_declared_ssrc() {
     assert_eq!(stats.drops(DropReason::Malformed), 1);
     assert_eq!(feed(&mut core, t0, CLIENT, client.srtp(0x11, 2, None)).0, 1);
 }
+
+#[test]
+fn a_second_unlatched_transport_declaring_the_same_ssrc_cannot_take_over_the_first_ones_latching() {
+    let stats = Arc::new(WorkerStats::default());
+    let mut core = Forwarder::new(ForwarderConfig::default(), stats.clone());
+    let plain = |id, k: u8| {
+        TopologyUpdate::AddTransport(Box::new(TransportConfig {
+            id,
+            remote: None,
+            keys: Some(TransportKeys {
+                inbound: keys(k),
+                outbound: keys(k + 1),
+            }),
+            latch_ssrcs: vec![0x77],
+            audio_level_ext: None,
+            ice: None,
+            rtcp_remote: None,
+        }))
+    };
+    // The victim (room 1) declares 0x77 first; the attacker (room 2, same worker) declares it too.
+    core.apply(plain(1, 10)).expect("victim");
+    core.apply(plain(2, 20)).expect("attacker");
+    let mut out = Outbox::with_capacity(4);
+    let mut attacker = Client(SrtpContext::new(SrtpEngine::InPlace, &keys(20)).expect("ctx"));
+    let mut victim = Client(SrtpContext::new(SrtpEngine::InPlace, &keys(10)).expect("ctx"));
+    core.on_datagram(
+        Instant::now(),
+        OTHER_ADDR,
+        &mut attacker.srtp(0x77, 1, None),
+        &mut out,
+    );
+    assert_eq!(
+        core.transport_remote(2),
+        None,
+        "the attacker's packets latch nothing"
+    );
+    assert_eq!(stats.drops(DropReason::AuthFailed), 1);
+    core.on_datagram(
+        Instant::now(),
+        CLIENT,
+        &mut victim.srtp(0x77, 1, None),
+        &mut out,
+    );
+    assert_eq!(
+        core.transport_remote(1),
+        Some(CLIENT),
+        "the victim latches as usual"
+    );
+}

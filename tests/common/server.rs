@@ -35,12 +35,23 @@ pub mod tempdir {
 /// `sluice serve` on ephemeral loopback ports with one worker, its state in `state_dir`, no API key
 /// from the environment, stdout piped (its first line names the URL) and stderr silenced.
 pub fn serve_command(state_dir: &std::path::Path) -> Command {
-    serve_command_at(state_dir, "127.0.0.1:0")
+    serve_command_with(state_dir, "127.0.0.1:0", 1)
 }
 
 /// [`serve_command`] with its HTTP listener on `http` (e.g. `0.0.0.0:0`).
 pub fn serve_command_at(state_dir: &std::path::Path, http: &str) -> Command {
+    serve_command_with(state_dir, http, 1)
+}
+
+/// [`serve_command`] with `workers` workers.
+pub fn serve_command_workers(state_dir: &std::path::Path, workers: usize) -> Command {
+    serve_command_with(state_dir, "127.0.0.1:0", workers)
+}
+
+/// [`serve_command`] with its HTTP listener on `http` and `workers` workers.
+pub fn serve_command_with(state_dir: &std::path::Path, http: &str, workers: usize) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    let workers = workers.to_string();
     cmd.args([
         "serve",
         "--http",
@@ -48,7 +59,7 @@ pub fn serve_command_at(state_dir: &std::path::Path, http: &str) -> Command {
         "--udp-port",
         "0",
         "--workers",
-        "1",
+        &workers,
         "--state-dir",
     ])
     .arg(state_dir)
@@ -71,13 +82,23 @@ pub fn sigterm(child: &Child) {
 
 impl Server {
     pub fn start(extra: &[&str]) -> Server {
-        Self::start_at("127.0.0.1:0", extra)
+        Self::start_with("127.0.0.1:0", 1, extra)
     }
 
     /// [`Server::start`] with the HTTP listener on `http` (e.g. `0.0.0.0:0`).
     pub fn start_at(http: &str, extra: &[&str]) -> Server {
+        Self::start_with(http, 1, extra)
+    }
+
+    /// [`Server::start`] with `workers` dataplane workers.
+    pub fn start_with_workers(workers: usize, extra: &[&str]) -> Server {
+        Self::start_with("127.0.0.1:0", workers, extra)
+    }
+
+    /// [`Server::start`] with the HTTP listener on `http` and `workers` dataplane workers.
+    pub fn start_with(http: &str, workers: usize, extra: &[&str]) -> Server {
         let state = tempdir::TempDir::new("rest");
-        let mut child = serve_command_at(&state.0, http)
+        let mut child = serve_command_with(&state.0, http, workers)
             .args(extra)
             .spawn()
             .expect("sluice serve starts");

@@ -118,6 +118,8 @@ pub struct Forwarder {
     unlatched: FxHashMap<u32, usize>,
     /// ICE transports by their local (server-side) ufrag.
     by_ufrag: FxHashMap<String, usize>,
+    /// Return-routability checks in flight, by transaction id (`handshake`).
+    probes: FxHashMap<[u8; 12], usize>,
     rooms: FxHashMap<RoomId, Room>,
     relay_tx: Vec<Option<RelayTx>>,
     relay_rx: Vec<RelayRx>,
@@ -143,6 +145,7 @@ impl Forwarder {
             by_addr: FxHashMap::default(),
             unlatched: FxHashMap::default(),
             by_ufrag: FxHashMap::default(),
+            probes: FxHashMap::default(),
             rooms: FxHashMap::default(),
             relay_tx: (0..workers).map(|_| None).collect(),
             relay_rx: Vec::new(),

@@ -40,7 +40,7 @@ impl Forwarder {
             PacketKind::Rtp => self.on_rtp(now, from, buf, out),
             PacketKind::Rtcp => self.on_rtcp(now, from, buf),
             PacketKind::Stun => self.on_stun(now, from, buf, out),
-            PacketKind::Dtls => self.on_dtls(from, buf),
+            PacketKind::Dtls => self.on_dtls(now, from, buf),
             PacketKind::Unknown => self.stats.count_drop(DropReason::Malformed, 1),
         }
     }

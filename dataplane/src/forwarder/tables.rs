@@ -42,6 +42,8 @@ pub(super) struct Transport {
     pub(super) consent: Option<Consent>,
     /// A plain transport's separate RTCP source address (configured, or latched), if any.
     pub(super) rtcp_remote: Option<SocketAddr>,
+    /// Address moves and the DTLS budget: boxed, off the packet path's cache lines.
+    pub(super) guard: Box<super::handshake::Guard>,
 }
 
 /// A room as this worker sees it.
@@ -96,6 +98,7 @@ impl Forwarder {
             ice: cfg.ice,
             consent: None,
             rtcp_remote,
+            guard: Box::default(),
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -137,8 +140,13 @@ impl Forwarder {
                 }
             }
             None => {
+                // The first transport to declare an SSRC keeps it: a later one (another room's
+                // plain transport on the same worker) cannot take over its latching.
                 for &ssrc in &t.latch_ssrcs {
-                    self.unlatched.insert(ssrc, idx);
+                    let holder = *self.unlatched.entry(ssrc).or_insert(idx);
+                    if holder != idx {
+                        tracing::warn!(ssrc, "SSRC already declared by an unlatched transport");
+                    }
                 }
             }
         }
@@ -159,6 +167,9 @@ impl Forwarder {
                 if self.unlatched.get(&ssrc) == Some(&idx) {
                     self.unlatched.remove(&ssrc);
                 }
+            }
+            if let Some(p) = t.guard.probe {
+                self.probes.remove(&p.txid);
             }
             if let Some(c) = t.ice {
                 if self.by_ufrag.get(c.local_ufrag.as_str()) == Some(&idx) {

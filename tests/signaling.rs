@@ -250,31 +250,6 @@ fn deleting_a_room_and_stopping_the_server_say_bye() {
     assert!(stopper.join().unwrap().success(), "exit 0 after saying bye");
 }
 
-/// An offer shaped like aiortc's: a sendrecv microphone section and two recvonly slot sections.
-fn aiortc_like_offer() -> String {
-    let fp = (0..32)
-        .map(|i| format!("{:02X}", i * 7 % 256))
-        .collect::<Vec<_>>()
-        .join(":");
-    let mut sdp = String::from(
-        "v=0\r\no=- 3900000000 3900000000 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\na=msid-semantic:WMS *\r\n",
-    );
-    for (mid, dir) in [("0", "sendrecv"), ("1", "recvonly"), ("2", "recvonly")] {
-        sdp += "m=audio 40000 UDP/TLS/RTP/SAVPF 96 0\r\nc=IN IP4 127.0.0.1\r\n";
-        sdp += &format!("a={dir}\r\na=mid:{mid}\r\n");
-        sdp += "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:2 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n";
-        sdp += "a=rtcp:9 IN IP4 0.0.0.0\r\na=rtcp-mux\r\n";
-        if dir == "sendrecv" {
-            sdp += "a=ssrc:1111 cname:client\r\n";
-        }
-        sdp += "a=rtpmap:96 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n";
-        sdp += "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\na=end-of-candidates\r\n";
-        sdp += "a=ice-ufrag:cliU\r\na=ice-pwd:clientpasswordabcdefghij1234\r\n";
-        sdp += &format!("a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\n");
-    }
-    sdp
-}
-
 fn answer_attr<'a>(sdp: &'a str, name: &str) -> &'a str {
     sdp.lines()
         .find_map(|l| l.strip_prefix(name))
@@ -304,7 +279,7 @@ fn an_offer_gets_an_ice_lite_answer_whose_candidate_answers_connectivity_checks(
     );
 
     ws.send(Message::Text(
-        json!({"type": "offer", "sdp": aiortc_like_offer()})
+        json!({"type": "offer", "sdp": common::offers::aiortc_like_offer(1111)})
             .to_string()
             .into(),
     ))
@@ -646,7 +621,7 @@ fn a_transport_nobody_keeps_alive_is_removed_and_its_member_is_told() {
     assert_eq!(next(&mut ws)["type"], "welcome");
     send(
         &mut ws,
-        json!({"type": "offer", "sdp": aiortc_like_offer()}),
+        json!({"type": "offer", "sdp": common::offers::aiortc_like_offer(1111)}),
     );
     assert_eq!(next(&mut ws)["type"], "answer");
     assert_eq!(metric(&s, "sluice_media_sessions "), 1);
@@ -675,7 +650,7 @@ fn a_transport_nobody_keeps_alive_is_removed_and_its_member_is_told() {
     assert_eq!(members(&s, "quiet"), 1, "the member stays in the room");
     send(
         &mut ws,
-        json!({"type": "offer", "sdp": aiortc_like_offer()}),
+        json!({"type": "offer", "sdp": common::offers::aiortc_like_offer(1111)}),
     );
     assert_eq!(next(&mut ws)["type"], "answer", "a new offer is served");
     assert!(s.terminate().success());
@@ -693,14 +668,14 @@ fn an_offer_declaring_another_members_ssrc_is_refused_and_the_owner_keeps_it() {
     assert_eq!(next(&mut mallory)["type"], "welcome");
     send(
         &mut alice,
-        json!({"type": "offer", "sdp": aiortc_like_offer()}),
+        json!({"type": "offer", "sdp": common::offers::aiortc_like_offer(1111)}),
     );
     let a = drain(&mut alice);
     assert!(a.iter().any(|m| m["type"] == "answer"), "{a:?}");
     // Mallory's offer declares the same a=ssrc (1111): refused with a clear code, no answer.
     send(
         &mut mallory,
-        json!({"type": "offer", "sdp": aiortc_like_offer()}),
+        json!({"type": "offer", "sdp": common::offers::aiortc_like_offer(1111)}),
     );
     let m = drain(&mut mallory);
     assert!(
@@ -712,10 +687,10 @@ fn an_offer_declaring_another_members_ssrc_is_refused_and_the_owner_keeps_it() {
     // Alice may offer again with it (her own SSRC), and Mallory with another one.
     send(
         &mut alice,
-        json!({"type": "offer", "sdp": aiortc_like_offer()}),
+        json!({"type": "offer", "sdp": common::offers::aiortc_like_offer(1111)}),
     );
     assert!(drain(&mut alice).iter().any(|m| m["type"] == "answer"));
-    let other = aiortc_like_offer().replace("a=ssrc:1111 ", "a=ssrc:2222 ");
+    let other = common::offers::aiortc_like_offer(1111).replace("a=ssrc:1111 ", "a=ssrc:2222 ");
     send(&mut mallory, json!({"type": "offer", "sdp": other}));
     assert!(drain(&mut mallory).iter().any(|m| m["type"] == "answer"));
     assert!(s.terminate().success());

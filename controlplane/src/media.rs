@@ -603,22 +603,19 @@ impl Media {
         else {
             return;
         };
-        {
-            let mut publishers = self.publishers();
-            match publishers.get(&(room.clone(), ssrc)) {
-                Some(p) if *p != participant => {
-                    tracing::warn!(
-                        %room, %participant, ssrc, holder = %p,
-                        "refused a publisher's new SSRC: another member of the room publishes with it"
-                    );
-                    return;
-                }
-                _ => {}
+        // The same claim an offer makes for a declared SSRC; then the old one is let go.
+        match self.reserve_ssrc(&room, &participant, Some(ssrc)) {
+            Ok(claim) => claim.keep(),
+            Err(_) => {
+                tracing::warn!(
+                    %room, %participant, ssrc,
+                    "refused a publisher's new SSRC: another member of the room publishes with it"
+                );
+                return;
             }
-            if let Some(old) = old {
-                publishers.remove(&(room.clone(), old));
-            }
-            publishers.insert((room.clone(), ssrc), participant.clone());
+        }
+        if let Some(old) = old.filter(|&o| o != ssrc) {
+            self.publishers().remove(&(room.clone(), old));
         }
         if let Some(s) = self.sessions().get_mut(&transport) {
             s.publish_ssrc = Some(ssrc);

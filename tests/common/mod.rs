@@ -269,4 +269,5 @@ pub fn drops(dp: &Dataplane, r: DropReason) -> u64 {
     dp.total_stats().drops(r)
 }
 pub mod clients;
+pub mod offers;
 pub mod server;

@@ -125,31 +125,6 @@ fn peer_sdp(direction: &str, len: usize) -> String {
     sdp
 }
 
-/// An aiortc-like SFU offer (a sendrecv microphone with `ssrc`, two recvonly slots).
-fn sfu_offer(ssrc: u32) -> String {
-    let fp = (0..32)
-        .map(|i| format!("{:02X}", i * 7 % 256))
-        .collect::<Vec<_>>()
-        .join(":");
-    let mut sdp = String::from(
-        "v=0\r\no=- 3900000000 3900000000 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\na=msid-semantic:WMS *\r\n",
-    );
-    for (mid, dir) in [("0", "sendrecv"), ("1", "recvonly"), ("2", "recvonly")] {
-        sdp += "m=audio 40000 UDP/TLS/RTP/SAVPF 96 0\r\nc=IN IP4 127.0.0.1\r\n";
-        sdp += &format!("a={dir}\r\na=mid:{mid}\r\n");
-        sdp += "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:2 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n";
-        sdp += "a=rtcp:9 IN IP4 0.0.0.0\r\na=rtcp-mux\r\n";
-        if dir == "sendrecv" {
-            sdp += &format!("a=ssrc:{ssrc} cname:client\r\n");
-        }
-        sdp += "a=rtpmap:96 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n";
-        sdp += "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\na=end-of-candidates\r\n";
-        sdp += "a=ice-ufrag:cliU\r\na=ice-pwd:clientpasswordabcdefghij1234\r\n";
-        sdp += &format!("a=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\n");
-    }
-    sdp
-}
-
 #[test]
 fn a_frame_over_64_kib_closes_the_senders_socket_and_nobody_elses() {
     let s = Server::start(&["--api-key", KEY]);
@@ -362,7 +337,7 @@ fn twenty_sockets_sending_fifty_offers_a_second_do_not_slow_healthz_past_100_ms_
             std::thread::spawn(move || {
                 let mut ws = connect(&url);
                 set_timeout(&ws, Duration::from_millis(5));
-                let offer = json!({"type": "offer", "sdp": sfu_offer(1000 + i as u32)}).to_string();
+                let offer = json!({"type": "offer", "sdp": crate::common::offers::aiortc_like_offer(1000 + i as u32)}).to_string();
                 let start = Instant::now();
                 let mut sent = 0u32;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {

@@ -79,7 +79,16 @@ impl<'a> HeaderExtensions<'a> {
         ExtensionIter {
             data: self.data,
             form,
+            overran: false,
         }
+    }
+
+    /// Whether every element fits in the block: no element's length runs past its end (the
+    /// iterator stops quietly at such an element; some parsers, the `rtp` crate's among them, panic).
+    pub fn elements_fit(&self) -> bool {
+        let mut it = self.iter();
+        it.by_ref().for_each(drop);
+        !it.overran
     }
 
     /// The data of the first element with this id.
@@ -119,6 +128,8 @@ enum Form {
 pub struct ExtensionIter<'a> {
     data: &'a [u8],
     form: Form,
+    /// It stopped at an element whose length runs past the block.
+    overran: bool,
 }
 
 impl<'a> ExtensionIter<'a> {
@@ -127,6 +138,12 @@ impl<'a> ExtensionIter<'a> {
         self.form = Form::Done;
         self.data = &[];
         None
+    }
+
+    #[inline]
+    fn overrun(&mut self) -> Option<HeaderExtension<'a>> {
+        self.overran = true;
+        self.stop()
     }
 }
 
@@ -159,13 +176,13 @@ impl<'a> Iterator for ExtensionIter<'a> {
                         continue;
                     }
                     let Some((&len, rest)) = rest.split_first() else {
-                        return self.stop();
+                        return self.overrun();
                     };
                     (first, usize::from(len), rest)
                 }
             };
             let Some((data, rest)) = rest.split_at_checked(len) else {
-                return self.stop();
+                return self.overrun();
             };
             self.data = rest;
             return Some(HeaderExtension { id, data });

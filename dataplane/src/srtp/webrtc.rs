@@ -202,58 +202,10 @@ impl WebrtcContext {
 /// Whether every RFC 8285 element of the packet's header extension fits inside the extension block.
 /// webrtc-srtp 0.17 parses headers with the `rtp` crate, which panics (a slice out of range) on an
 /// element that overruns its block (found by the `srtp_unprotect` fuzz target); such packets are
-/// refused before it sees them. Call after `rtp_header_len` succeeded (the block itself fits).
+/// refused before it sees them. The header and block are in the clear in SRTP too.
 fn extension_elements_fit(pkt: &[u8]) -> bool {
-    let Some(&b0) = pkt.first() else {
-        return false;
-    };
-    if b0 & 0x10 == 0 {
-        return true;
-    }
-    let start = 12 + 4 * usize::from(b0 & 0x0f);
-    let Some(head) = pkt.get(start..start + 4) else {
-        return false;
-    };
-    let profile = u16::from_be_bytes([head[0], head[1]]);
-    let words = usize::from(u16::from_be_bytes([head[2], head[3]]));
-    let Some(data) = pkt.get(start + 4..start + 4 + 4 * words) else {
-        return false;
-    };
-    let mut i = 0;
-    match profile {
-        0xBEDE => {
-            while let Some(&b) = data.get(i) {
-                if b == 0 {
-                    i += 1;
-                    continue;
-                }
-                if b >> 4 == 15 {
-                    return true;
-                }
-                i += 2 + usize::from(b & 0x0f);
-                if i > data.len() {
-                    return false;
-                }
-            }
-        }
-        p if p & 0xfff0 == 0x1000 => {
-            while let Some(&id) = data.get(i) {
-                if id == 0 {
-                    i += 1;
-                    continue;
-                }
-                let Some(&len) = data.get(i + 1) else {
-                    return false;
-                };
-                i += 2 + usize::from(len);
-                if i > data.len() {
-                    return false;
-                }
-            }
-        }
-        _ => {}
-    }
-    true
+    crate::packet::RtpHeader::parse_encrypted(pkt)
+        .is_ok_and(|h| h.extensions().is_none_or(|e| e.elements_fit()))
 }
 
 #[cfg(test)]

@@ -275,6 +275,10 @@ fn chromium_pages_talk_peer_to_peer_then_keep_hearing_each_other_through_the_sfu
             p["name"]
         );
     }
+    eprintln!(
+        "longest silence per page, ms: at the switch to the SFU {}, back to p2p {}",
+        r["switch_gap_ms"], r["back_gap_ms"]
+    );
     for gap in r["switch_gap_ms"].as_array().expect("gaps") {
         assert!(
             gap.as_u64().unwrap_or(u64::MAX) < 1000,

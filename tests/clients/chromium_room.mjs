@@ -121,30 +121,36 @@ try {
   const talk = async (seconds) => { const end = Date.now() + seconds * 1000; while (Date.now() < end) await sleep(250); };
 
   // The longest time in which neither the mesh nor the SFU connection of pages[i] received a packet,
-  // over `seconds`, for each i in `which`: the gap a listener would hear across a switch.
+  // over `seconds`, for each i in `which`: the gap a listener would hear across a switch. What is
+  // counted is only the silence the polls prove (from the end of the first poll that saw a count to
+  // the start of the last one that saw it unchanged), so a page whose renderer answers slowly on a
+  // busy machine does not look like one that heard nothing.
   const received = (page) => page.evaluate(async () => {
-    const sum = (o) => Object.values(o).reduce((n, x) => n + x.packetsReceived, 0);
-    return { mesh: sum(await window.sluice.meshStats()), sfu: sum(await window.sluice.stats()) };
+    const out = {};
+    for (const [id, s] of Object.entries(await window.sluice.meshStats())) out[`mesh:${id}`] = s.packetsReceived;
+    for (const [mid, s] of Object.entries(await window.sluice.stats())) out[`sfu:${mid}`] = s.packetsReceived;
+    return out;
   });
+  // Whether any connection received a packet between two looks (a closed one is no news).
+  const advanced = (before, now) => Object.entries(now).some(([k, n]) => n > (before[k] ?? 0));
   const watchGaps = async (which, seconds) => {
-    const watch = which.map(() => ({ last: null, lastAdvance: Date.now(), gap: 0 }));
+    const watch = which.map(() => ({ last: null, quietFrom: 0, gap: 0 }));
     const end = Date.now() + seconds * 1000;
     while (Date.now() < end) {
       for (const [k, i] of which.entries()) {
+        const start = Date.now();
         const now = await received(pages[i].page);
         const w = watch[k];
-        const t = Date.now();
-        if (w.last && (now.mesh > w.last.mesh || now.sfu > w.last.sfu)) {
-          w.gap = Math.max(w.gap, t - w.lastAdvance);
-          w.lastAdvance = t;
-        } else if (!w.last) {
-          w.lastAdvance = t;
+        if (w.last && !advanced(w.last, now)) {
+          w.gap = Math.max(w.gap, start - w.quietFrom);
+        } else {
+          w.quietFrom = Date.now();
         }
         w.last = now;
       }
       await sleep(100);
     }
-    return watch.map((w) => Math.max(w.gap, Date.now() - w.lastAdvance));
+    return watch.map((w) => w.gap);
   };
 
   if (flags.includes("hybrid")) {

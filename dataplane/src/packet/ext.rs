@@ -79,16 +79,17 @@ impl<'a> HeaderExtensions<'a> {
         ExtensionIter {
             data: self.data,
             form,
-            overran: false,
+            malformed: false,
         }
     }
 
-    /// Whether every element fits in the block: no element's length runs past its end (the
-    /// iterator stops quietly at such an element; some parsers, the `rtp` crate's among them, panic).
+    /// Whether the block is free of damage: no element's length runs past its end and (one-byte
+    /// form) no ID 0 carries a length. The iterator stops quietly at either; other parsers read on
+    /// (the `rtp` crate takes an ID-0 byte as an element) and some of them panic.
     pub fn elements_fit(&self) -> bool {
         let mut it = self.iter();
         it.by_ref().for_each(drop);
-        !it.overran
+        !it.malformed
     }
 
     /// The data of the first element with this id.
@@ -128,8 +129,9 @@ enum Form {
 pub struct ExtensionIter<'a> {
     data: &'a [u8],
     form: Form,
-    /// It stopped at an element whose length runs past the block.
-    overran: bool,
+    /// It stopped at damage: an element whose length runs past the block, or (one-byte form) an
+    /// ID 0 with a non-zero length.
+    malformed: bool,
 }
 
 impl<'a> ExtensionIter<'a> {
@@ -141,8 +143,8 @@ impl<'a> ExtensionIter<'a> {
     }
 
     #[inline]
-    fn overrun(&mut self) -> Option<HeaderExtension<'a>> {
-        self.overran = true;
+    fn damaged(&mut self) -> Option<HeaderExtension<'a>> {
+        self.malformed = true;
         self.stop()
     }
 }
@@ -163,8 +165,12 @@ impl<'a> Iterator for ExtensionIter<'a> {
                         continue;
                     }
                     let id = first >> 4;
-                    if id == 0 || id == 15 {
-                        // ID 0 with a length is malformed; ID 15 means "stop processing".
+                    if id == 0 {
+                        // ID 0 is padding only (a zero byte); with a length it is malformed.
+                        return self.damaged();
+                    }
+                    if id == 15 {
+                        // The reserved ID 15 means "stop processing".
                         return self.stop();
                     }
                     (id, usize::from(first & 0x0f) + 1, rest)
@@ -176,13 +182,13 @@ impl<'a> Iterator for ExtensionIter<'a> {
                         continue;
                     }
                     let Some((&len, rest)) = rest.split_first() else {
-                        return self.overrun();
+                        return self.damaged();
                     };
                     (first, usize::from(len), rest)
                 }
             };
             let Some((data, rest)) = rest.split_at_checked(len) else {
-                return self.overrun();
+                return self.damaged();
             };
             self.data = rest;
             return Some(HeaderExtension { id, data });
@@ -335,6 +341,9 @@ mod tests {
             .map(|e| e.id)
             .collect();
         assert_eq!(v, vec![1]);
+        assert!(!HeaderExtensions::new(0xBEDE, &data).elements_fit());
+        // The reserved ID 15 ends parsing without damage.
+        assert!(HeaderExtensions::new(0xBEDE, &[0x10, 1, 0xF0, 0, 0]).elements_fit());
         // Element running past the block ends parsing.
         let data = [0x10, 1, 0x23, 1, 2];
         let v: Vec<_> = HeaderExtensions::new(0xBEDE, &data)

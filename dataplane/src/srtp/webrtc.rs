@@ -279,6 +279,24 @@ mod tests {
         assert!(!extension_elements_fit(&ok));
     }
 
+    /// Found by the srtp_unprotect fuzz target: a one-byte-form element with ID 0 and a length
+    /// (`0x0f`: 16 bytes). Our iterator stops there; the `rtp` crate reads it as an element and
+    /// panicked advancing past the end of the packet.
+    #[test]
+    fn an_extension_id_0_with_a_length_is_refused_not_a_panic() {
+        let bad = hex::decode("906f58e03d8902da85cb187dbede0001000f302030eeddb7302030eeddb770c529")
+            .unwrap();
+        assert!(!extension_elements_fit(&bad));
+        for profile in SrtpProfile::ALL {
+            for engine in [SrtpEngine::InPlace, SrtpEngine::WebrtcSrtp] {
+                let (_, mut rx) = pair(profile, 7, engine, engine);
+                let mut b = bad.clone();
+                assert!(rx.unprotect_rtp(&mut b).is_err(), "{profile:?} {engine:?}");
+                assert_eq!(b, bad, "a refused packet is left as it was");
+            }
+        }
+    }
+
     /// Each engine unprotects what the other protects, for every profile, SRTP and SRTCP.
     #[test]
     fn engines_interoperate_both_ways() {

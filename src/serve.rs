@@ -465,7 +465,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             hub,
             media: Some(media.clone()),
             webhooks,
-            media_thread: Some(pump),
+            media_pump: Some(pump),
         });
         let on_shutdown = state.clone();
         let on_shutdown_hooks = state.webhooks.clone();

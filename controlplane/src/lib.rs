@@ -10,7 +10,7 @@
 //! - Pure cores, driven by tests without sockets: [`rooms`] (room and participant rules),
 //!   [`mode`] (the P2P/SFU mode machine), [`hub`] (connected members and what each is told),
 //!   [`rate_limit`], [`access`] (guests, seats, bans, throttles), [`limits`] (HTTP and signaling limits, keep-alive), [`messages`] (the signaling protocol), [`sdp`], [`fingerprint`], [`auth`] (keys and tokens),
-//!   [`clock`] (time as the cores take it), [`webhooks`]' event, signing and retry policy.
+//!   [`clock`] (time as the cores take it), [`heartbeat`] (a thread's sign of life), [`webhooks`]' event, signing and retry policy.
 //! - State: [`state::AppState`], which every front end depends on and which depends on none.
 //! - I/O shells: [`api`] (REST handlers), [`guard`] (client IP, the admin check), [`signal`] (the WebSocket), [`web`] (pages),
 //!   [`metrics`], [`router`] (every route and the OpenAPI document), [`media`] (worker upcalls and
@@ -29,6 +29,7 @@ pub mod dtls;
 pub mod error;
 pub mod fingerprint;
 pub mod guard;
+pub mod heartbeat;
 pub mod hub;
 pub mod limits;
 pub mod media;

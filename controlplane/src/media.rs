@@ -18,6 +18,7 @@ use sluice_dataplane::topology::{
 use sluice_dataplane::Dataplane;
 
 use crate::dtls::{DtlsCertificate, DtlsEvent, DtlsServer};
+use crate::heartbeat::Heartbeat;
 use crate::hub::Hub;
 use crate::messages::{ServerMsg, SlotInfo};
 use crate::sdp::{self, AnswerParams, SdpError};
@@ -143,6 +144,43 @@ struct Plain {
     room: String,
     participant: String,
     worker: usize,
+}
+
+/// The longest the media thread waits for an upcall before it goes round its loop again.
+pub const PUMP_WAIT: Duration = Duration::from_millis(50);
+
+/// A media thread that has not gone round its loop for this long counts as stuck.
+pub const PUMP_STALLED_AFTER: Duration = Duration::from_secs(1);
+
+/// The running media thread ([`Media::start_pump`]) and its sign of life.
+#[derive(Debug)]
+pub struct MediaPump {
+    thread: std::thread::JoinHandle<()>,
+    heartbeat: Arc<Heartbeat>,
+}
+
+/// What `/healthz` makes of the media thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaHealth {
+    /// It went round its loop within [`PUMP_STALLED_AFTER`].
+    Running,
+    /// It has ended (a panic, or the dataplane is gone).
+    Stopped,
+    /// It is alive but has not gone round its loop for this long.
+    Stalled(Duration),
+}
+
+impl MediaPump {
+    /// The media thread's state at `now`.
+    pub fn health(&self, now: Instant) -> MediaHealth {
+        if self.thread.is_finished() {
+            return MediaHealth::Stopped;
+        }
+        match self.heartbeat.since(now) {
+            since if since > PUMP_STALLED_AFTER => MediaHealth::Stalled(since),
+            _ => MediaHealth::Running,
+        }
+    }
 }
 
 /// Every media session of the server.
@@ -859,15 +897,19 @@ impl Media {
     }
 
     /// Starts the thread that drains the workers' upcalls and drives DTLS timers; it ends when the
-    /// dataplane is dropped.
-    pub fn start_pump(self: &Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    /// dataplane is dropped. It goes round its loop at least every [`PUMP_WAIT`] and stamps the
+    /// pump's heartbeat each time.
+    pub fn start_pump(self: &Arc<Self>) -> std::io::Result<MediaPump> {
         let me = Arc::downgrade(self);
         let control = self.dataplane.upcalls().clone();
         let dtls = self.dataplane.dtls_upcalls().clone();
-        std::thread::Builder::new()
+        let heartbeat = Arc::new(Heartbeat::new(Instant::now()));
+        let beats = heartbeat.clone();
+        let thread = std::thread::Builder::new()
             .name("sluice-media".into())
             .spawn(move || loop {
-                let got = next_upcall(&control, &dtls, Duration::from_millis(50));
+                beats.beat(Instant::now());
+                let got = next_upcall(&control, &dtls, PUMP_WAIT);
                 let Some(media) = me.upgrade() else {
                     return;
                 };
@@ -877,7 +919,8 @@ impl Media {
                     Err(Gone) => return,
                 }
                 media.on_tick();
-            })
+            })?;
+        Ok(MediaPump { thread, heartbeat })
     }
 
     /// DTLS handshakes that failed (bad fingerprint, no common SRTP profile, garbage).

@@ -4,12 +4,14 @@
 //!
 //! `/healthz` asks every worker for a barrier ([`sync_worker`](sluice_dataplane::Dataplane::sync_worker), on the
 //! blocking pool)
-//! and checks that the media thread runs; a worker that does not answer within [`HEALTH_WAIT`] or a
-//! dead media thread make it 503 `unhealthy`, the message naming what failed ([`verdict`] is pure).
+//! and reads the media thread's heartbeat; a worker that does not answer within [`HEALTH_WAIT`], or a
+//! media thread that has ended or has not gone round its loop for a second
+//! ([`MediaPump::health`](crate::media::MediaPump::health)), make it 503 `unhealthy`, the message
+//! naming what failed ([`verdict`] is pure).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -22,6 +24,7 @@ use utoipa::ToSchema;
 use crate::clock::unix_millis;
 use crate::error::{ApiError, ErrorBody};
 use crate::guard::{Admin, ClientIp};
+use crate::media::MediaHealth;
 use crate::state::AppState;
 
 type Shared = State<Arc<AppState>>;
@@ -56,16 +59,19 @@ pub async fn healthz(State(s): Shared) -> Response {
             }
         }
     }
-    let media = s.media_thread.as_ref().map(|t| !t.is_finished());
+    let media = s.media_pump.as_ref().map(|p| p.health(Instant::now()));
     match verdict(&workers, media) {
         Ok(body) => Json(body).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-/// The health verdict from each worker's answer (true: answered in time) and whether the media
-/// thread runs (`None`: none was started): the 200 body, or 503 `unhealthy` naming each failure.
-pub fn verdict(workers: &[bool], media: Option<bool>) -> Result<serde_json::Value, ApiError> {
+/// The health verdict from each worker's answer (true: answered in time) and the media thread's
+/// state (`None`: none was started): the 200 body, or 503 `unhealthy` naming each failure.
+pub fn verdict(
+    workers: &[bool],
+    media: Option<MediaHealth>,
+) -> Result<serde_json::Value, ApiError> {
     let mut failed: Vec<String> = workers
         .iter()
         .enumerate()
@@ -77,8 +83,13 @@ pub fn verdict(workers: &[bool], media: Option<bool>) -> Result<serde_json::Valu
             )
         })
         .collect();
-    if media == Some(false) {
-        failed.push("the media thread has stopped".into());
+    match media {
+        Some(MediaHealth::Stopped) => failed.push("the media thread has stopped".into()),
+        Some(MediaHealth::Stalled(since)) => failed.push(format!(
+            "the media thread has not gone round its loop for {} ms",
+            since.as_millis()
+        )),
+        Some(MediaHealth::Running) | None => {}
     }
     if failed.is_empty() {
         Ok(serde_json::json!({
@@ -307,7 +318,7 @@ mod tests {
 
     #[test]
     fn healthy_when_every_worker_answers_and_the_media_thread_runs() {
-        let ok = verdict(&[true, true], Some(true)).expect("healthy");
+        let ok = verdict(&[true, true], Some(MediaHealth::Running)).expect("healthy");
         assert_eq!(ok["status"], "ok");
         assert_eq!(ok["workers"], 2);
         assert_eq!(ok["media"], "ok");
@@ -316,7 +327,7 @@ mod tests {
 
     #[test]
     fn unhealthy_names_each_part_that_failed() {
-        let e = verdict(&[true, false, false], Some(false)).expect_err("unhealthy");
+        let e = verdict(&[true, false, false], Some(MediaHealth::Stopped)).expect_err("unhealthy");
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.code, "unhealthy");
         assert!(
@@ -327,7 +338,16 @@ mod tests {
         assert!(e.message.contains("worker 2"), "{}", e.message);
         assert!(!e.message.contains("worker 0"), "{}", e.message);
         assert!(e.message.contains("media thread"), "{}", e.message);
-        let e = verdict(&[true], Some(false)).expect_err("media only");
+        let e = verdict(&[true], Some(MediaHealth::Stopped)).expect_err("media only");
         assert_eq!(e.message, "the media thread has stopped");
+        let e = verdict(
+            &[true],
+            Some(MediaHealth::Stalled(Duration::from_millis(1500))),
+        )
+        .expect_err("stuck");
+        assert_eq!(
+            e.message,
+            "the media thread has not gone round its loop for 1500 ms"
+        );
     }
 }

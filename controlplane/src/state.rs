@@ -49,8 +49,8 @@ pub struct AppState {
     pub media: Option<Arc<Media>>,
     /// Where room events go (None: no webhooks configured).
     pub webhooks: Option<Arc<Webhooks>>,
-    /// The media thread (`Media::start_pump`), which `/healthz` checks is still running.
-    pub media_thread: Option<Arc<std::thread::JoinHandle<()>>>,
+    /// The media thread (`Media::start_pump`), which `/healthz` checks is still going round.
+    pub media_pump: Option<Arc<crate::media::MediaPump>>,
 }
 
 impl AppState {

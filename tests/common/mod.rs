@@ -269,5 +269,6 @@ pub fn drops(dp: &Dataplane, r: DropReason) -> u64 {
     dp.total_stats().drops(r)
 }
 pub mod clients;
+pub mod freeze;
 pub mod offers;
 pub mod server;

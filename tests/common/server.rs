@@ -147,3 +147,10 @@ impl Drop for Server {
         }
     }
 }
+
+impl Server {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}

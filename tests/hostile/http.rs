@@ -181,6 +181,51 @@ fn healthz_answers_only_after_every_worker_and_the_media_thread_did() {
     assert_eq!(body, json!({"status": "ok", "workers": 1, "media": "ok"}));
 }
 
+/// `GET /healthz`: status, body, how long it took.
+fn health(s: &Server) -> (StatusCode, Value, Duration) {
+    let t = Instant::now();
+    let r = http()
+        .get(s.url("/healthz"))
+        .send()
+        .expect("healthz answers");
+    let status = r.status();
+    (status, r.json().unwrap_or(Value::Null), t.elapsed())
+}
+
+#[test]
+fn a_stuck_worker_or_media_thread_makes_healthz_503_naming_it_and_healthy_again_once_it_goes_on() {
+    use crate::common::freeze::Frozen;
+    let s = Server::start_with_workers(2, &["--api-key", KEY]);
+    assert_eq!(health(&s).0, StatusCode::OK);
+
+    // Worker 1 stops (as a thread stuck in a loop would); worker 0 and the rest go on.
+    let frozen = Frozen::thread(s.pid(), "sluice-worker-1");
+    let (status, body, took) = health(&s);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "unhealthy", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("worker 1 did not answer"), "{body}");
+    assert!(!message.contains("worker 0"), "{body}");
+    assert!(took < Duration::from_secs(3), "answered in {took:?}");
+    drop(frozen);
+    assert_eq!(health(&s).0, StatusCode::OK, "healthy again");
+
+    // The media thread stops: alive, but no longer going round its loop.
+    let frozen = Frozen::thread(s.pid(), "sluice-media");
+    std::thread::sleep(Duration::from_millis(1200));
+    let (status, body, _) = health(&s);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("the media thread has not gone round its loop for"),
+        "{body}"
+    );
+    drop(frozen);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(health(&s).0, StatusCode::OK, "healthy again");
+    assert!(s.terminate().success());
+}
+
 /// One received webhook body, from a receiver that answers 200 to everything.
 fn receiver() -> (String, mpsc::Receiver<Value>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

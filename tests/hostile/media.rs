@@ -440,3 +440,36 @@ fn a_dtls_flood_from_a_members_own_address_is_dropped_and_counted_while_the_room
     assert_eq!(health.status(), StatusCode::OK);
     assert!(s.terminate().success());
 }
+
+#[test]
+fn a_plain_rtp_transport_that_would_latch_unauthenticated_packets_is_refused() {
+    let s = Server::start(&["--api-key", KEY]);
+    create_room(&s, "latch");
+    // No SRTP and no remote: anyone who guessed the SSRC could take the transport by sending first.
+    let r = http()
+        .post(s.url("/v1/rooms/latch/plain"))
+        .bearer_auth(KEY)
+        .json(&json!({"name": "tool", "ssrc": 1234, "slots": 1}))
+        .send()
+        .expect("POST plain");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().expect("JSON error");
+    assert_eq!(body["error"]["code"], "invalid_field", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("must name its remote"),
+        "{body}"
+    );
+    // Naming the remote, or authenticating with SRTP, is accepted.
+    let r = http()
+        .post(s.url("/v1/rooms/latch/plain"))
+        .bearer_auth(KEY)
+        .json(&json!({"name": "tool", "ssrc": 1234, "slots": 1, "remote": "127.0.0.1:9"}))
+        .send()
+        .expect("POST plain");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(join_plain(&s, "latch", "srtp-tool", 5678).is_ok());
+    assert!(s.terminate().success());
+}

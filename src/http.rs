@@ -2,7 +2,7 @@
 //! signaling sockets) over the axum router, within [`HttpLimits`]: a client must send its request
 //! headers within `header_read_timeout` (slowloris clients are cut off), and at most
 //! `max_connections` connections are open at once, signaling sockets included (a connection over
-//! the cap is closed at once, and a warning says so). Shutdown stops accepting, lets requests in
+//! the cap is closed at once, a warning says so and `/metrics` counts it). Shutdown stops accepting, lets requests in
 //! flight finish and closes idle connections.
 
 use std::pin::Pin;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use sluice_controlplane::limits::HttpLimits;
+use sluice_controlplane::limits::{HttpCounters, HttpLimits};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -23,6 +23,13 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 struct Counted<T> {
     io: T,
     _permit: OwnedSemaphorePermit,
+    counters: Arc<HttpCounters>,
+}
+
+impl<T> Drop for Counted<T> {
+    fn drop(&mut self) {
+        self.counters.closed();
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
@@ -65,19 +72,19 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
     }
 }
 
-/// Serves `app` on `listener` within `limits` until `shutdown` resolves; then waits up to
-/// `drain` for the requests in flight.
+/// Serves `app` on `listener` within `limits`, counting connections in `counters`, until
+/// `shutdown` resolves; then waits up to `drain` for the requests in flight.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
+    counters: Arc<HttpCounters>,
     shutdown: impl std::future::Future<Output = ()>,
     drain: Duration,
 ) {
     let max = limits.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
     let (stop_tx, stop_rx) = watch::channel(());
-    let mut refused: u64 = 0;
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -97,7 +104,7 @@ pub async fn serve(
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            refused += 1;
+            let refused = counters.refused();
             if refused.is_power_of_two() {
                 tracing::warn!(
                     max_connections = max,
@@ -110,9 +117,11 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        counters.opened();
         let io = TokioIo::new(Counted {
             io: stream,
             _permit: permit,
+            counters: counters.clone(),
         });
         // Handlers that need the client's address (per-IP limits) read it as `ConnectInfo`.
         let service = TowerToHyperService::new(

@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: REST API and signaling over HTTP, dataplane workers over UDP.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Measure the dataplane: rooms of plain SRTP transports driven by pinned load-generator threads.
     Bench(bench::BenchArgs),
 }
@@ -58,7 +58,7 @@ fn main() -> std::process::ExitCode {
     };
     init_logging(cli.log_json, level);
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

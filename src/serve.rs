@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
-use sluice_controlplane::access::{Access, AccessConfig, DEFAULT_BAN_S, DEFAULT_JOIN_GRACE_S};
+use sluice_controlplane::access::{
+    Access, AccessConfig, Rate, ADMIN_FAIL_RATE, DEFAULT_BAN_S, DEFAULT_JOIN_GRACE_S,
+    GUEST_JOIN_RATE,
+};
 use sluice_controlplane::auth::{random_secret, validate_api_key, Auth, DEFAULT_TOKEN_TTL};
 use sluice_controlplane::clock::Now;
 use sluice_controlplane::hub::Hub;
@@ -113,6 +116,25 @@ pub struct ServeArgs {
     /// Seconds a stop waits for the last webhooks (`participant_left`, `room_finished`; default 5).
     #[arg(long, env = "SLUICE_SHUTDOWN_WAIT_S")]
     pub shutdown_wait_s: Option<u32>,
+    /// Guest joins a client IP may make at once, refused ones included (default 20).
+    #[arg(long, env = "SLUICE_GUEST_JOIN_BURST")]
+    pub guest_join_burst: Option<u32>,
+    /// Guest joins a client IP may make per minute after its burst (default 60).
+    #[arg(long, env = "SLUICE_GUEST_JOIN_PER_MIN")]
+    pub guest_join_per_min: Option<u32>,
+    /// Failed admin authentications a client IP may make at once before it gets 429 (default 10).
+    #[arg(long, env = "SLUICE_ADMIN_FAIL_BURST")]
+    pub admin_fail_burst: Option<u32>,
+    /// Failed admin authentications a client IP may make per minute after its burst (default 10).
+    #[arg(long, env = "SLUICE_ADMIN_FAIL_PER_MIN")]
+    pub admin_fail_per_min: Option<u32>,
+    /// KiB of relayed signaling (peer SDP, ICE candidates) one member may receive per second, all
+    /// senders together (default 128).
+    #[arg(long, env = "SLUICE_RELAY_KIB_PER_S")]
+    pub relay_kib_per_s: Option<u32>,
+    /// KiB of relayed signaling one member may receive in a burst (default 512).
+    #[arg(long, env = "SLUICE_RELAY_BURST_KIB")]
+    pub relay_burst_kib: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,6 +165,12 @@ struct FileConfig {
     ws_ping_s: Option<u32>,
     ws_idle_s: Option<u32>,
     shutdown_wait_s: Option<u32>,
+    guest_join_burst: Option<u32>,
+    guest_join_per_min: Option<u32>,
+    admin_fail_burst: Option<u32>,
+    admin_fail_per_min: Option<u32>,
+    relay_kib_per_s: Option<u32>,
+    relay_burst_kib: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -258,6 +286,41 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
             Some(n) => Ok(Duration::from_secs(n.into())),
             None => Ok(default),
         };
+    // Counts of a throttle or budget: at least 1, at most a million.
+    let count = |flag: Option<u32>, file: Option<u32>, default: u32, name: &str| match flag.or(file)
+    {
+        Some(n) if !(1..=1_000_000).contains(&n) => bail!("{name} must be 1..=1000000, got {n}"),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    let guest_joins = Rate {
+        burst: count(
+            args.guest_join_burst,
+            file.guest_join_burst,
+            GUEST_JOIN_RATE.burst,
+            "guest_join_burst",
+        )?,
+        per_min: count(
+            args.guest_join_per_min,
+            file.guest_join_per_min,
+            GUEST_JOIN_RATE.per_min,
+            "guest_join_per_min",
+        )?,
+    };
+    let admin_failures = Rate {
+        burst: count(
+            args.admin_fail_burst,
+            file.admin_fail_burst,
+            ADMIN_FAIL_RATE.burst,
+            "admin_fail_burst",
+        )?,
+        per_min: count(
+            args.admin_fail_per_min,
+            file.admin_fail_per_min,
+            ADMIN_FAIL_RATE.per_min,
+            "admin_fail_per_min",
+        )?,
+    };
     let (hd, sd) = (HttpLimits::default(), SignalLimits::default());
     let http_limits = HttpLimits {
         header_read_timeout: secs(
@@ -286,7 +349,20 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
             "ws_ping_s",
         )?,
         idle_timeout: secs(args.ws_idle_s, file.ws_idle_s, sd.idle_timeout, "ws_idle_s")?,
-        ..sd
+        relay_bytes_per_s: count(
+            args.relay_kib_per_s,
+            file.relay_kib_per_s,
+            sd.relay_bytes_per_s / 1024,
+            "relay_kib_per_s",
+        )?
+        .saturating_mul(1024),
+        relay_burst_bytes: count(
+            args.relay_burst_kib,
+            file.relay_burst_kib,
+            sd.relay_burst_bytes / 1024,
+            "relay_burst_kib",
+        )?
+        .saturating_mul(1024),
     };
     let shutdown_wait = secs(
         args.shutdown_wait_s,
@@ -318,6 +394,8 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
             guest_join,
             join_grace: Duration::from_secs(join_grace_s.into()),
             ban: Duration::from_secs(ban_s.into()),
+            guest_joins,
+            admin_failures,
         },
         rooms,
         webhooks: if args.webhooks.is_empty() {
@@ -465,6 +543,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             hub,
             media: Some(media.clone()),
             webhooks,
+            http: Arc::default(),
             media_pump: Some(pump),
         });
         let on_shutdown = state.clone();
@@ -494,6 +573,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             guest_join = settings.access.guest_join,
             join_grace_s = settings.access.join_grace.as_secs(),
             ban_s = settings.access.ban.as_secs(),
+            guest_joins = %format!("{} then {}/min per IP", settings.access.guest_joins.burst, settings.access.guest_joins.per_min),
+            admin_failures = %format!("{} then {}/min per IP", settings.access.admin_failures.burst, settings.access.admin_failures.per_min),
             metrics_auth = settings.metrics_auth,
             "access: guests {}",
             if settings.access.guest_join { "may join rooms that allow them" } else { "off (participants need tokens from the API)" }
@@ -503,11 +584,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         tracing::info!(%http, workers = dataplane.workers(), backend = %dataplane.backend(), "sluice started");
         let hub = state.hub.clone();
+        let http_counters = state.http.clone();
         let app = with_limits(router(state), settings.http_limits);
         crate::http::serve(
             listener,
             app,
             settings.http_limits,
+            http_counters,
             async move {
                 shutdown_signal().await;
                 // Every member gets `bye` and is reported as gone; every room as finished.

@@ -213,6 +213,7 @@ fn the_state_module_depends_on_no_front_end() {
         "fingerprint",
         "clock",
         "access",
+        "heartbeat",
     ] {
         let deps = &graph[pure];
         for shell in ["state", "api", "signal", "web", "router", "media", "dtls"] {

@@ -22,14 +22,26 @@ use subtle::ConstantTimeEq;
 pub const DEFAULT_JOIN_GRACE_S: u32 = 60;
 /// Default seconds a kicked participant may not guest-join the same room again.
 pub const DEFAULT_BAN_S: u32 = 300;
-/// Guest joins a client IP may make in a burst.
-pub const GUEST_JOIN_BURST: u32 = 20;
-/// Guest joins a client IP may make per minute on average, after the burst.
-pub const GUEST_JOIN_PER_MIN: u32 = 60;
-/// Failed admin authentications a client IP may make in a burst before it gets 429.
-pub const ADMIN_FAIL_BURST: u32 = 10;
-/// Failed admin authentications per minute a client IP may make on average, after the burst.
-pub const ADMIN_FAIL_PER_MIN: u32 = 10;
+/// Default guest joins a client IP may make: 20 in a burst, then 60 a minute.
+pub const GUEST_JOIN_RATE: Rate = Rate {
+    burst: 20,
+    per_min: 60,
+};
+/// Default failed admin authentications a client IP may make before it gets 429: 10 in a burst,
+/// then 10 a minute.
+pub const ADMIN_FAIL_RATE: Rate = Rate {
+    burst: 10,
+    per_min: 10,
+};
+
+/// A per-client allowance: so many at once, then so many a minute on average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// How many a client may make at once (at least 1).
+    pub burst: u32,
+    /// How many a minute a client may make on average after the burst (at least 1).
+    pub per_min: u32,
+}
 
 /// A client as the throttles and bans count it: its IPv4 address, or the /64 of its IPv6 address
 /// (one subscriber's whole prefix, which it can spread requests over). IPv4-mapped IPv6 addresses
@@ -75,10 +87,10 @@ struct Throttle {
 }
 
 impl Throttle {
-    fn new(burst: u32, per_min: u32, start: Instant) -> Self {
+    fn new(rate: Rate, start: Instant) -> Self {
         let clock = GivenClock(Arc::new(Mutex::new(start)));
-        let quota = Quota::per_minute(NonZeroU32::new(per_min.max(1)).unwrap_or(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN));
+        let quota = Quota::per_minute(NonZeroU32::new(rate.per_min).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(rate.burst).unwrap_or(NonZeroU32::MIN));
         Self {
             limiter: RateLimiter::hashmap_with_clock(quota, clock.clone()),
             clock,
@@ -156,6 +168,10 @@ pub struct AccessConfig {
     pub join_grace: Duration,
     /// How long a kicked participant may not guest-join the room again.
     pub ban: Duration,
+    /// Guest joins per client IP (refused ones included).
+    pub guest_joins: Rate,
+    /// Failed admin authentications per client IP before it gets 429.
+    pub admin_failures: Rate,
 }
 
 impl Default for AccessConfig {
@@ -164,8 +180,19 @@ impl Default for AccessConfig {
             guest_join: true,
             join_grace: Duration::from_secs(DEFAULT_JOIN_GRACE_S.into()),
             ban: Duration::from_secs(DEFAULT_BAN_S.into()),
+            guest_joins: GUEST_JOIN_RATE,
+            admin_failures: ADMIN_FAIL_RATE,
         }
     }
+}
+
+/// How often the throttles said no, since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Throttled {
+    /// Guest joins answered 429.
+    pub guest_joins: u64,
+    /// Clients that spent their failed-authentication budget (each then gets 429 for a while).
+    pub admin_blocks: u64,
 }
 
 /// The access rules' state: seats not yet sat in, bans, and the throttles.
@@ -179,6 +206,7 @@ pub struct Access {
     admin_failures: Throttle,
     /// Clients over their failed-authentication budget, until when.
     admin_blocked: HashMap<ClientKey, Instant>,
+    throttled: Throttled,
 }
 
 impl std::fmt::Debug for Access {
@@ -198,15 +226,21 @@ impl Access {
             config,
             seats: HashMap::new(),
             bans: HashMap::new(),
-            guests: Throttle::new(GUEST_JOIN_BURST, GUEST_JOIN_PER_MIN, now),
-            admin_failures: Throttle::new(ADMIN_FAIL_BURST, ADMIN_FAIL_PER_MIN, now),
+            guests: Throttle::new(config.guest_joins, now),
+            admin_failures: Throttle::new(config.admin_failures, now),
             admin_blocked: HashMap::new(),
+            throttled: Throttled::default(),
         }
     }
 
     /// The settings.
     pub fn config(&self) -> AccessConfig {
         self.config
+    }
+
+    /// How often the throttles said no.
+    pub fn throttled(&self) -> Throttled {
+        self.throttled
     }
 
     /// May `client` guest-join `room` (None: no such room) as `name` with `code` at `now`? Every
@@ -222,6 +256,7 @@ impl Access {
         now: Instant,
     ) -> Result<(), GuestRefusal> {
         if let Err(at) = self.guests.check(client, now) {
+            self.throttled.guest_joins += 1;
             return Err(GuestRefusal::RateLimited(at.saturating_duration_since(now)));
         }
         if !self.config.guest_join {
@@ -351,6 +386,7 @@ impl Access {
         match self.admin_failures.check(client, now) {
             Ok(()) => Ok(()),
             Err(at) => {
+                self.throttled.admin_blocks += 1;
                 self.admin_blocked.insert(client, at);
                 Err(at.saturating_duration_since(now))
             }
@@ -389,6 +425,7 @@ mod tests {
             guest_join,
             join_grace: 60 * SEC,
             ban: 300 * SEC,
+            ..AccessConfig::default()
         };
         (Access::new(config, t0), t0)
     }
@@ -442,7 +479,7 @@ mod tests {
     fn guest_joins_are_throttled_per_client_then_refill() {
         let (mut a, t) = access(true);
         let (c, other) = (ip("192.0.2.1"), ip("192.0.2.2"));
-        for _ in 0..GUEST_JOIN_BURST {
+        for _ in 0..GUEST_JOIN_RATE.burst {
             // Refusals count too: guessing codes or names costs the same budget.
             assert_eq!(
                 a.guest_join(c, "r", None, "x", None, t),
@@ -461,7 +498,7 @@ mod tests {
             Ok(()),
             "another client has its own budget"
         );
-        let later = t + 60 * SEC / GUEST_JOIN_PER_MIN;
+        let later = t + 60 * SEC / GUEST_JOIN_RATE.per_min;
         assert_eq!(
             a.guest_join(c, "r", Some(&open()), "x", None, later),
             Ok(())
@@ -535,17 +572,53 @@ mod tests {
     fn failed_admin_authentication_is_throttled_before_the_key_is_looked_at() {
         let (mut a, t) = access(true);
         let c = ip("192.0.2.1");
-        for _ in 0..ADMIN_FAIL_BURST {
+        for _ in 0..ADMIN_FAIL_RATE.burst {
             assert_eq!(a.admin_allowed(c, t), Ok(()));
             assert_eq!(a.admin_failed(c, t), Ok(()));
         }
         let wait = a.admin_failed(c, t).unwrap_err();
-        assert_eq!(wait, 60 * SEC / ADMIN_FAIL_PER_MIN);
+        assert_eq!(wait, 60 * SEC / ADMIN_FAIL_RATE.per_min);
         assert_eq!(a.admin_allowed(c, t + SEC), Err(wait - SEC));
         assert_eq!(a.admin_allowed(ip("192.0.2.9"), t), Ok(()));
         let after = t + wait;
         assert_eq!(a.admin_allowed(c, after), Ok(()));
         assert_eq!(a.admin_failed(c, after), Ok(()), "one more try refilled");
         assert!(a.admin_failed(c, after).is_err());
+    }
+
+    #[test]
+    fn configured_rates_replace_the_defaults_and_refusals_are_counted() {
+        let t = Instant::now();
+        let config = AccessConfig {
+            guest_joins: Rate {
+                burst: 2,
+                per_min: 1,
+            },
+            admin_failures: Rate {
+                burst: 1,
+                per_min: 1,
+            },
+            ..AccessConfig::default()
+        };
+        let mut a = Access::new(config, t);
+        let c = ip("192.0.2.1");
+        for _ in 0..2 {
+            assert_eq!(a.guest_join(c, "r", Some(&open()), "x", None, t), Ok(()));
+        }
+        let Err(GuestRefusal::RateLimited(wait)) =
+            a.guest_join(c, "r", Some(&open()), "x", None, t)
+        else {
+            panic!("a burst of 2");
+        };
+        assert_eq!(wait, 60 * SEC, "then one a minute");
+        assert_eq!(a.admin_failed(c, t), Ok(()));
+        assert!(a.admin_failed(c, t).is_err());
+        assert_eq!(
+            a.throttled(),
+            Throttled {
+                guest_joins: 1,
+                admin_blocks: 1
+            }
+        );
     }
 }

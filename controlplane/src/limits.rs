@@ -3,6 +3,7 @@
 //! ([`SignalLimits`]: frame size, keep-alive, relayed bytes), with the pure keep-alive policy of a
 //! signaling socket ([`Liveness`]) over `Instant`s the caller passes in.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Largest JSON request body (413 `body_too_large` beyond).
@@ -31,6 +32,41 @@ impl Default for HttpLimits {
             request_timeout: Duration::from_secs(30),
             max_connections: 4096,
         }
+    }
+}
+
+/// What the HTTP server's connection cap has seen, for `/metrics`: connections open now, and
+/// those closed at once because the cap was reached.
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    open: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl HttpCounters {
+    /// A connection was accepted under the cap.
+    pub fn opened(&self) {
+        self.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An accepted connection ended.
+    pub fn closed(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A connection was closed at once: the cap was reached. Returns how many so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Connections open now.
+    pub fn open_now(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused since start.
+    pub fn refused_total(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 }
 

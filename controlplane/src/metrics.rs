@@ -133,6 +133,19 @@ pub async fn metrics(State(s): Shared, client: ClientIp, headers: HeaderMap) -> 
         out,
         "# HELP sluice_participants Participants on this server.\n# TYPE sluice_participants gauge\nsluice_participants {participants}"
     );
+    let _ = writeln!(
+        out,
+        "# HELP sluice_http_connections HTTP connections open now, signaling sockets included.\n# TYPE sluice_http_connections gauge\nsluice_http_connections {}\n# HELP sluice_http_connections_refused_total HTTP connections closed at once because --max-connections were open.\n# TYPE sluice_http_connections_refused_total counter\nsluice_http_connections_refused_total {}",
+        s.http.open_now(),
+        s.http.refused_total()
+    );
+    let throttled = s.access().throttled();
+    let _ = writeln!(
+        out,
+        "# HELP sluice_throttled_total Requests refused by a per-client-IP throttle: guest joins answered 429, clients blocked after failed admin authentication.\n# TYPE sluice_throttled_total counter\nsluice_throttled_total{{what=\"guest_join\"}} {}\nsluice_throttled_total{{what=\"admin_auth\"}} {}",
+        throttled.guest_joins,
+        throttled.admin_blocks
+    );
     let (to_sfu, to_p2p) = s.hub.switches();
     let _ = writeln!(
         out,

@@ -49,6 +49,8 @@ pub struct AppState {
     pub media: Option<Arc<Media>>,
     /// Where room events go (None: no webhooks configured).
     pub webhooks: Option<Arc<Webhooks>>,
+    /// The HTTP server's connection counts (`/metrics`).
+    pub http: Arc<crate::limits::HttpCounters>,
     /// The media thread (`Media::start_pump`), which `/healthz` checks is still going round.
     pub media_pump: Option<Arc<crate::media::MediaPump>>,
 }

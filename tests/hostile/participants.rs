@@ -274,6 +274,43 @@ fn members_flooding_one_target_with_relayed_sdp_cannot_push_it_out_as_a_slow_con
 }
 
 #[test]
+fn the_relay_budget_follows_the_configuration() {
+    let s = Server::start(&[
+        "--api-key",
+        KEY,
+        "--relay-burst-kib",
+        "20",
+        "--relay-kib-per-s",
+        "1",
+    ]);
+    create_room(&s, json!({"name": "small", "mode": "p2p"}));
+    let (t_id, t_url) = add(&s, "small", "target", "speaker");
+    let mut target = connect(&t_url);
+    let mut sender = connect(&add(&s, "small", "sender", "speaker").1);
+    let _ = drain(&mut target, Duration::from_millis(300));
+    // A 20 KiB burst holds one 15 KiB offer, not two.
+    let sdp = peer_sdp("sendrecv", 15 * 1024);
+    for _ in 0..2 {
+        send(
+            &mut sender,
+            &json!({"type": "peer_offer", "to": t_id, "sdp": sdp}),
+        );
+    }
+    let refused = codes(&drain(&mut sender, Duration::from_millis(500)));
+    assert_eq!(
+        refused,
+        ["receiver_busy"],
+        "the second offer is over budget"
+    );
+    let got = drain(&mut target, Duration::from_millis(500));
+    assert_eq!(
+        got.iter().filter(|m| m["type"] == "peer_offer").count(),
+        1,
+        "one offer delivered"
+    );
+}
+
+#[test]
 fn a_listener_cannot_publish_peer_to_peer() {
     let s = Server::start(&["--api-key", KEY]);
     create_room(&s, json!({"name": "talk", "mode": "p2p"}));

@@ -457,3 +457,71 @@ fn metrics_need_the_api_key_with_metrics_auth() {
         "open by default, for a scraper on a private network"
     );
 }
+
+#[test]
+fn the_guest_and_admin_throttles_follow_the_configuration_and_are_counted_in_metrics() {
+    let s = Server::start(&[
+        "--api-key",
+        KEY,
+        "--guest-join-burst",
+        "3",
+        "--guest-join-per-min",
+        "1",
+        "--admin-fail-burst",
+        "2",
+        "--admin-fail-per-min",
+        "1",
+    ]);
+    create_room(&s, json!({"name": "r"}));
+    let c = http();
+    for i in 0..3 {
+        let r = guest_join(&c, &s, "r", json!({"name": format!("g{i}")}));
+        assert_eq!(r.status(), StatusCode::CREATED, "guest {i} of the burst");
+    }
+    let r = guest_join(&c, &s, "r", json!({"name": "g3"}));
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        (50..=60).contains(&retry_after(&r)),
+        "one a minute: {}",
+        retry_after(&r)
+    );
+    let admin = client_from(Some([127, 0, 0, 5]));
+    let wrong = "y".repeat(40);
+    for _ in 0..2 {
+        let r = admin
+            .get(s.url("/v1/rooms"))
+            .bearer_auth(&wrong)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = admin
+        .get(s.url("/v1/rooms"))
+        .bearer_auth(&wrong)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "a burst of 2");
+    let m = http()
+        .get(s.url("/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .unwrap();
+    assert!(
+        m.contains("sluice_throttled_total{what=\"guest_join\"} 1\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("sluice_throttled_total{what=\"admin_auth\"} 1\n"),
+        "{m}"
+    );
+    // Nonsense is refused at start-up with the setting's name.
+    let state = tempdir::TempDir::new("bad-rate");
+    let out = serve_command(&state.0)
+        .args(["--guest-join-burst", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("guest_join_burst must be 1..=1000000"));
+}

@@ -271,4 +271,5 @@ pub fn drops(dp: &Dataplane, r: DropReason) -> u64 {
 pub mod clients;
 pub mod freeze;
 pub mod offers;
+pub mod redis;
 pub mod server;

@@ -1,0 +1,64 @@
+//! The Redis keys of a cluster, all under one prefix (default `sluice:`) so that several clusters,
+//! or other applications, can share a Redis.
+//!
+//! - `{prefix}node:{id}`: a node's record (JSON [`NodeInfo`](crate::NodeInfo)), written every
+//!   second with a short expiry: the node is alive while the key exists.
+//! - `{prefix}nodes`: the set of node ids that registered (pruned of ids whose record expired).
+//! - `{prefix}room:{name}:owner`: a hash `{node, epoch}`: the room's owner and its fencing token.
+//!   The epoch only grows, and the key outlives its owner, so the next owner's epoch is larger.
+
+/// Key names under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self::new("sluice:")
+    }
+}
+
+impl Keys {
+    /// Keys under `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// Where a node's records are, before the id.
+    pub fn node_prefix(&self) -> String {
+        format!("{}node:", self.prefix)
+    }
+
+    /// A node's record.
+    pub fn node(&self, id: &str) -> String {
+        format!("{}node:{id}", self.prefix)
+    }
+
+    /// The set of registered node ids.
+    pub fn nodes(&self) -> String {
+        format!("{}nodes", self.prefix)
+    }
+
+    /// A room's owner and epoch.
+    pub fn room_owner(&self, room: &str) -> String {
+        format!("{}room:{room}:owner", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_under_the_prefix() {
+        let k = Keys::default();
+        assert_eq!(k.node("eu-1"), "sluice:node:eu-1");
+        assert_eq!(k.node_prefix(), "sluice:node:");
+        assert_eq!(k.nodes(), "sluice:nodes");
+        assert_eq!(k.room_owner("lobby"), "sluice:room:lobby:owner");
+        assert_eq!(Keys::new("t1:").node("a"), "t1:node:a");
+    }
+}

@@ -1,0 +1,241 @@
+//! The cluster's state in Redis: node records, the set of nodes, and room owners with their epochs.
+//! Every read-modify-write is one Lua script, so it is atomic on the Redis server: two nodes that
+//! place the same room at once cannot both win, and a node can never delete or overwrite a room
+//! another live node owns (docs/cluster.md, "Why these scripts").
+//!
+//! The connection is `redis`'s `ConnectionManager`, made lazily: a node starts while Redis is
+//! away, every command fails fast (the response timeout) instead of hanging, and the manager
+//! reconnects by itself.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+
+use crate::error::ClusterError;
+use crate::keys::Keys;
+use crate::node::NodeInfo;
+
+/// A room's owner as Redis has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ownership {
+    /// The owner node's id.
+    pub node: String,
+    /// The fencing token: grows by one with every new owner.
+    pub epoch: u64,
+}
+
+/// The lists of live nodes: ids whose record expired are dropped from the set on the way.
+const LIST_NODES: &str = r"
+local ids = redis.call('SMEMBERS', KEYS[1])
+local out = {}
+for _, id in ipairs(ids) do
+  local v = redis.call('GET', ARGV[1] .. id)
+  if v then table.insert(out, v) else redis.call('SREM', KEYS[1], id) end
+end
+return out
+";
+
+/// Claims a room for ARGV[1] unless another node whose record still exists owns it; a claim bumps
+/// the epoch (which is never reset while the key lives). Returns {owner, epoch, claimed}.
+const CLAIM_ROOM: &str = r"
+local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch')
+if cur[1] and cur[1] ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. cur[1]) == 1 then
+  return {cur[1], cur[2], 0}
+end
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSET', KEYS[1], 'node', ARGV[1])
+redis.call('PERSIST', KEYS[1])
+return {ARGV[1], tostring(epoch), 1}
+";
+
+/// Gives a room up, only if ARGV[1] still owns it at epoch ARGV[2]: the owner field goes, the epoch
+/// stays (for a day, so the next owner's epoch is larger than any a paused node may still hold).
+const RELEASE_ROOM: &str = r"
+local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch')
+if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
+  redis.call('HDEL', KEYS[1], 'node')
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+return 0
+";
+
+/// How long a released room's epoch is remembered.
+const EPOCH_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
+/// A connection to the cluster's Redis.
+#[derive(Clone)]
+pub struct ClusterStore {
+    con: ConnectionManager,
+    keys: Keys,
+}
+
+impl std::fmt::Debug for ClusterStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterStore")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterStore {
+    /// A store on the Redis at `url` (`redis://host:port[/db]`), keys under `keys`, each command
+    /// answered within `timeout` or failed. Connects lazily: an unreachable Redis is not an error
+    /// here, only a bad URL is. Call it inside a tokio runtime (the manager spawns its task there).
+    pub fn open(url: &str, keys: Keys, timeout: Duration) -> Result<Self, ClusterError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let con = client.get_connection_manager_lazy(config)?;
+        Ok(Self { con, keys })
+    }
+
+    /// The key names.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Writes this node's record, alive for `ttl` unless written again.
+    pub async fn register(&self, node: &NodeInfo, ttl: Duration) -> Result<(), ClusterError> {
+        let json = serde_json::to_string(node).map_err(|e| ClusterError::BadRecord {
+            key: self.keys.node(&node.id),
+            reason: e.to_string(),
+        })?;
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(self.keys.node(&node.id))
+            .arg(json)
+            .arg("PX")
+            .arg(ms)
+            .ignore()
+            .cmd("SADD")
+            .arg(self.keys.nodes())
+            .arg(&node.id)
+            .ignore()
+            .query_async::<()>(&mut self.con.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Removes this node's record at once (a clean stop), so nobody waits for it to expire.
+    pub async fn deregister(&self, id: &str) -> Result<(), ClusterError> {
+        redis::pipe()
+            .atomic()
+            .cmd("DEL")
+            .arg(self.keys.node(id))
+            .ignore()
+            .cmd("SREM")
+            .arg(self.keys.nodes())
+            .arg(id)
+            .ignore()
+            .query_async::<()>(&mut self.con.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Every live node's record, sorted by id.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
+        let raw: Vec<String> = Script::new(LIST_NODES)
+            .key(self.keys.nodes())
+            .arg(self.keys.node_prefix())
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        let mut nodes = raw
+            .iter()
+            .map(|json| {
+                serde_json::from_str::<NodeInfo>(json).map_err(|e| ClusterError::BadRecord {
+                    key: self.keys.nodes(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(nodes)
+    }
+
+    /// Claims `room` for node `node` unless another live node owns it. `Ok((owner, claimed))`:
+    /// the room's owner afterwards, and whether this call made `node` its owner (with a new epoch).
+    pub async fn claim_room(
+        &self,
+        room: &str,
+        node: &str,
+    ) -> Result<(Ownership, bool), ClusterError> {
+        let (owner, epoch, claimed): (String, String, u8) = Script::new(CLAIM_ROOM)
+            .key(self.keys.room_owner(room))
+            .arg(node)
+            .arg(self.keys.node_prefix())
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        let epoch = epoch.parse().map_err(|_| ClusterError::BadRecord {
+            key: self.keys.room_owner(room),
+            reason: format!("epoch {epoch:?} is not a number"),
+        })?;
+        Ok((Ownership { node: owner, epoch }, claimed == 1))
+    }
+
+    /// The room's owner, if it has one (a live one or not).
+    pub async fn owner(&self, room: &str) -> Result<Option<Ownership>, ClusterError> {
+        let (node, epoch): (Option<String>, Option<u64>) = redis::cmd("HMGET")
+            .arg(self.keys.room_owner(room))
+            .arg("node")
+            .arg("epoch")
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(match (node, epoch) {
+            (Some(node), Some(epoch)) => Some(Ownership { node, epoch }),
+            _ => None,
+        })
+    }
+
+    /// For each `(room, epoch)` this node serves, whether it still owns it at that epoch (one round
+    /// trip). A `false` means another node took the room: stop serving it at once.
+    pub async fn still_owned(
+        &self,
+        node: &str,
+        rooms: &[(String, u64)],
+    ) -> Result<Vec<bool>, ClusterError> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (room, _) in rooms {
+            pipe.cmd("HMGET")
+                .arg(self.keys.room_owner(room))
+                .arg("node")
+                .arg("epoch");
+        }
+        let got: Vec<(Option<String>, Option<u64>)> =
+            pipe.query_async(&mut self.con.clone()).await?;
+        Ok(got
+            .into_iter()
+            .zip(rooms)
+            .map(|((owner, epoch), (_, mine))| {
+                owner.as_deref() == Some(node) && epoch == Some(*mine)
+            })
+            .collect())
+    }
+
+    /// Gives `room` up if `node` still owns it at `epoch`; true if it did. Never touches a room
+    /// another node (or a later epoch of this one) owns.
+    pub async fn release_room(
+        &self,
+        room: &str,
+        node: &str,
+        epoch: u64,
+    ) -> Result<bool, ClusterError> {
+        let released: u8 = Script::new(RELEASE_ROOM)
+            .key(self.keys.room_owner(room))
+            .arg(node)
+            .arg(epoch.to_string())
+            .arg(u64::try_from(EPOCH_MEMORY.as_millis()).unwrap_or(u64::MAX))
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        Ok(released == 1)
+    }
+}

@@ -1,0 +1,192 @@
+//! The cluster store against a real `redis-server`: registration and expiry, one owner per room
+//! under racing claims, epochs that fence a node that lost its room, releases that never touch
+//! another node's room, and a Redis that goes away and comes back.
+
+#![deny(unsafe_code)]
+
+#[path = "../../tests/common/redis.rs"]
+mod redis_server;
+
+use std::time::{Duration, Instant};
+
+use redis_server::RedisServer;
+use sluice_cluster::keys::Keys;
+use sluice_cluster::{ClusterStore, Load, NodeInfo, NodeState, Ownership};
+
+const TIMEOUT: Duration = Duration::from_millis(500);
+
+fn node(id: &str, region: &str) -> NodeInfo {
+    NodeInfo {
+        id: id.into(),
+        region: region.into(),
+        url: format!("http://{id}.example:7880"),
+        state: NodeState::Serving,
+        load: Load::default(),
+        max_members: 0,
+    }
+}
+
+fn store(r: &RedisServer) -> ClusterStore {
+    ClusterStore::open(&r.url(), Keys::new("test:"), TIMEOUT).expect("a valid URL")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn a_node_is_listed_while_its_record_lives_and_dropped_when_it_expires() {
+    let r = RedisServer::start();
+    runtime().block_on(async {
+        let s = store(&r);
+        s.register(&node("eu-1", "eu"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        s.register(&node("us-1", "us"), Duration::from_millis(300))
+            .await
+            .unwrap();
+        let ids: Vec<String> = s.nodes().await.unwrap().into_iter().map(|n| n.id).collect();
+        assert_eq!(ids, ["eu-1", "us-1"]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let nodes = s.nodes().await.unwrap();
+        assert_eq!(nodes, [node("eu-1", "eu")], "us-1 stopped refreshing");
+        s.deregister("eu-1").await.unwrap();
+        assert!(s.nodes().await.unwrap().is_empty());
+    });
+}
+
+#[test]
+fn sixteen_nodes_claiming_one_room_at_once_give_it_exactly_one_owner() {
+    let r = RedisServer::start();
+    runtime().block_on(async {
+        let s = store(&r);
+        for i in 0..16 {
+            s.register(&node(&format!("n{i}"), "eu"), Duration::from_secs(10))
+                .await
+                .unwrap();
+        }
+        let claims = (0..16).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.claim_room("lobby", &format!("n{i}")).await.unwrap() })
+        });
+        let mut results = Vec::new();
+        for c in claims {
+            results.push(c.await.unwrap());
+        }
+        let winners: Vec<&Ownership> = results
+            .iter()
+            .filter(|(_, won)| *won)
+            .map(|(o, _)| o)
+            .collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        let owner = winners[0].clone();
+        assert_eq!(owner.epoch, 1);
+        assert!(
+            results.iter().all(|(o, _)| *o == owner),
+            "everyone sees the one owner"
+        );
+        assert_eq!(s.owner("lobby").await.unwrap(), Some(owner));
+    });
+}
+
+#[test]
+fn a_room_whose_owner_died_moves_with_a_new_epoch_and_the_old_owner_is_fenced() {
+    let r = RedisServer::start();
+    runtime().block_on(async {
+        let s = store(&r);
+        s.register(&node("a", "eu"), Duration::from_millis(300))
+            .await
+            .unwrap();
+        s.register(&node("b", "eu"), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let (first, won) = s.claim_room("room", "a").await.unwrap();
+        assert!(won);
+        assert_eq!(
+            first,
+            Ownership {
+                node: "a".into(),
+                epoch: 1
+            }
+        );
+        // While a lives, b cannot take the room, and a release by b does nothing.
+        let (seen, won) = s.claim_room("room", "b").await.unwrap();
+        assert!(!won);
+        assert_eq!(seen, first);
+        assert!(!s.release_room("room", "b", 1).await.unwrap());
+        // a stops refreshing (killed, or paused past its expiry): b takes the room, epoch 2.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (second, won) = s.claim_room("room", "b").await.unwrap();
+        assert!(won);
+        assert_eq!(
+            second,
+            Ownership {
+                node: "b".into(),
+                epoch: 2
+            }
+        );
+        // a comes back: it finds it lost the room, and its release cannot remove b's.
+        let rooms = [("room".to_string(), 1)];
+        assert_eq!(s.still_owned("a", &rooms).await.unwrap(), [false]);
+        assert!(!s.release_room("room", "a", 1).await.unwrap());
+        assert_eq!(
+            s.still_owned("b", &[("room".to_string(), 2)])
+                .await
+                .unwrap(),
+            [true]
+        );
+        // b gives it up cleanly; the epoch is remembered, so the next owner's is larger.
+        assert!(s.release_room("room", "b", 2).await.unwrap());
+        assert_eq!(s.owner("room").await.unwrap(), None);
+        s.register(&node("a", "eu"), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let (third, won) = s.claim_room("room", "a").await.unwrap();
+        assert!(won);
+        assert_eq!(third.epoch, 3);
+        // A node restarted under the same id claims its own room anew: the epoch moves on, which
+        // fences whatever the previous process still held.
+        let (fourth, won) = s.claim_room("room", "a").await.unwrap();
+        assert!(won);
+        assert_eq!(fourth.epoch, 4);
+    });
+}
+
+#[test]
+fn while_redis_is_away_calls_fail_fast_and_the_store_reconnects_by_itself() {
+    let mut r = RedisServer::start();
+    let rt = runtime();
+    let s = rt.block_on(async { store(&r) });
+    rt.block_on(async {
+        s.register(&node("a", "eu"), Duration::from_secs(10))
+            .await
+            .unwrap();
+    });
+    r.kill();
+    rt.block_on(async {
+        let t = Instant::now();
+        assert!(s.nodes().await.is_err());
+        assert!(s.claim_room("room", "a").await.is_err());
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "failed in {:?}",
+            t.elapsed()
+        );
+    });
+    r.restart();
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match s.register(&node("a", "eu"), Duration::from_secs(10)).await {
+                Ok(()) => break,
+                Err(e) => assert!(Instant::now() < deadline, "not back: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(s.nodes().await.unwrap().len(), 1);
+    });
+}

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
+use sluice_cluster::keys::Keys;
+use sluice_cluster::ClusterStore;
 use sluice_controlplane::access::{
     Access, AccessConfig, Rate, ADMIN_FAIL_RATE, DEFAULT_BAN_S, DEFAULT_JOIN_GRACE_S,
     GUEST_JOIN_RATE,
@@ -22,6 +24,7 @@ use sluice_controlplane::clock::Now;
 use sluice_controlplane::hub::Hub;
 use sluice_controlplane::limits::{HttpLimits, SignalLimits};
 use sluice_controlplane::media::Media;
+use sluice_controlplane::node::{NodeIdentity, NodeSelf};
 use sluice_controlplane::rooms::{RoomDefaults, Rooms, LIMIT_SECONDS};
 use sluice_controlplane::router::{router, with_limits};
 use sluice_controlplane::state::AppState;
@@ -135,6 +138,27 @@ pub struct ServeArgs {
     /// KiB of relayed signaling one member may receive in a burst (default 512).
     #[arg(long, env = "SLUICE_RELAY_BURST_KIB")]
     pub relay_burst_kib: Option<u32>,
+    /// Join a cluster coordinated through this Redis (`redis://host:port[/db]`); without it sluice
+    /// is a single node with everything in memory.
+    #[arg(long, env = "SLUICE_REDIS")]
+    pub redis: Option<String>,
+    /// This node's id in the cluster (default: generated on first start and kept in the state
+    /// directory, so it stays the same across restarts).
+    #[arg(long, env = "SLUICE_NODE_ID")]
+    pub node_id: Option<String>,
+    /// This node's region (default `default`).
+    #[arg(long, env = "SLUICE_REGION")]
+    pub region: Option<String>,
+    /// Base URL clients reach this node at (default: --public-url, else http://<--http>).
+    #[arg(long, env = "SLUICE_NODE_URL")]
+    pub node_url: Option<String>,
+    /// Most members this node takes before placement passes it over (0: no limit; default 0).
+    #[arg(long, env = "SLUICE_MAX_MEMBERS")]
+    pub max_members: Option<u32>,
+    /// Secret participant tokens are signed with; every node of a cluster needs the same one
+    /// (default: generated on first start and kept in the state directory).
+    #[arg(long, env = "SLUICE_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +195,12 @@ struct FileConfig {
     admin_fail_per_min: Option<u32>,
     relay_kib_per_s: Option<u32>,
     relay_burst_kib: Option<u32>,
+    redis: Option<String>,
+    node_id: Option<String>,
+    region: Option<String>,
+    node_url: Option<String>,
+    max_members: Option<u32>,
+    token_secret: Option<String>,
 }
 
 /// The resolved configuration.
@@ -194,6 +224,18 @@ struct Settings {
     http_limits: HttpLimits,
     signal_limits: SignalLimits,
     shutdown_wait: Duration,
+    cluster: ClusterSettings,
+}
+
+/// The cluster settings (`redis: None`: a single node).
+#[derive(Debug)]
+struct ClusterSettings {
+    redis: Option<String>,
+    node_id: Option<String>,
+    region: String,
+    node_url: Option<String>,
+    max_members: u32,
+    token_secret: Option<String>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -370,7 +412,45 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         Duration::from_secs(5),
         "shutdown_wait_s",
     )?;
+    let name_ok = |v: &str| {
+        !v.is_empty()
+            && v.len() <= 64
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    let cluster = ClusterSettings {
+        redis: args.redis.or(file.redis).filter(|r| !r.is_empty()),
+        node_id: args.node_id.or(file.node_id),
+        region: args
+            .region
+            .or(file.region)
+            .unwrap_or_else(|| "default".into()),
+        node_url: args.node_url.or(file.node_url),
+        max_members: args.max_members.or(file.max_members).unwrap_or(0),
+        token_secret: args
+            .token_secret
+            .or(file.token_secret)
+            .filter(|t| !t.is_empty()),
+    };
+    if let Some(id) = cluster.node_id.as_deref().filter(|id| !name_ok(id)) {
+        bail!("node_id must be 1 to 64 of A-Z a-z 0-9 - _ . , got {id:?}");
+    }
+    if !name_ok(&cluster.region) {
+        bail!(
+            "region must be 1 to 64 of A-Z a-z 0-9 - _ . , got {:?}",
+            cluster.region
+        );
+    }
+    if let Some(u) = &cluster.node_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            bail!("node_url must be an http:// or https:// base URL, got {u:?}");
+        }
+    }
+    if cluster.token_secret.as_ref().is_some_and(|t| t.len() < 32) {
+        bail!("token_secret must be at least 32 characters");
+    }
     Ok(Settings {
+        cluster,
         http,
         http_limits,
         signal_limits,
@@ -445,6 +525,15 @@ fn ws_base_of(url: &str) -> anyhow::Result<String> {
 
 /// Reads a secret from `dir/name`, or creates it (0600). Returns (secret, created).
 fn load_or_create_secret(dir: &Path, name: &str) -> anyhow::Result<(String, bool)> {
+    load_or_create(dir, name, random_secret)
+}
+
+/// Reads a value from `dir/name`, or creates it with `make` (0600). Returns (value, created).
+fn load_or_create(
+    dir: &Path,
+    name: &str,
+    make: impl FnOnce() -> String,
+) -> anyhow::Result<(String, bool)> {
     let path = dir.join(name);
     if let Ok(s) = std::fs::read_to_string(&path) {
         let s = s.trim().to_string();
@@ -454,7 +543,7 @@ fn load_or_create_secret(dir: &Path, name: &str) -> anyhow::Result<(String, bool
     }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating state directory {}", dir.display()))?;
-    let secret = random_secret();
+    let secret = make();
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -481,7 +570,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             settings.state_dir.join("admin.key").display()
         )
     })?;
-    let (token_secret, _) = load_or_create_secret(&settings.state_dir, "token.secret")?;
+    let token_secret = match &settings.cluster.token_secret {
+        Some(t) => t.clone(),
+        None => load_or_create_secret(&settings.state_dir, "token.secret")?.0,
+    };
+    let node_id = match &settings.cluster.node_id {
+        Some(id) => id.clone(),
+        None => {
+            load_or_create(&settings.state_dir, "node.id", || {
+                format!("node-{:08x}", rand::random::<u32>())
+            })?
+            .0
+        }
+    };
 
     let dataplane = Arc::new(
         Dataplane::start(DataplaneConfig {
@@ -543,10 +644,30 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             hub,
             media: Some(media.clone()),
             webhooks,
+            node: Arc::new(NodeSelf::new(NodeIdentity {
+                id: node_id.clone(),
+                region: settings.cluster.region.clone(),
+                url: settings.cluster.node_url.clone().unwrap_or_else(|| {
+                    settings.public_ws_base.as_deref().map_or_else(
+                        || format!("http://{http}"),
+                        |ws| ws.replacen("ws", "http", 1),
+                    )
+                }),
+                max_members: settings.cluster.max_members,
+            })),
+            cluster: match &settings.cluster.redis {
+                Some(url) => Some(
+                    ClusterStore::open(url, Keys::default(), Duration::from_millis(500))
+                        .with_context(|| format!("--redis {url}"))?,
+                ),
+                None => None,
+            },
             http: Arc::default(),
             media_pump: Some(pump),
         });
         let on_shutdown = state.clone();
+        let leaving = state.clone();
+        let _registration = sluice_controlplane::cluster_link::spawn(state.clone());
         let on_shutdown_hooks = state.webhooks.clone();
         // Room housekeeping: cooldowns back to P2P, empty rooms closing themselves.
         let keeper = state.clone();
@@ -605,6 +726,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         while hub.open_sockets() > 0 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        sluice_controlplane::cluster_link::leave(&leaving).await;
         // The last webhooks (participant_left, room_finished) go out before the exit, bounded.
         if let Some(w) = &on_shutdown_hooks {
             if !w.flush(settings.shutdown_wait).await {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Whether a node takes new rooms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeState {
     /// Takes new rooms.
@@ -13,7 +13,7 @@ pub enum NodeState {
 }
 
 /// How busy a node is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Load {
     /// Members connected to its signaling.
     pub members: u32,
@@ -26,7 +26,7 @@ pub struct Load {
 }
 
 /// A node's record in the cluster.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeInfo {
     /// Stable id (`--node-id`).
     pub id: String,

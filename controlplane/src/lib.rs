@@ -10,10 +10,10 @@
 //! - Pure cores, driven by tests without sockets: [`rooms`] (room and participant rules),
 //!   [`mode`] (the P2P/SFU mode machine), [`hub`] (connected members and what each is told),
 //!   [`rate_limit`], [`access`] (guests, seats, bans, throttles), [`limits`] (HTTP and signaling limits, keep-alive), [`messages`] (the signaling protocol), [`sdp`], [`fingerprint`], [`auth`] (keys and tokens),
-//!   [`clock`] (time as the cores take it), [`heartbeat`] (a thread's sign of life), [`webhooks`]' event, signing and retry policy.
+//!   [`clock`] (time as the cores take it), [`heartbeat`] (a thread's sign of life), [`node`] (this node as the cluster sees it), [`webhooks`]' event, signing and retry policy.
 //! - State: [`state::AppState`], which every front end depends on and which depends on none.
 //! - I/O shells: [`api`] (REST handlers), [`guard`] (client IP, the admin check), [`signal`] (the WebSocket), [`web`] (pages),
-//!   [`metrics`], [`router`] (every route and the OpenAPI document), [`media`] (worker upcalls and
+//!   [`metrics`], [`cluster_api`] (`GET /v1/nodes`), [`cluster_link`] (registering this node in the cluster every second), [`router`] (every route and the OpenAPI document), [`media`] (worker upcalls and
 //!   DTLS), [`dtls`] (OpenSSL over memory BIOs).
 //!
 //! `unsafe` is denied in the whole crate but for one `DTLSv1_get_timeout` call in `dtls/timer.rs`
@@ -25,6 +25,8 @@ pub mod access;
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod cluster_api;
+pub mod cluster_link;
 pub mod dtls;
 pub mod error;
 pub mod fingerprint;
@@ -36,6 +38,7 @@ pub mod media;
 pub mod messages;
 pub mod metrics;
 pub mod mode;
+pub mod node;
 pub mod rate_limit;
 pub mod rooms;
 pub mod router;

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use crate::api::*;
+use crate::cluster_api::*;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::limits::{HttpLimits, MAX_JSON_BODY};
 use crate::metrics::*;
@@ -26,8 +27,8 @@ use crate::{signal, web};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sluice", description = "Control-plane API of the sluice SFU"),
-    paths(create_room, list_rooms, get_room, delete_room, create_participant, guest_join, create_plain, delete_participant, mute_participant, stats, healthz, metrics),
-    components(schemas(Room, RoomList, CreateRoom, CreateParticipant, GuestJoin, MuteRequest, ServerStats, WorkerCounters, MediaMode, Participant, ParticipantGrant, CreatePlain, PlainSrtp, PlainGrant, RoomMode, Role, ErrorBody, ErrorDetail)),
+    paths(list_nodes, create_room, list_rooms, get_room, delete_room, create_participant, guest_join, create_plain, delete_participant, mute_participant, stats, healthz, metrics),
+    components(schemas(NodeList, sluice_cluster::NodeInfo, sluice_cluster::Load, sluice_cluster::NodeState, Room, RoomList, CreateRoom, CreateParticipant, GuestJoin, MuteRequest, ServerStats, WorkerCounters, MediaMode, Participant, ParticipantGrant, CreatePlain, PlainSrtp, PlainGrant, RoomMode, Role, ErrorBody, ErrorDetail)),
     modifiers(&ApiKeyScheme)
 )]
 pub struct ApiDoc;
@@ -62,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(web::index))
         .route("/admin", get(web::admin))
         .route("/v1/stats", get(stats))
+        .route("/v1/nodes", get(list_nodes))
         .route("/v1/rooms/{room}/participants", post(create_participant))
         .route("/v1/rooms/{room}/join", post(guest_join))
         .route("/v1/rooms/{room}/plain", post(create_plain))

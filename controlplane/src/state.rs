@@ -49,6 +49,10 @@ pub struct AppState {
     pub media: Option<Arc<Media>>,
     /// Where room events go (None: no webhooks configured).
     pub webhooks: Option<Arc<Webhooks>>,
+    /// This node: identity, draining, the load it reports.
+    pub node: Arc<crate::node::NodeSelf>,
+    /// The cluster's store (None: a single node, no `--redis`).
+    pub cluster: Option<sluice_cluster::ClusterStore>,
     /// The HTTP server's connection counts (`/metrics`).
     pub http: Arc<crate::limits::HttpCounters>,
     /// The media thread (`Media::start_pump`), which `/healthz` checks is still going round.
@@ -56,6 +60,23 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// This node's record at `now`: what it registers in the cluster and `GET /v1/nodes` shows.
+    pub fn node_record(&self, now: Instant) -> sluice_cluster::NodeInfo {
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.node.record(
+            crate::node::Counters {
+                members: clamp(self.hub.connected_total()),
+                sessions: clamp(self.media.as_ref().map_or(0, |m| m.session_count())),
+                packets_in: self
+                    .dataplane
+                    .as_ref()
+                    .map_or(0, |d| d.total_stats().packets_in),
+                cpu: sluice_dataplane::io::cputime::process_cpu_time(),
+            },
+            now,
+        )
+    }
+
     /// A room switched mode (logged by the hub): count and report it.
     pub fn on_mode_switch(&self, sw: &ModeSwitch) {
         self.emit(WebhookEvent::ModeChanged {

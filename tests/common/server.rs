@@ -154,3 +154,11 @@ impl Server {
         self.child.id()
     }
 }
+
+impl Server {
+    /// Kills it with SIGKILL (no goodbye, as a crash or `kill -9`) and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

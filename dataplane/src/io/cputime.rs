@@ -1,5 +1,6 @@
 //! CPU time of threads (`clock_gettime` on a thread's CPU clock): the calling thread's, for the bench's
-//! load threads, and a worker's, read from the control side through its `JoinHandle`.
+//! load threads, and a worker's, read from the control side through its `JoinHandle`; and the whole
+//! process's, for the load a cluster node reports.
 //!
 //! Safe wrappers over the two libc calls; both return plain values and never fail loudly (a clock the
 //! kernel refuses reads as zero or `None`).
@@ -12,6 +13,12 @@ use std::time::Duration;
 /// cost accounting in workers and benchmarks.
 pub fn thread_cpu_time() -> Duration {
     clock_time(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or(Duration::ZERO)
+}
+
+/// CPU time consumed so far by the whole process, every thread (`CLOCK_PROCESS_CPUTIME_ID`): the
+/// load a cluster node reports.
+pub fn process_cpu_time() -> Duration {
+    clock_time(libc::CLOCK_PROCESS_CPUTIME_ID).unwrap_or(Duration::ZERO)
 }
 
 /// CPU time (user + system) the thread behind `thread` has used so far; `None` when the kernel does

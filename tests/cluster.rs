@@ -1,0 +1,158 @@
+//! A cluster of real `sluice serve` processes on one machine (each on its own loopback address,
+//! 127.0.0.11, .12, .13) coordinated through a real `redis-server`: every node lists every live
+//! node with its region, a node killed with SIGKILL drops out by itself within the record's expiry,
+//! one stopped with SIGTERM leaves at once, and a Redis outage makes nobody unhealthy.
+
+#![deny(unsafe_code)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
+use common::server::Server;
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const KEY: &str = "cluster-test-admin-key-0123456789abcdef";
+const SECRET: &str = "cluster-test-token-secret-0123456789abcdef";
+
+fn http() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("http client")
+}
+
+fn node(redis: &RedisServer, i: u8, region: &str) -> Server {
+    let id = format!("n{i}");
+    Server::start_with(
+        &format!("127.0.0.{}:0", 10 + i),
+        1,
+        &[
+            "--api-key",
+            KEY,
+            "--token-secret",
+            SECRET,
+            "--redis",
+            &redis.url(),
+            "--node-id",
+            &id,
+            "--region",
+            region,
+        ],
+    )
+}
+
+/// `GET /v1/nodes` on `s`: (status, body).
+fn nodes(s: &Server) -> (StatusCode, Value) {
+    let r = http()
+        .get(s.url("/v1/nodes"))
+        .bearer_auth(KEY)
+        .send()
+        .expect("GET /v1/nodes");
+    (r.status(), r.json().unwrap_or(Value::Null))
+}
+
+/// The ids `s` lists, in order (empty while it answers an error).
+fn ids(s: &Server) -> Vec<String> {
+    let (status, body) = nodes(s);
+    if status != StatusCode::OK {
+        return Vec::new();
+    }
+    body["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Waits until `s` lists exactly `want`; how long that took.
+fn wait_ids(s: &Server, want: &[&str], within: Duration) -> Duration {
+    let t = Instant::now();
+    loop {
+        let got = ids(s);
+        if got == want {
+            return t.elapsed();
+        }
+        assert!(t.elapsed() < within, "listed {got:?}, want {want:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn every_node_lists_the_live_nodes_and_a_killed_one_drops_out_within_the_record_expiry() {
+    let redis = RedisServer::start();
+    let mut servers = vec![
+        node(&redis, 1, "eu"),
+        node(&redis, 2, "us"),
+        node(&redis, 3, "ap"),
+    ];
+    for s in &servers {
+        wait_ids(s, &["n1", "n2", "n3"], Duration::from_secs(5));
+    }
+    let (_, body) = nodes(&servers[1]);
+    let n2 = &body["nodes"][1];
+    assert_eq!(n2["region"], "us", "{body}");
+    assert_eq!(n2["state"], "serving", "{body}");
+    assert_eq!(
+        n2["url"], servers[1].base,
+        "the default node URL is its HTTP address"
+    );
+    assert!(n2["load"]["members"].is_u64(), "{body}");
+
+    // SIGKILL: no goodbye; the record expires (3 s) and the others stop listing it.
+    let killed = servers.remove(2);
+    let t = Instant::now();
+    killed.kill();
+    wait_ids(&servers[0], &["n1", "n2"], Duration::from_secs(6));
+    let gone = t.elapsed();
+    println!(
+        "a killed node dropped out of the list after {} ms",
+        gone.as_millis()
+    );
+    assert!(gone <= Duration::from_millis(4500), "{gone:?}");
+
+    // SIGTERM: the node takes its record out on the way.
+    let stopped = servers.remove(1);
+    assert!(stopped.terminate().success());
+    let left = wait_ids(&servers[0], &["n1"], Duration::from_secs(2));
+    assert!(left < Duration::from_millis(1500), "left after {left:?}");
+}
+
+#[test]
+fn a_redis_outage_keeps_nodes_healthy_answers_503_cluster_unavailable_and_heals_by_itself() {
+    let mut redis = RedisServer::start();
+    let a = node(&redis, 4, "eu");
+    let b = node(&redis, 5, "eu");
+    wait_ids(&a, &["n4", "n5"], Duration::from_secs(5));
+    redis.kill();
+    let (status, body) = nodes(&a);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "cluster_unavailable", "{body}");
+    for s in [&a, &b] {
+        let r = http().get(s.url("/healthz")).send().expect("healthz");
+        assert_eq!(r.status(), StatusCode::OK, "Redis away is not a sick node");
+    }
+    // Redis comes back empty: both nodes write their records again within a refresh or two.
+    redis.restart();
+    let healed = wait_ids(&b, &["n4", "n5"], Duration::from_secs(5));
+    println!(
+        "both nodes were listed again {} ms after Redis came back",
+        healed.as_millis()
+    );
+}
+
+#[test]
+fn a_single_node_without_redis_lists_itself() {
+    let s = Server::start(&["--api-key", KEY, "--region", "eu", "--node-id", "solo"]);
+    let (status, body) = nodes(&s);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["nodes"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["nodes"][0]["id"], "solo");
+    assert_eq!(body["nodes"][0]["region"], "eu");
+    let r = http().get(s.url("/v1/nodes")).send().expect("GET");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "admin only");
+}

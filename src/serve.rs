@@ -21,6 +21,7 @@ use sluice_controlplane::access::{
 };
 use sluice_controlplane::auth::{random_secret, validate_api_key, Auth, DEFAULT_TOKEN_TTL};
 use sluice_controlplane::clock::Now;
+use sluice_controlplane::event_log::EventLog;
 use sluice_controlplane::hub::Hub;
 use sluice_controlplane::limits::{HttpLimits, SignalLimits};
 use sluice_controlplane::media::Media;
@@ -630,6 +631,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
             Some(hooks)
         };
+        let cluster = match &settings.cluster.redis {
+            Some(url) => Some(
+                ClusterStore::open(url, Keys::default(), Duration::from_millis(500))
+                    .with_context(|| format!("--redis {url}"))?,
+            ),
+            None => None,
+        };
         let state = Arc::new(AppState {
             rooms: Mutex::new(Rooms::with_defaults(settings.rooms)),
             auth: Auth::new(&api_key, token_secret.as_bytes(), DEFAULT_TOKEN_TTL),
@@ -655,13 +663,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 }),
                 max_members: settings.cluster.max_members,
             })),
-            cluster: match &settings.cluster.redis {
-                Some(url) => Some(
-                    ClusterStore::open(url, Keys::default(), Duration::from_millis(500))
-                        .with_context(|| format!("--redis {url}"))?,
-                ),
-                None => None,
-            },
+            events: cluster
+                .clone()
+                .map(|store| EventLog::start(store, node_id.clone())),
+            cluster,
             http: Arc::default(),
             media_pump: Some(pump),
         });

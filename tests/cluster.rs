@@ -156,3 +156,58 @@ fn a_single_node_without_redis_lists_itself() {
     let r = http().get(s.url("/v1/nodes")).send().expect("GET");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "admin only");
 }
+
+#[test]
+fn room_events_are_appended_to_the_clusters_redis_stream() {
+    let redis = RedisServer::start();
+    let s = node(&redis, 6, "eu");
+    let c = http();
+    let ok = |r: reqwest::blocking::Response| assert!(r.status().is_success(), "{:?}", r.text());
+    ok(c.post(s.url("/v1/rooms"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"name": "logged"}))
+        .send()
+        .unwrap());
+    ok(c.delete(s.url("/v1/rooms/logged"))
+        .bearer_auth(KEY)
+        .send()
+        .unwrap());
+    let mut con = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("redis");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let entries = loop {
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg("sluice:events")
+            .arg("-")
+            .arg("+")
+            .query(&mut con)
+            .expect("XRANGE");
+        if entries.len() >= 2 || Instant::now() > deadline {
+            break entries;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let field = |e: &(String, Vec<(String, String)>), k: &str| {
+        e.1.iter()
+            .find(|(f, _)| f == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let events: Vec<String> = entries.iter().map(|e| field(e, "event")).collect();
+    assert_eq!(events, ["room_started", "room_finished"], "{entries:?}");
+    assert!(entries
+        .iter()
+        .all(|e| field(e, "node") == "n6" && field(e, "room") == "logged"));
+    let body: Value = serde_json::from_str(&field(&entries[0], "body")).expect("JSON body");
+    assert_eq!(body["event"], "room_started");
+    let m = c
+        .get(s.url("/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .unwrap();
+    assert!(
+        m.contains("sluice_cluster_events_total{outcome=\"appended\"} 2"),
+        "{m}"
+    );
+}

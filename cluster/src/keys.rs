@@ -6,6 +6,11 @@
 //! - `{prefix}nodes`: the set of node ids that registered (pruned of ids whose record expired).
 //! - `{prefix}room:{name}:owner`: a hash `{node, epoch}`: the room's owner and its fencing token.
 //!   The epoch only grows, and the key outlives its owner, so the next owner's epoch is larger.
+//! - `{prefix}events`: a stream (`XADD`, capped near [`EVENTS_KEPT`] entries) of every room event,
+//!   the webhooks' events, for consumers that prefer a log: fields `event`, `room`, `node`, `body`.
+
+/// About how many events the stream keeps (`MAXLEN ~`).
+pub const EVENTS_KEPT: usize = 100_000;
 
 /// Key names under a prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +47,11 @@ impl Keys {
         format!("{}nodes", self.prefix)
     }
 
+    /// The stream of room events.
+    pub fn events(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+
     /// A room's owner and epoch.
     pub fn room_owner(&self, room: &str) -> String {
         format!("{}room:{room}:owner", self.prefix)
@@ -59,6 +69,7 @@ mod tests {
         assert_eq!(k.node_prefix(), "sluice:node:");
         assert_eq!(k.nodes(), "sluice:nodes");
         assert_eq!(k.room_owner("lobby"), "sluice:room:lobby:owner");
+        assert_eq!(k.events(), "sluice:events");
         assert_eq!(Keys::new("t1:").node("a"), "t1:node:a");
     }
 }

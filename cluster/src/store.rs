@@ -13,7 +13,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
 use crate::error::ClusterError;
-use crate::keys::Keys;
+use crate::keys::{Keys, EVENTS_KEPT};
 use crate::node::NodeInfo;
 
 /// A room's owner as Redis has it.
@@ -237,5 +237,33 @@ impl ClusterStore {
             .invoke_async(&mut self.con.clone())
             .await?;
         Ok(released == 1)
+    }
+
+    /// Appends one room event to the cluster's event stream (capped near [`EVENTS_KEPT`]); returns
+    /// its stream id.
+    pub async fn append_event(
+        &self,
+        event: &str,
+        room: &str,
+        node: &str,
+        body: &str,
+    ) -> Result<String, ClusterError> {
+        let id: String = redis::cmd("XADD")
+            .arg(self.keys.events())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(EVENTS_KEPT)
+            .arg("*")
+            .arg("event")
+            .arg(event)
+            .arg("room")
+            .arg(room)
+            .arg("node")
+            .arg(node)
+            .arg("body")
+            .arg(body)
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(id)
     }
 }

@@ -146,6 +146,14 @@ pub async fn metrics(State(s): Shared, client: ClientIp, headers: HeaderMap) -> 
         throttled.guest_joins,
         throttled.admin_blocks
     );
+    if let Some(log) = &s.events {
+        let _ = writeln!(
+            out,
+            "# HELP sluice_cluster_events_total Room events written to the cluster's Redis stream, or dropped (Redis away, queue full).\n# TYPE sluice_cluster_events_total counter\nsluice_cluster_events_total{{outcome=\"appended\"}} {}\nsluice_cluster_events_total{{outcome=\"dropped\"}} {}",
+            log.appended(),
+            log.dropped()
+        );
+    }
     let (to_sfu, to_p2p) = s.hub.switches();
     let _ = writeln!(
         out,

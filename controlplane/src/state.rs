@@ -53,6 +53,8 @@ pub struct AppState {
     pub node: Arc<crate::node::NodeSelf>,
     /// The cluster's store (None: a single node, no `--redis`).
     pub cluster: Option<sluice_cluster::ClusterStore>,
+    /// The cluster's event stream (None: a single node).
+    pub events: Option<crate::event_log::EventLog>,
     /// The HTTP server's connection counts (`/metrics`).
     pub http: Arc<crate::limits::HttpCounters>,
     /// The media thread (`Media::start_pump`), which `/healthz` checks is still going round.
@@ -124,6 +126,9 @@ impl AppState {
     }
 
     fn emit(&self, event: WebhookEvent) {
+        if let Some(log) = &self.events {
+            log.push(&event);
+        }
         if let Some(w) = &self.webhooks {
             w.emit(event);
         }

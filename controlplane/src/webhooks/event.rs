@@ -59,6 +59,17 @@ pub enum WebhookEvent {
 }
 
 impl WebhookEvent {
+    /// The room it is about.
+    pub fn room(&self) -> &str {
+        match self {
+            WebhookEvent::RoomStarted { room }
+            | WebhookEvent::RoomFinished { room }
+            | WebhookEvent::ParticipantJoined { room, .. }
+            | WebhookEvent::ParticipantLeft { room, .. }
+            | WebhookEvent::ModeChanged { room, .. } => room,
+        }
+    }
+
     /// The event's name, as in the body's `event` field and the `x-sluice-event` header.
     pub fn name(&self) -> &'static str {
         match self {

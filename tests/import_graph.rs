@@ -265,12 +265,25 @@ fn the_binary_has_no_import_cycle() {
     assert_eq!(find_cycle(&graph), None);
 }
 
+#[test]
+fn the_cluster_crate_has_no_import_cycle_and_its_pure_cores_use_no_redis() {
+    let graph = module_graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/src"));
+    assert_eq!(find_cycle(&graph), None);
+    for pure in ["node", "region", "placement", "keys"] {
+        assert!(
+            !graph[pure].contains("store"),
+            "{pure} depends on the Redis store: {:?}",
+            graph[pure]
+        );
+    }
+}
+
 /// `cargo test --test import_graph -- --ignored --nocapture` prints the graphs drawn in
 /// docs/architecture.md.
 #[test]
 #[ignore = "prints the graphs for docs/architecture.md"]
 fn print_graphs() {
-    for dir in ["controlplane/src", "dataplane/src", "src"] {
+    for dir in ["controlplane/src", "dataplane/src", "cluster/src", "src"] {
         let g = module_graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir));
         for (k, v) in &g {
             println!("{dir}: {k} -> {v:?}");

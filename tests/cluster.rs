@@ -201,11 +201,7 @@ fn room_events_are_appended_to_the_clusters_redis_stream() {
         .all(|e| field(e, "node") == "n6" && field(e, "room") == "logged"));
     let body: Value = serde_json::from_str(&field(&entries[0], "body")).expect("JSON body");
     assert_eq!(body["event"], "room_started");
-    let m = c
-        .get(s.url("/metrics"))
-        .send()
-        .and_then(|r| r.text())
-        .unwrap();
+    let m = s.metrics();
     assert!(
         m.contains("sluice_cluster_events_total{outcome=\"appended\"} 2"),
         "{m}"

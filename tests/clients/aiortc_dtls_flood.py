@@ -22,7 +22,7 @@ import sys
 import aiortc
 import requests
 
-from aiortc_reflect import join
+from aiortc_reflect import join, leave
 
 BURST = 250
 EVERY_S = 0.025
@@ -88,10 +88,7 @@ async def main():
     d_frames = d[3][0] if d else 0
     states = {name: cl[0].connectionState for name, cl in zip(("speaker", "a", "c", "d"), clients)}
 
-    for pc, ws, drainer, _, _ in clients:
-        drainer.cancel()
-        await ws.close()
-        await pc.close()
+    await leave(clients)
     print(
         json.dumps(
             {

@@ -88,6 +88,14 @@ async def join(base, key, room, name):
     return pc, ws, drainer, frames, answer
 
 
+async def leave(clients):
+    """Closes each client `join` returned: its signaling drain, socket and peer connection."""
+    for pc, ws, drainer, _, _ in clients:
+        drainer.cancel()
+        await ws.close()
+        await pc.close()
+
+
 def nominating_check(server_ufrag, client_ufrag, server_pwd):
     msg = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
     msg.attributes["USERNAME"] = f"{server_ufrag}:{client_ufrag}"
@@ -142,10 +150,7 @@ async def main():
     frames_during = a_frames[0] - frames_before
     state = a_pc.connectionState
 
-    for pc, ws, drainer, _, _ in (speaker, (a_pc, a_ws, a_drain, a_frames, a_answer)):
-        drainer.cancel()
-        await ws.close()
-        await pc.close()
+    await leave((speaker, (a_pc, a_ws, a_drain, a_frames, a_answer)))
     print(
         json.dumps(
             {

@@ -162,3 +162,12 @@ impl Server {
         let _ = self.child.wait();
     }
 }
+
+impl Server {
+    /// `GET /metrics` (open unless the server runs with `--metrics-auth`): the Prometheus text.
+    pub fn metrics(&self) -> String {
+        reqwest::blocking::get(self.url("/metrics"))
+            .and_then(|r| r.text())
+            .expect("GET /metrics")
+    }
+}

@@ -113,11 +113,7 @@ fn connections_over_the_cap_are_closed_at_once_and_idle_ones_free_their_place() 
     std::thread::sleep(Duration::from_millis(1500));
     assert!(healthz(&s) < Duration::from_secs(1));
     drop(hold);
-    let m = http()
-        .get(s.url("/metrics"))
-        .send()
-        .and_then(|r| r.text())
-        .unwrap();
+    let m = s.metrics();
     assert!(
         m.contains("sluice_http_connections_refused_total 1\n"),
         "the refusal is counted: {m}"

@@ -501,11 +501,7 @@ fn the_guest_and_admin_throttles_follow_the_configuration_and_are_counted_in_met
         .send()
         .unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "a burst of 2");
-    let m = http()
-        .get(s.url("/metrics"))
-        .send()
-        .and_then(|r| r.text())
-        .unwrap();
+    let m = s.metrics();
     assert!(
         m.contains("sluice_throttled_total{what=\"guest_join\"} 1\n"),
         "{m}"

@@ -14,11 +14,9 @@
 // left are back on a mesh (`back`). Exit code 0 when it
 // could run the scenario (the Rust test judges the results), non-zero with a message otherwise.
 
-import { spawn, execFileSync } from "node:child_process";
-import { once } from "node:events";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
+import { startSluice } from "./sluice_server.mjs";
 
 const [bin, workDir, pagesArg = "2", secondsArg = "6", ...flags] = process.argv.slice(2);
 if (!bin || !workDir) {
@@ -34,37 +32,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 execFileSync("ip", ["link", "set", "lo", "up"]);
 
-// A temporary config file, as an operator would write one: two workers, so the two pages land on
-// different workers and their audio crosses the relay rings.
-const config = join(workDir, "sluice.toml");
-writeFileSync(config, [
-  `http = "127.0.0.1:0"`, `udp_port = 0`, `workers = 2`, `api_key = "${KEY}"`,
-  `state_dir = ${JSON.stringify(workDir)}`, "",
-].join("\n"));
-const server = spawn(bin, ["serve", "--config", config], { stdio: ["ignore", "pipe", "pipe"],
-  env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "info,sluice_controlplane::media=debug" } });
-let serverLog = "";
-server.stderr.on("data", (d) => { serverLog += d; });
-const base = await new Promise((resolve, reject) => {
-  let out = "";
-  const timer = setTimeout(() => reject(new Error(`sluice did not start: ${out}${serverLog}`)), 20000);
-  server.stdout.on("data", (d) => {
-    out += d;
-    const m = out.match(/listening on (http:\/\/[0-9.:]+)/);
-    if (m) { clearTimeout(timer); resolve(m[1]); }
-  });
-  server.on("exit", (code) => reject(new Error(`sluice exited ${code}: ${out}${serverLog}`)));
-});
-
-async function api(method, path, body) {
-  const r = await fetch(base + path, {
-    method, headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
-    body: body && JSON.stringify(body),
-  });
-  const text = await r.text();
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-  return text;
-}
+const sluice = await startSluice(bin, workDir, KEY);
+const { base, api } = sluice;
 
 let browser;
 const result = { pages: [] };
@@ -220,10 +189,8 @@ try {
   result.error = String(e && e.stack || e);
 } finally {
   if (browser) await browser.close().catch(() => {});
-  server.kill("SIGTERM");
-  const [code] = await Promise.race([once(server, "exit"), sleep(10000).then(() => ["timeout"])]);
-  result.server_exit = code;
-  const lines = serverLog.split("\n");
+  result.server_exit = await sluice.stop();
+  const lines = sluice.log().split("\n");
   result.client_hello_fragments = lines.filter((l) => l.includes("ClientHello fragment"));
   result.server_log = lines.filter((l) => !l.includes("DEBUG")).slice(-60).join("\n");
 }

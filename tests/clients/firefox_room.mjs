@@ -26,6 +26,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import puppeteer from "puppeteer-core";
+import { startSluice } from "./sluice_server.mjs";
 
 const [bin, workDir, scenario = "sfu", secondsArg = "5"] = process.argv.slice(2);
 if (!bin || !workDir || !["sfu", "p2p", "mixed"].includes(scenario)) {
@@ -48,35 +49,8 @@ const mark = (what) => { timing[what] = (Date.now() - t0) / 1000; };
 
 execFileSync("ip", ["link", "set", "lo", "up"]);
 
-const config = join(workDir, "sluice.toml");
-writeFileSync(config, [
-  `http = "127.0.0.1:0"`, `udp_port = 0`, `workers = 2`, `api_key = "${KEY}"`,
-  `state_dir = ${JSON.stringify(workDir)}`, "",
-].join("\n"));
-const server = spawn(bin, ["serve", "--config", config], { stdio: ["ignore", "pipe", "pipe"],
-  env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "info,sluice_controlplane::media=debug" } });
-let serverLog = "";
-server.stderr.on("data", (d) => { serverLog += d; });
-const base = await new Promise((resolve, reject) => {
-  let out = "";
-  const timer = setTimeout(() => reject(new Error(`sluice did not start: ${out}${serverLog}`)), 20000);
-  server.stdout.on("data", (d) => {
-    out += d;
-    const m = out.match(/listening on (http:\/\/[0-9.:]+)/);
-    if (m) { clearTimeout(timer); resolve(m[1]); }
-  });
-  server.on("exit", (code) => reject(new Error(`sluice exited ${code}: ${out}${serverLog}`)));
-});
-
-async function api(method, path, body) {
-  const r = await fetch(base + path, {
-    method, headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
-    body: body && JSON.stringify(body),
-  });
-  const text = await r.text();
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-  return text;
-}
+const sluice = await startSluice(bin, workDir, KEY);
+const { base, api } = sluice;
 
 const serverPacketsIn = async () => (await (await fetch(`${base}/metrics`)).text()).split("\n")
   .filter((l) => l.startsWith("sluice_packets_in_total"))
@@ -331,10 +305,8 @@ try {
   if (aiortc && aiortc.exitCode === null) aiortc.kill("SIGTERM");
   if (firefox) await firefox.close().catch(() => {});
   if (chromium) await chromium.close().catch(() => {});
-  server.kill("SIGTERM");
-  const [code] = await Promise.race([once(server, "exit"), sleep(10000).then(() => ["timeout"])]);
-  result.server_exit = code;
-  const lines = serverLog.split("\n");
+  result.server_exit = await sluice.stop();
+  const lines = sluice.log().split("\n");
   // `DTLS-SRTP established transport=… profile="…"` (and `participant=…`, `dtls="DTLSv1.2"` where the
   // server logs them); `offer answered … participant=… transport=…` names each transport's member.
   const field = (l, k) => (l.match(new RegExp(`\\b${k}="?([^"\\s]+)"?`)) || [])[1] || null;

@@ -207,3 +207,50 @@ fn room_events_are_appended_to_the_clusters_redis_stream() {
         "{m}"
     );
 }
+
+#[test]
+fn a_node_is_drained_through_any_node_and_the_cluster_sees_it() {
+    let redis = RedisServer::start();
+    let a = node(&redis, 7, "eu");
+    let b = node(&redis, 8, "eu");
+    wait_ids(&a, &["n7", "n8"], Duration::from_secs(5));
+    let c = http();
+    let drain = |s: &Server, id: &str, on: bool| {
+        let url = s.url(&format!("/v1/nodes/{id}/drain"));
+        let req = if on { c.post(url) } else { c.delete(url) };
+        let r = req.bearer_auth(KEY).send().expect("drain");
+        (r.status(), r.json::<Value>().unwrap_or(Value::Null))
+    };
+    let state_of = |s: &Server, id: &str| {
+        nodes(s).1["nodes"]
+            .as_array()
+            .and_then(|ns| ns.iter().find(|n| n["id"] == id).cloned())
+            .map(|n| n["state"].clone())
+    };
+    // Through a: a's request reaches b over b's control channel, answered once b's record shows it.
+    let t = Instant::now();
+    let (status, body) = drain(&a, "n8", true);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "draining", "{body}");
+    println!(
+        "a drain asked through another node showed in {} ms",
+        t.elapsed().as_millis()
+    );
+    assert_eq!(state_of(&b, "n8"), Some("draining".into()));
+    assert_eq!(state_of(&b, "n7"), Some("serving".into()));
+    let (status, body) = drain(&a, "n8", false);
+    assert_eq!(
+        (status, body["state"].clone()),
+        (StatusCode::OK, "serving".into())
+    );
+    // A node drains itself directly.
+    let (status, body) = drain(&b, "n8", true);
+    assert_eq!(
+        (status, body["state"].clone()),
+        (StatusCode::OK, "draining".into())
+    );
+    assert_eq!(state_of(&a, "n8"), Some("draining".into()));
+    let (status, body) = drain(&a, "nobody", true);
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_node");
+}

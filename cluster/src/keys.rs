@@ -9,6 +9,9 @@
 //! - `{prefix}events`: a stream (`XADD`, capped near [`EVENTS_KEPT`] entries) of every room event,
 //!   the webhooks' events, for consumers that prefer a log: fields `event`, `room`, `node`, `body`.
 
+//! - `{prefix}node:{id}:control` (pub/sub channel): control messages for one node
+//!   ([`ControlMsg`](crate::control::ControlMsg)), e.g. "drain".
+
 /// About how many events the stream keeps (`MAXLEN ~`).
 pub const EVENTS_KEPT: usize = 100_000;
 
@@ -47,6 +50,11 @@ impl Keys {
         format!("{}nodes", self.prefix)
     }
 
+    /// The pub/sub channel of a node's control messages.
+    pub fn control(&self, id: &str) -> String {
+        format!("{}node:{id}:control", self.prefix)
+    }
+
     /// The stream of room events.
     pub fn events(&self) -> String {
         format!("{}events", self.prefix)
@@ -70,6 +78,7 @@ mod tests {
         assert_eq!(k.nodes(), "sluice:nodes");
         assert_eq!(k.room_owner("lobby"), "sluice:room:lobby:owner");
         assert_eq!(k.events(), "sluice:events");
+        assert_eq!(k.control("eu-1"), "sluice:node:eu-1:control");
         assert_eq!(Keys::new("t1:").node("a"), "t1:node:a");
     }
 }

@@ -6,7 +6,7 @@
 //! - Pure cores, driven by tests without Redis: [`node`] (a node's record: region, URL, state,
 //!   load), [`region`] (regions and the distances between them), [`placement`] (which node takes
 //!   a new room: the client's region or the nearest one with room, two random choices by load),
-//!   [`keys`] (the Redis key names).
+//!   [`keys`] (the Redis key names), [`control`] (what one node asks another over pub/sub).
 //! - The I/O shell: [`store`] (the Redis commands and the Lua scripts that make registration,
 //!   listing, placement and ownership atomic), with the errors in [`error`].
 //!
@@ -16,6 +16,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod control;
 pub mod error;
 pub mod keys;
 pub mod node;
@@ -23,6 +24,7 @@ pub mod placement;
 pub mod region;
 pub mod store;
 
+pub use control::ControlMsg;
 pub use error::ClusterError;
 pub use node::{Load, NodeInfo, NodeState};
-pub use store::{ClusterStore, Ownership};
+pub use store::{ClusterStore, ControlInbox, Ownership};

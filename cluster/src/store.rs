@@ -9,9 +9,11 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
 use redis::Script;
 
+use crate::control::ControlMsg;
 use crate::error::ClusterError;
 use crate::keys::{Keys, EVENTS_KEPT};
 use crate::node::NodeInfo;
@@ -67,8 +69,23 @@ const EPOCH_MEMORY: Duration = Duration::from_secs(24 * 3600);
 /// A connection to the cluster's Redis.
 #[derive(Clone)]
 pub struct ClusterStore {
+    client: redis::Client,
     con: ConnectionManager,
     keys: Keys,
+}
+
+/// The control messages sent to one node, as they arrive.
+pub struct ControlInbox {
+    stream: PubSubStream,
+}
+
+impl ControlInbox {
+    /// The next message; `None` when the subscription ended (Redis went away: subscribe again).
+    /// A message that does not parse is an `Err` and the inbox goes on.
+    pub async fn next(&mut self) -> Option<Result<ControlMsg, String>> {
+        let msg = self.stream.next().await?;
+        Some(ControlMsg::parse(msg.get_payload_bytes()).map_err(|e| e.to_string()))
+    }
 }
 
 impl std::fmt::Debug for ClusterStore {
@@ -91,7 +108,7 @@ impl ClusterStore {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         let con = client.get_connection_manager_lazy(config)?;
-        Ok(Self { con, keys })
+        Ok(Self { client, con, keys })
     }
 
     /// The key names.
@@ -265,5 +282,25 @@ impl ClusterStore {
             .query_async(&mut self.con.clone())
             .await?;
         Ok(id)
+    }
+
+    /// Subscribes to node `node`'s control channel.
+    pub async fn control_inbox(&self, node: &str) -> Result<ControlInbox, ClusterError> {
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(self.keys.control(node)).await?;
+        Ok(ControlInbox {
+            stream: pubsub.into_on_message(),
+        })
+    }
+
+    /// Publishes `msg` on node `node`'s control channel; how many subscribers got it (0: the node
+    /// is not listening).
+    pub async fn send_control(&self, node: &str, msg: &ControlMsg) -> Result<u64, ClusterError> {
+        let n: u64 = redis::cmd("PUBLISH")
+            .arg(self.keys.control(node))
+            .arg(msg.to_json())
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(n)
     }
 }

@@ -4,9 +4,14 @@
 //! out at once on a clean stop. A Redis that goes away is logged once and the node serves on with
 //! what it has; the record is written again as soon as Redis answers (the store reconnects by
 //! itself). Redis being away never makes the node unhealthy.
+//!
+//! It also listens on this node's control channel ([`spawn_control`]): what other nodes ask of it
+//! (drain), applied at once and made visible by writing the record again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use sluice_cluster::ControlMsg;
 
 use crate::state::AppState;
 
@@ -52,6 +57,59 @@ pub fn spawn(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
             }
         }
     }))
+}
+
+/// Listens on this node's control channel and applies what arrives; subscribes again (every
+/// 500 ms) whenever Redis went away. `None` for a single node.
+pub fn spawn_control(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
+    let store = state.cluster.clone()?;
+    Some(tokio::spawn(async move {
+        let id = state.node.identity().id.clone();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(2), store.control_inbox(&id)).await {
+                Ok(Ok(mut inbox)) => {
+                    while let Some(msg) = inbox.next().await {
+                        match msg {
+                            Ok(msg) => apply(&state, msg).await,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "ignoring an unreadable control message")
+                            }
+                        }
+                    }
+                }
+                Ok(Err(_)) | Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }))
+}
+
+/// Applies one control message, then writes the record so the sender sees the effect.
+async fn apply(state: &AppState, msg: ControlMsg) {
+    match msg {
+        ControlMsg::Drain { draining } => {
+            state.node.set_draining(draining);
+            tracing::info!(
+                draining,
+                "asked through the cluster: {}",
+                if draining {
+                    "taking no new rooms"
+                } else {
+                    "taking rooms again"
+                }
+            );
+        }
+    }
+    publish_record(state).await;
+}
+
+/// Writes this node's record now (after a change the cluster should see before the next refresh).
+pub async fn publish_record(state: &AppState) {
+    if let Some(store) = &state.cluster {
+        let _ = store
+            .register(&state.node_record(Instant::now()), RECORD_TTL)
+            .await;
+    }
 }
 
 /// Takes this node's record out of the cluster (a clean stop), waiting at most a second.

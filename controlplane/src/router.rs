@@ -27,7 +27,7 @@ use crate::{signal, web};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sluice", description = "Control-plane API of the sluice SFU"),
-    paths(list_nodes, create_room, list_rooms, get_room, delete_room, create_participant, guest_join, create_plain, delete_participant, mute_participant, stats, healthz, metrics),
+    paths(list_nodes, drain_node, undrain_node, create_room, list_rooms, get_room, delete_room, create_participant, guest_join, create_plain, delete_participant, mute_participant, stats, healthz, metrics),
     components(schemas(NodeList, sluice_cluster::NodeInfo, sluice_cluster::Load, sluice_cluster::NodeState, Room, RoomList, CreateRoom, CreateParticipant, GuestJoin, MuteRequest, ServerStats, WorkerCounters, MediaMode, Participant, ParticipantGrant, CreatePlain, PlainSrtp, PlainGrant, RoomMode, Role, ErrorBody, ErrorDetail)),
     modifiers(&ApiKeyScheme)
 )]
@@ -64,6 +64,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin", get(web::admin))
         .route("/v1/stats", get(stats))
         .route("/v1/nodes", get(list_nodes))
+        .route(
+            "/v1/nodes/{id}/drain",
+            post(drain_node).delete(undrain_node),
+        )
         .route("/v1/rooms/{room}/participants", post(create_participant))
         .route("/v1/rooms/{room}/join", post(guest_join))
         .route("/v1/rooms/{room}/plain", post(create_plain))

@@ -66,18 +66,17 @@ pub fn spawn_control(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>
     Some(tokio::spawn(async move {
         let id = state.node.identity().id.clone();
         loop {
-            match tokio::time::timeout(Duration::from_secs(2), store.control_inbox(&id)).await {
-                Ok(Ok(mut inbox)) => {
-                    while let Some(msg) = inbox.next().await {
-                        match msg {
-                            Ok(msg) => apply(&state, msg).await,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "ignoring an unreadable control message")
-                            }
+            let subscribed =
+                tokio::time::timeout(Duration::from_secs(2), store.control_inbox(&id)).await;
+            if let Ok(Ok(mut inbox)) = subscribed {
+                while let Some(msg) = inbox.next().await {
+                    match msg {
+                        Ok(msg) => apply(&state, msg).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "ignoring an unreadable control message")
                         }
                     }
                 }
-                Ok(Err(_)) | Err(_) => {}
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 mod bench;
+mod config;
 mod http;
 mod serve;
 
@@ -28,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: REST API and signaling over HTTP, dataplane workers over UDP.
-    Serve(Box<serve::ServeArgs>),
+    Serve(Box<config::ServeArgs>),
     /// Measure the dataplane: rooms of plain SRTP transports driven by pinned load-generator threads.
     Bench(bench::BenchArgs),
 }

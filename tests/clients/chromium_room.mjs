@@ -130,6 +130,20 @@ try {
     result.p2p = { pages: await snapshot(), server_packets_in: await serverPacketsIn() };
     await openPage(3);
     result.switch_gap_ms = await watchGaps([0, 1, 2], SECONDS + 2);
+    // On a loaded machine a page's SFU connection may come up late (its mesh carries it meanwhile,
+    // which the gaps above measure): give every page up to 15 s more until each of its slots carried
+    // 2 s of audio, and say how long that took, before the snapshot the test checks.
+    const settled = Date.now();
+    const slotsCarry = async ({ page }) => {
+      const s = Object.values(await page.evaluate(() => window.sluice.stats()));
+      return s.length >= 3 && s.every((x) => x.packetsReceived > 100);
+    };
+    while (Date.now() - settled < 15000) {
+      const ready = await Promise.all(pages.map(slotsCarry));
+      if (ready.every(Boolean)) break;
+      await sleep(250);
+    }
+    result.sfu_settled_ms = Date.now() - settled;
     result.pages = await snapshot();
     result.room = JSON.parse(await api("GET", `/v1/rooms/${ROOM}`));
     // The admin page, with the API key as Basic password, while the four talk through the SFU.

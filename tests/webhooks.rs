@@ -248,7 +248,18 @@ fn every_room_event_reaches_the_webhook_signed_in_order_and_a_failed_delivery_is
         obj.remove("created_at");
         assert_eq!(&body, want);
     }
-    let metrics = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
+    // The server counts a delivery once it has read the receiver's answer, which may be a moment
+    // after the receiver saw the body: look for up to 2 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let metrics = loop {
+        let m = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
+        if m.contains("sluice_webhooks_total{outcome=\"delivered\"} 10")
+            || std::time::Instant::now() > deadline
+        {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(
         metrics.contains("sluice_webhooks_total{outcome=\"delivered\"} 10"),
         "{metrics}"

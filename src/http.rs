@@ -104,7 +104,7 @@ pub async fn serve(
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            let refused = counters.refused();
+            let refused = counters.count_refusal();
             if refused.is_power_of_two() {
                 tracing::warn!(
                     max_connections = max,

@@ -55,7 +55,7 @@ impl HttpCounters {
     }
 
     /// A connection was closed at once: the cap was reached. Returns how many so far.
-    pub fn refused(&self) -> u64 {
+    pub fn count_refusal(&self) -> u64 {
         self.refused.fetch_add(1, Ordering::Relaxed) + 1
     }
 

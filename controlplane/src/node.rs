@@ -37,13 +37,23 @@ pub struct Counters {
 /// Rates are measured over at least this long; records asked for sooner repeat the last rates.
 const MIN_INTERVAL: Duration = Duration::from_millis(500);
 
+/// When the rates were last measured, the totals then, and the rates found.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    packets_in: u64,
+    cpu: Duration,
+    pps: u64,
+    cpu_share: f32,
+}
+
 /// This node: its identity, its state and the last rates.
 #[derive(Debug)]
 pub struct NodeSelf {
     identity: NodeIdentity,
     draining: AtomicBool,
-    /// (when, packets, cpu) of the last sample, and the rates measured then.
-    last: Mutex<Option<(Instant, Counters, u64, f32)>>,
+    /// The last sample the rates were measured from, and those rates.
+    last: Mutex<Option<Sample>>,
 }
 
 impl NodeSelf {
@@ -70,22 +80,28 @@ impl NodeSelf {
     /// before (at least [`MIN_INTERVAL`]; zero for the first).
     pub fn record(&self, c: Counters, now: Instant) -> NodeInfo {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let (pps, cpu) = match *last {
-            Some((at, _, pps, cpu)) if now.saturating_duration_since(at) < MIN_INTERVAL => {
-                (pps, cpu)
+        let sample = match *last {
+            Some(prev) if now.saturating_duration_since(prev.at) < MIN_INTERVAL => prev,
+            Some(prev) => {
+                let secs = now.saturating_duration_since(prev.at).as_secs_f64();
+                Sample {
+                    at: now,
+                    packets_in: c.packets_in,
+                    cpu: c.cpu,
+                    pps: (c.packets_in.saturating_sub(prev.packets_in) as f64 / secs) as u64,
+                    cpu_share: (c.cpu.saturating_sub(prev.cpu).as_secs_f64() / secs) as f32,
+                }
             }
-            Some((at, prev, _, _)) => {
-                let secs = now.saturating_duration_since(at).as_secs_f64();
-                let pps = (c.packets_in.saturating_sub(prev.packets_in) as f64 / secs) as u64;
-                let cpu = (c.cpu.saturating_sub(prev.cpu).as_secs_f64() / secs) as f32;
-                *last = Some((now, c, pps, cpu));
-                (pps, cpu)
-            }
-            None => {
-                *last = Some((now, c, 0, 0.0));
-                (0, 0.0)
-            }
+            None => Sample {
+                at: now,
+                packets_in: c.packets_in,
+                cpu: c.cpu,
+                pps: 0,
+                cpu_share: 0.0,
+            },
         };
+        *last = Some(sample);
+        let (pps, cpu) = (sample.pps, sample.cpu_share);
         NodeInfo {
             id: self.identity.id.clone(),
             region: self.identity.region.clone(),

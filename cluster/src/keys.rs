@@ -6,6 +6,9 @@
 //! - `{prefix}nodes`: the set of node ids that registered (pruned of ids whose record expired).
 //! - `{prefix}room:{name}:owner`: a hash `{node, epoch}`: the room's owner and its fencing token.
 //!   The epoch only grows, and the key outlives its owner, so the next owner's epoch is larger.
+//! - `{prefix}room:{name}`: a hash `{v, doc}`: the room's settings and participants as JSON (the
+//!   control plane's format; opaque here) and its version, which every write compares and bumps.
+//! - `{prefix}rooms`: the set of room names (pruned of rooms whose hash is gone when listed).
 //! - `{prefix}events`: a stream (`XADD`, capped near [`EVENTS_KEPT`] entries) of every room event,
 //!   the webhooks' events, for consumers that prefer a log: fields `event`, `room`, `node`, `body`.
 
@@ -60,6 +63,16 @@ impl Keys {
         format!("{}events", self.prefix)
     }
 
+    /// A room's settings and participants (`{v, doc}`).
+    pub fn room(&self, room: &str) -> String {
+        format!("{}room:{room}", self.prefix)
+    }
+
+    /// The set of room names.
+    pub fn rooms(&self) -> String {
+        format!("{}rooms", self.prefix)
+    }
+
     /// A room's owner and epoch.
     pub fn room_owner(&self, room: &str) -> String {
         format!("{}room:{room}:owner", self.prefix)
@@ -78,6 +91,8 @@ mod tests {
         assert_eq!(k.nodes(), "sluice:nodes");
         assert_eq!(k.room_owner("lobby"), "sluice:room:lobby:owner");
         assert_eq!(k.events(), "sluice:events");
+        assert_eq!(k.room("lobby"), "sluice:room:lobby");
+        assert_eq!(k.rooms(), "sluice:rooms");
         assert_eq!(k.control("eu-1"), "sluice:node:eu-1:control");
         assert_eq!(Keys::new("t1:").node("a"), "t1:node:a");
     }

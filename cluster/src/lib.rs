@@ -8,7 +8,8 @@
 //!   a new room: the client's region or the nearest one with room, two random choices by load),
 //!   [`keys`] (the Redis key names), [`control`] (what one node asks another over pub/sub).
 //! - The I/O shell: [`store`] (the Redis commands and the Lua scripts that make registration,
-//!   listing, placement and ownership atomic), with the errors in [`error`].
+//!   listing, placement and ownership atomic) and [`room_docs`] (rooms as versioned documents,
+//!   written only by compare-and-set), with the errors in [`error`].
 //!
 //! Ownership carries an epoch, a fencing token: a room is claimed with one atomic compare-and-set
 //! that succeeds only when the room has no live owner, and bumps the epoch; a node serves a room
@@ -22,9 +23,11 @@ pub mod keys;
 pub mod node;
 pub mod placement;
 pub mod region;
+pub mod room_docs;
 pub mod store;
 
 pub use control::ControlMsg;
 pub use error::ClusterError;
 pub use node::{Load, NodeInfo, NodeState};
+pub use room_docs::{Deleted, RoomDoc};
 pub use store::{ClusterStore, ControlInbox, Ownership};

@@ -51,6 +51,18 @@ redis.call('PERSIST', KEYS[1])
 return {ARGV[1], tostring(epoch), 1}
 ";
 
+/// Moves a room from ARGV[1] at epoch ARGV[2] (a node known dead) to ARGV[3], only if the owner is
+/// still exactly that. Returns {owner, epoch, moved}.
+const TAKE_OVER: &str = r"
+local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch')
+if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then
+  return {cur[1] or '', cur[2] or '0', 0}
+end
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSET', KEYS[1], 'node', ARGV[3])
+return {ARGV[3], tostring(epoch), 1}
+";
+
 /// Gives a room up, only if ARGV[1] still owns it at epoch ARGV[2]: the owner field goes, the epoch
 /// stays (for a day, so the next owner's epoch is larger than any a paused node may still hold).
 const RELEASE_ROOM: &str = r"
@@ -64,14 +76,14 @@ return 0
 ";
 
 /// How long a released room's epoch is remembered.
-const EPOCH_MEMORY: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const EPOCH_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
 /// A connection to the cluster's Redis.
 #[derive(Clone)]
 pub struct ClusterStore {
     client: redis::Client,
-    con: ConnectionManager,
-    keys: Keys,
+    pub(crate) con: ConnectionManager,
+    pub(crate) keys: Keys,
 }
 
 /// The control messages sent to one node, as they arrive.
@@ -194,6 +206,26 @@ impl ClusterStore {
             reason: format!("epoch {epoch:?} is not a number"),
         })?;
         Ok((Ownership { node: owner, epoch }, claimed == 1))
+    }
+
+    /// Moves `room` from `dead`, which owned it at `epoch` and is known to be gone (its port refuses
+    /// connections) though its record has not expired yet, to `node`, with a new epoch. Only if
+    /// `dead` still owns it at exactly `epoch`; `Ok((owner, moved))` as [`Self::claim_room`].
+    pub async fn take_over(
+        &self,
+        room: &str,
+        dead: &Ownership,
+        node: &str,
+    ) -> Result<(Ownership, bool), ClusterError> {
+        let (owner, epoch, moved): (String, String, u8) = Script::new(TAKE_OVER)
+            .key(self.keys.room_owner(room))
+            .arg(&dead.node)
+            .arg(dead.epoch.to_string())
+            .arg(node)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        let epoch = epoch.parse().unwrap_or(0);
+        Ok((Ownership { node: owner, epoch }, moved == 1))
     }
 
     /// The room's owner, if it has one (a live one or not).

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use redis_server::RedisServer;
 use sluice_cluster::keys::Keys;
-use sluice_cluster::{ClusterStore, Load, NodeInfo, NodeState, Ownership};
+use sluice_cluster::{ClusterStore, Deleted, Load, NodeInfo, NodeState, Ownership};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -188,5 +188,90 @@ fn while_redis_is_away_calls_fail_fast_and_the_store_reconnects_by_itself() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(s.nodes().await.unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn room_documents_are_written_only_by_compare_and_set_and_never_deleted_under_a_live_owner() {
+    let r = RedisServer::start();
+    runtime().block_on(async {
+        let s = store(&r);
+        s.register(&node("a", "eu"), Duration::from_secs(10))
+            .await
+            .unwrap();
+        s.register(&node("b", "us"), Duration::from_millis(400))
+            .await
+            .unwrap();
+        assert_eq!(s.room_doc("lobby").await.unwrap(), None);
+        assert_eq!(s.put_room_doc("lobby", None, "{1}").await.unwrap(), Some(1));
+        assert_eq!(
+            s.put_room_doc("lobby", None, "{again}").await.unwrap(),
+            None,
+            "a room is created once"
+        );
+        // Two writers that both read version 1: the first wins, the second must read again.
+        assert_eq!(
+            s.put_room_doc("lobby", Some(1), "{2}").await.unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            s.put_room_doc("lobby", Some(1), "{2'}").await.unwrap(),
+            None
+        );
+        let doc = s.room_doc("lobby").await.unwrap().unwrap();
+        assert_eq!((doc.version, doc.doc.as_str(), doc.owner), (2, "{2}", None));
+        assert_eq!(s.room_docs().await.unwrap(), ["{2}"]);
+
+        // b owns it: a may not delete it while b's record lives.
+        assert!(s.claim_room("lobby", "b").await.unwrap().1);
+        let doc = s.room_doc("lobby").await.unwrap().unwrap();
+        assert_eq!(
+            doc.owner,
+            Some(Ownership {
+                node: "b".into(),
+                epoch: 1
+            })
+        );
+        assert_eq!(
+            s.delete_room_doc("lobby", "a").await.unwrap(),
+            Deleted::OwnedBy("b".into())
+        );
+        assert!(s.room_doc("lobby").await.unwrap().is_some());
+        // b died (its port refuses): a takes the room over at once, with a new epoch; a stale
+        // take-over (the epoch moved on) does nothing.
+        let dead = Ownership {
+            node: "b".into(),
+            epoch: 1,
+        };
+        let (now, moved) = s.take_over("lobby", &dead, "a").await.unwrap();
+        assert!(moved);
+        assert_eq!(
+            now,
+            Ownership {
+                node: "a".into(),
+                epoch: 2
+            }
+        );
+        let (still, moved) = s.take_over("lobby", &dead, "b").await.unwrap();
+        assert!(!moved);
+        assert_eq!(still, now);
+        // Its owner deletes it; the epoch is remembered for the next owner.
+        assert_eq!(
+            s.delete_room_doc("lobby", "a").await.unwrap(),
+            Deleted::Deleted
+        );
+        assert_eq!(s.room_doc("lobby").await.unwrap(), None);
+        assert!(s.room_docs().await.unwrap().is_empty());
+        assert_eq!(
+            s.delete_room_doc("lobby", "a").await.unwrap(),
+            Deleted::NotFound
+        );
+        assert_eq!(s.put_room_doc("lobby", Some(2), "{x}").await.unwrap(), None);
+        assert_eq!(
+            s.put_room_doc("lobby", None, "{new}").await.unwrap(),
+            Some(1)
+        );
+        let (again, _) = s.claim_room("lobby", "a").await.unwrap();
+        assert_eq!(again.epoch, 3, "epochs never go back");
     });
 }

@@ -1,0 +1,160 @@
+//! Rooms in Redis: each room's settings and participants as one JSON document with a version
+//! (`{prefix}room:{name}`, a hash `{v, doc}`), and the set of room names. The document's format
+//! belongs to the control plane (its room rules run on it); here it is opaque text. Every write is
+//! a compare-and-set on the version (one Lua script), so two nodes changing one room at once cannot
+//! both win: the loser reads again and re-applies its rule, exactly as two requests on one node
+//! are serialised by a lock. Deleting is a script that refuses while another live node owns the
+//! room: nothing here ever deletes a room alive on another node (livekit/livekit#4316).
+
+use redis::Script;
+
+use crate::error::ClusterError;
+use crate::store::{ClusterStore, Ownership, EPOCH_MEMORY};
+
+/// A room's document as stored, with its version and owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomDoc {
+    /// Grows by one with every write.
+    pub version: u64,
+    /// The control plane's JSON.
+    pub doc: String,
+    /// The owner and epoch, where the room has been placed.
+    pub owner: Option<Ownership>,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    /// The room and its owner entry are gone (the epoch is remembered).
+    Deleted,
+    /// There was no such room.
+    NotFound,
+    /// Another live node owns it: ask that node (its id).
+    OwnedBy(String),
+}
+
+/// Writes ARGV[2] as the document of KEYS[1] if its version is ARGV[1] ('' : only if it does not
+/// exist), bumps the version and adds ARGV[3] to the set KEYS[2]. Returns the new version, or -1.
+const PUT_ROOM: &str = r"
+local v = redis.call('HGET', KEYS[1], 'v')
+if ARGV[1] == '' then
+  if v then return -1 end
+elseif v ~= ARGV[1] then
+  return -1
+end
+local nv = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HSET', KEYS[1], 'doc', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+return nv
+";
+
+/// Deletes room ARGV[4] (document KEYS[1], set KEYS[2], owner KEYS[3]) for node ARGV[1], unless
+/// another node whose record (prefix ARGV[2]) exists owns it. Returns {code, owner}: 0 none, 1
+/// deleted, 2 owned by owner.
+const DELETE_ROOM: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[4])
+  return {0, ''}
+end
+local owner = redis.call('HGET', KEYS[3], 'node')
+if owner and owner ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. owner) == 1 then
+  return {2, owner}
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[4])
+if owner then
+  redis.call('HDEL', KEYS[3], 'node')
+  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+end
+return {1, ''}
+";
+
+/// Every room's document (names from set KEYS[1], hashes under prefix ARGV[1]); names whose hash is
+/// gone are dropped from the set on the way. Returns the documents.
+const LIST_ROOMS: &str = r"
+local names = redis.call('SMEMBERS', KEYS[1])
+local out = {}
+for _, name in ipairs(names) do
+  local doc = redis.call('HGET', ARGV[1] .. name, 'doc')
+  if doc then table.insert(out, doc) else redis.call('SREM', KEYS[1], name) end
+end
+return out
+";
+
+impl ClusterStore {
+    /// Room `room`'s document, version and owner (one round trip), or `None`.
+    pub async fn room_doc(&self, room: &str) -> Result<Option<RoomDoc>, ClusterError> {
+        type Raw = ((Option<u64>, Option<String>), (Option<String>, Option<u64>));
+        let ((version, doc), (node, epoch)): Raw = redis::pipe()
+            .cmd("HMGET")
+            .arg(self.keys.room(room))
+            .arg("v")
+            .arg("doc")
+            .cmd("HMGET")
+            .arg(self.keys.room_owner(room))
+            .arg("node")
+            .arg("epoch")
+            .query_async(&mut self.con.clone())
+            .await?;
+        Ok(match (version, doc) {
+            (Some(version), Some(doc)) => Some(RoomDoc {
+                version,
+                doc,
+                owner: match (node, epoch) {
+                    (Some(node), Some(epoch)) => Some(Ownership { node, epoch }),
+                    _ => None,
+                },
+            }),
+            _ => None,
+        })
+    }
+
+    /// Writes `doc` as room `room`'s document if its version is still `expected` (`None`: only if
+    /// the room does not exist). `Ok(Some(version))`: written; `Ok(None)`: someone else wrote
+    /// first (or the room was created or deleted meanwhile): read it again.
+    pub async fn put_room_doc(
+        &self,
+        room: &str,
+        expected: Option<u64>,
+        doc: &str,
+    ) -> Result<Option<u64>, ClusterError> {
+        let v: i64 = Script::new(PUT_ROOM)
+            .key(self.keys.room(room))
+            .key(self.keys.rooms())
+            .arg(expected.map(|v| v.to_string()).unwrap_or_default())
+            .arg(doc)
+            .arg(room)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        Ok(u64::try_from(v).ok())
+    }
+
+    /// Deletes room `room` for node `node` unless another live node owns it (then that node's id
+    /// comes back, to ask it). The owner entry goes too; its epoch is remembered.
+    pub async fn delete_room_doc(&self, room: &str, node: &str) -> Result<Deleted, ClusterError> {
+        let (code, owner): (u8, String) = Script::new(DELETE_ROOM)
+            .key(self.keys.room(room))
+            .key(self.keys.rooms())
+            .key(self.keys.room_owner(room))
+            .arg(node)
+            .arg(self.keys.node_prefix())
+            .arg(u64::try_from(EPOCH_MEMORY.as_millis()).unwrap_or(u64::MAX))
+            .arg(room)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        Ok(match code {
+            1 => Deleted::Deleted,
+            2 => Deleted::OwnedBy(owner),
+            _ => Deleted::NotFound,
+        })
+    }
+
+    /// Every room's document (in no particular order).
+    pub async fn room_docs(&self) -> Result<Vec<String>, ClusterError> {
+        Ok(Script::new(LIST_ROOMS)
+            .key(self.keys.rooms())
+            .arg(self.keys.room(""))
+            .invoke_async(&mut self.con.clone())
+            .await?)
+    }
+}

@@ -143,6 +143,20 @@ pub struct ServeArgs {
     /// (default: generated on first start and kept in the state directory).
     #[arg(long, env = "SLUICE_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
+    /// A request header a load balancer sets to the client's region (e.g. `x-client-region`);
+    /// placement uses it when a join request names no `region`.
+    #[arg(long, env = "SLUICE_REGION_HEADER")]
+    pub region_header: Option<String>,
+}
+
+/// A distance between two regions in the TOML file (`[[region_distance]]`), in any unit as long
+/// as all entries use the same one (e.g. measured round-trip ms).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionDistance {
+    a: String,
+    b: String,
+    distance: f64,
 }
 
 /// No `Debug`: it may hold the API key and the secrets.
@@ -186,6 +200,10 @@ struct FileConfig {
     node_url: Option<String>,
     max_members: Option<u32>,
     token_secret: Option<String>,
+    region_header: Option<String>,
+    /// `[regions.NAME] lat = …, lon = …`: where each region is.
+    regions: Option<std::collections::HashMap<String, sluice_cluster::region::Coordinates>>,
+    region_distance: Option<Vec<RegionDistance>>,
 }
 
 /// The resolved configuration.
@@ -221,6 +239,8 @@ pub(crate) struct ClusterSettings {
     pub(crate) node_url: Option<String>,
     pub(crate) max_members: u32,
     pub(crate) token_secret: Option<String>,
+    pub(crate) region_header: Option<axum::http::HeaderName>,
+    pub(crate) regions: sluice_cluster::region::Regions,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -416,6 +436,22 @@ pub(crate) fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
             .token_secret
             .or(file.token_secret)
             .filter(|t| !t.is_empty()),
+        region_header: args
+            .region_header
+            .or(file.region_header)
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                axum::http::HeaderName::try_from(h.to_ascii_lowercase())
+                    .map_err(|_| anyhow::anyhow!("region_header must be a header name, got {h:?}"))
+            })
+            .transpose()?,
+        regions: sluice_cluster::region::Regions::new(
+            file.regions.unwrap_or_default(),
+            file.region_distance
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| (d.a, d.b, d.distance)),
+        ),
     };
     if let Some(id) = cluster.node_id.as_deref().filter(|id| !name_ok(id)) {
         bail!("node_id must be 1 to 64 of A-Z a-z 0-9 - _ . , got {id:?}");

@@ -167,6 +167,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 }),
                 max_members: settings.cluster.max_members,
             })),
+            cluster_rooms: cluster.clone().map(|store| {
+                Arc::new(sluice_controlplane::cluster_rooms::ClusterRooms::new(
+                    store,
+                    settings.cluster.regions.clone(),
+                ))
+            }),
+            region_header: settings.cluster.region_header.clone(),
             events: cluster
                 .clone()
                 .map(|store| EventLog::start(store, node_id.clone())),

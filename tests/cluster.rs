@@ -254,3 +254,192 @@ fn a_node_is_drained_through_any_node_and_the_cluster_sees_it() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"]["code"], "unknown_node");
 }
+
+/// A REST call on `s`: (status, body).
+fn call(s: &Server, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let c = http();
+    let url = s.url(path);
+    let req = match method {
+        "POST" => c.post(url),
+        "DELETE" => c.delete(url),
+        _ => c.get(url),
+    };
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let r = req.bearer_auth(KEY).send().expect("REST call");
+    (r.status(), r.json().unwrap_or(Value::Null))
+}
+
+/// Three nodes in `regions`, numbered from `first`, listing each other.
+fn three_nodes(redis: &RedisServer, first: u8, regions: [&str; 3]) -> Vec<Server> {
+    let servers: Vec<Server> = (0..3)
+        .map(|i| node(redis, first + i, regions[usize::from(i)]))
+        .collect();
+    let want: Vec<String> = (0..3).map(|i| format!("n{}", first + i)).collect();
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    for s in &servers {
+        wait_ids(s, &want, Duration::from_secs(5));
+    }
+    servers
+}
+
+#[test]
+fn any_node_answers_for_every_room_and_a_room_is_placed_in_its_first_clients_region() {
+    let redis = RedisServer::start();
+    let s = three_nodes(&redis, 21, ["eu", "us", "ap"]);
+    let (status, body) = call(
+        &s[0],
+        "POST",
+        "/v1/rooms",
+        Some(serde_json::json!({"name": "shared"})),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for n in &s {
+        let (status, body) = call(n, "GET", "/v1/rooms/shared", None);
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(
+            body.get("node").is_none(),
+            "not placed before a join: {body}"
+        );
+        let (_, list) = call(n, "GET", "/v1/rooms", None);
+        assert_eq!(list["rooms"][0]["name"], "shared", "{list}");
+    }
+    let (status, body) = call(
+        &s[2],
+        "POST",
+        "/v1/rooms",
+        Some(serde_json::json!({"name": "shared"})),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::CONFLICT, "duplicate_name".into())
+    );
+
+    // A `us` client joins through the eu node: the room goes to the us node, and its signal_url
+    // points there.
+    let (status, grant) = call(
+        &s[0],
+        "POST",
+        "/v1/rooms/shared/participants",
+        Some(serde_json::json!({"name": "alice", "region": "us"})),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{grant}");
+    let us_ws = s[1].base.replacen("http", "ws", 1);
+    assert!(
+        grant["signal_url"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("{us_ws}/v1/signal?token=")),
+        "{grant}"
+    );
+    let (_, room) = call(&s[2], "GET", "/v1/rooms/shared", None);
+    assert_eq!(
+        (room["node"].clone(), room["epoch"].clone()),
+        ("n22".into(), 1.into()),
+        "{room}"
+    );
+    assert_eq!(room["participants"][0]["name"], "alice", "{room}");
+
+    // The same name through two nodes at once: one wins, one is told it is taken.
+    let racers: Vec<_> = [0usize, 2]
+        .into_iter()
+        .map(|i| {
+            let base = s[i].base.clone();
+            std::thread::spawn(move || {
+                http()
+                    .post(format!("{base}/v1/rooms/shared/participants"))
+                    .bearer_auth(KEY)
+                    .json(&serde_json::json!({"name": "bob"}))
+                    .send()
+                    .expect("POST")
+                    .status()
+            })
+        })
+        .collect();
+    let mut got: Vec<u16> = racers
+        .into_iter()
+        .map(|t| t.join().expect("thread").as_u16())
+        .collect();
+    got.sort();
+    assert_eq!(got, [201, 409]);
+    let (_, room) = call(&s[1], "GET", "/v1/rooms/shared", None);
+    assert_eq!(
+        room["participants"].as_array().map(Vec::len),
+        Some(2),
+        "{room}"
+    );
+
+    // A token minted on one node is good on every node (a shared secret): the eu node redirects it.
+    let token = grant["token"].as_str().unwrap_or_default();
+    let (mut ws, _) = tungstenite::connect(format!(
+        "{}/v1/signal?token={token}",
+        s[0].base.replacen("http", "ws", 1)
+    ))
+    .expect("the eu node accepts the socket");
+    let msg: Value =
+        serde_json::from_str(&ws.read().expect("a message").into_text().expect("text"))
+            .expect("JSON");
+    assert_eq!(msg["type"], "redirect", "{msg}");
+    assert_eq!(
+        msg["url"],
+        format!("{us_ws}/v1/signal?token={token}"),
+        "{msg}"
+    );
+}
+
+/// Median and largest of `gaps`.
+fn median_max(mut gaps: Vec<f64>) -> (f64, f64) {
+    gaps.sort_by(f64::total_cmp);
+    (gaps[gaps.len() / 2], gaps[gaps.len() - 1])
+}
+
+#[test]
+fn aiortc_clients_joining_through_three_nodes_meet_on_the_owner_and_are_back_within_seconds_after_it_is_killed(
+) {
+    let redis = RedisServer::start();
+    let servers = three_nodes(&redis, 31, ["eu", "us", "ap"]);
+    let cfg = serde_json::json!({
+        "nodes": servers.iter().zip(["eu", "us", "ap"]).enumerate().map(|(i, (s, region))| serde_json::json!({
+            "base": s.base, "pid": s.pid(), "region": region, "id": format!("n{}", 31 + i),
+        })).collect::<Vec<_>>(),
+        "key": KEY,
+        "room": "failover",
+        "kill": true,
+    });
+    let out = common::clients::run_client_script("aiortc_cluster.py", &[&cfg.to_string()]);
+    println!("{out}");
+    assert_eq!(out["ready"], true, "every member hears every other: {out}");
+    assert_eq!(
+        out["before"]["node"], "n32",
+        "placed in the first client's region (us): {out}"
+    );
+    let redirects = out["redirects"].as_object().expect("redirects");
+    let followed = redirects
+        .values()
+        .filter(|r| r.as_array().is_some_and(|r| !r.is_empty()))
+        .count();
+    assert_eq!(
+        followed, 2,
+        "the members that entered through eu and ap were redirected: {out}"
+    );
+    assert_eq!(
+        out["back"], true,
+        "every member hears every other after the kill: {out}"
+    );
+    let after = &out["after"];
+    assert_ne!(after["node"], "n32", "{out}");
+    assert_eq!(after["epoch"], 2, "a new owner, the next epoch: {out}");
+    let gaps: Vec<f64> = out["gaps"]
+        .as_object()
+        .expect("gaps")
+        .values()
+        .map(|g| g.as_f64().expect("a gap per member"))
+        .collect();
+    let (median, max) = median_max(gaps.clone());
+    println!("failover: audio back {median:.2} s after the kill for the median client, {max:.2} s for the last ({gaps:?})");
+    assert!(median <= 3.0, "median gap {median:.2} s > 3 s: {out}");
+    assert!(max <= 5.0, "last gap {max:.2} s > 5 s: {out}");
+    drop(servers);
+}

@@ -304,6 +304,15 @@ impl Access {
         );
     }
 
+    /// A participant this node learned of from the cluster (it now serves the room): it has the
+    /// join grace to connect here, unless this node already holds its seat.
+    pub fn minted_if_new(&mut self, room: &str, participant: &str, name: &str, now: Instant) {
+        let key = (room.to_string(), participant.to_string());
+        if !self.seats.contains_key(&key) {
+            self.minted(room, participant, name, None, true, now);
+        }
+    }
+
     /// The participant connected to signaling from `from`: its seat is taken (no deadline any more).
     /// The caller holds the rooms lock and has checked the participant is still in the room.
     pub fn sat(&mut self, room: &str, participant: &str, from: Option<ClientKey>) {

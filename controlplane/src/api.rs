@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use base64::Engine;
 use rand::RngCore;
@@ -60,7 +60,7 @@ pub async fn create_room(
     _admin: Admin,
     payload: Result<Json<CreateRoom>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
-    let room = s.rooms().create(body(payload)?, SystemTime::now())?;
+    let room = s.create_room(body(payload)?).await?;
     tracing::info!(room = %room.name, mode = ?room.mode, "room created");
     s.on_room_started(&room.name);
     Ok((StatusCode::CREATED, Json(room)))
@@ -69,9 +69,8 @@ pub async fn create_room(
 /// Lists rooms.
 #[utoipa::path(get, path = "/v1/rooms", responses((status = 200, body = RoomList), (status = 401, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_rooms(State(s): Shared, _admin: Admin) -> Result<Json<RoomList>, ApiError> {
-    let rooms = s.rooms().list();
     Ok(Json(RoomList {
-        rooms: rooms.into_iter().map(|r| s.with_live(r)).collect(),
+        rooms: s.list_rooms().await?,
     }))
 }
 
@@ -83,8 +82,7 @@ pub async fn get_room(
     _admin: Admin,
     Path(room): Path<String>,
 ) -> Result<Json<Room>, ApiError> {
-    let room = s.rooms().get(&room)?.clone();
-    Ok(Json(s.with_live(room)))
+    Ok(Json(s.room(&room).await?))
 }
 
 /// Closes a room.
@@ -95,7 +93,7 @@ pub async fn delete_room(
     _admin: Admin,
     Path(room): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.close_room(&room, "deleted")?;
+    s.delete_room(&room).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -107,28 +105,31 @@ pub async fn delete_room(
 pub async fn create_participant(
     State(s): Shared,
     _admin: Admin,
+    headers: HeaderMap,
     Path(room): Path<String>,
     payload: Result<Json<CreateParticipant>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ParticipantGrant>), ApiError> {
-    let grant = issue_grant(&s, &room, body(payload)?, None)?;
+    let mut req = body(payload)?;
+    req.region = req.region.or_else(|| s.region_from(&headers));
+    let grant = issue_grant(&s, &room, req, None).await?;
     Ok((StatusCode::CREATED, Json(grant)))
 }
 
 /// Adds a participant to `room` (a guest's from `origin`) and signs its token; the participant has
-/// its join grace to connect to signaling.
-fn issue_grant(
+/// its join grace to connect to signaling. In a cluster the room is placed at its first join (for
+/// a client in `region`), and `signal_url` names the node that serves it.
+async fn issue_grant(
     s: &AppState,
     room: &str,
     req: CreateParticipant,
     origin: Option<ClientKey>,
 ) -> Result<ParticipantGrant, ApiError> {
     let now = SystemTime::now();
-    let p = s
-        .rooms()
-        .add_participant(room, req, now, &mut rand::rng())?;
+    let region = req.region.clone();
+    let (p, base) = s.add_participant(room, req, region.as_deref()).await?;
     s.on_minted(room, &p, origin);
     let token = s.auth.issue(room, &p.id, &p.name, p.role, now)?;
-    let signal_url = format!("{}/v1/signal?token={token}", s.public_ws_base);
+    let signal_url = format!("{base}/v1/signal?token={token}");
     tracing::info!(%room, participant = %p.id, role = ?p.role, "participant created");
     Ok(ParticipantGrant {
         id: p.id.clone(),
@@ -147,6 +148,10 @@ pub struct GuestJoin {
     /// The room's join code, where it has one.
     #[serde(default)]
     pub join_code: Option<String>,
+    /// In a cluster: the client's region, where a room not yet placed goes (default: the
+    /// answering node's).
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// Joins an existing room as a speaker without the API key: what the web page at `/` calls. Only
@@ -162,13 +167,23 @@ pub struct GuestJoin {
 pub async fn guest_join(
     State(s): Shared,
     client: ClientIp,
+    headers: HeaderMap,
     Path(room): Path<String>,
     payload: Result<Json<GuestJoin>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ParticipantGrant>), ApiError> {
-    let GuestJoin { name, join_code } = body(payload)?;
-    s.check_guest(client.key(), &room, &name, join_code.as_deref())?;
-    let req = CreateParticipant { name, role: None };
-    let grant = issue_grant(&s, &room, req, Some(client.key()))?;
+    let GuestJoin {
+        name,
+        join_code,
+        region,
+    } = body(payload)?;
+    let guests = s.room_guests(&room).await?;
+    s.check_guest(client.key(), &room, guests, &name, join_code.as_deref())?;
+    let req = CreateParticipant {
+        name,
+        role: None,
+        region: region.or_else(|| s.region_from(&headers)),
+    };
+    let grant = issue_grant(&s, &room, req, Some(client.key())).await?;
     Ok((StatusCode::CREATED, Json(grant)))
 }
 
@@ -313,7 +328,7 @@ pub async fn create_plain(
         .as_ref()
         .map(|k| plain_keys(k, &mut rand::rng()))
         .transpose()?;
-    let last_n = s.rooms().get(&room)?.last_n;
+    let last_n = s.serve_here(&room).await?.last_n;
     let slots = req.slots.unwrap_or(last_n);
     if slots > 15 {
         return Err(ApiError::bad_request(
@@ -321,15 +336,17 @@ pub async fn create_plain(
             "slots must be 0..=15",
         ));
     }
-    let p = s.rooms().add_participant(
-        &room,
-        CreateParticipant {
-            name: req.name,
-            role: Some(role),
-        },
-        SystemTime::now(),
-        &mut rand::rng(),
-    )?;
+    let (p, _) = s
+        .add_participant(
+            &room,
+            CreateParticipant {
+                name: req.name,
+                role: Some(role),
+                region: None,
+            },
+            None,
+        )
+        .await?;
     let (transport_keys, grant) = match keys {
         Some((inbound, grant, outbound)) => {
             (Some(TransportKeys { inbound, outbound }), Some(grant))
@@ -363,7 +380,7 @@ pub async fn create_plain(
             }),
         )),
         Err(e) => {
-            let _ = s.rooms().remove_participant(&room, &p.id);
+            let _ = s.remove_participant(&room, &p.id).await;
             Err(match e {
                 MediaError::SsrcInUse(_) => ApiError::conflict("ssrc_in_use", e.to_string()),
                 e => ApiError::internal(e.to_string()),
@@ -381,7 +398,7 @@ pub async fn delete_participant(
     _admin: Admin,
     Path((room, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.rooms().remove_participant(&room, &id)?;
+    s.remove_participant(&room, &id).await?;
     s.on_kicked(&room, &id);
     s.hub.kick(&room, &id, Instant::now());
     if let Some(m) = &s.media {
@@ -414,15 +431,12 @@ pub async fn mute_participant(
     payload: Result<Json<MuteRequest>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let MuteRequest { muted } = body(payload)?;
-    {
-        let rooms = s.rooms();
-        let r = rooms.get(&room)?;
-        if !r.participants.iter().any(|p| p.id == id) {
-            return Err(ApiError::not_found(
-                "unknown_participant",
-                format!("no participant {id:?} in room {room:?}"),
-            ));
-        }
+    let r = s.room(&room).await?;
+    if !r.participants.iter().any(|p| p.id == id) {
+        return Err(ApiError::not_found(
+            "unknown_participant",
+            format!("no participant {id:?} in room {room:?}"),
+        ));
     }
     s.set_muted(&room, &id, muted, true);
     tracing::info!(%room, participant = %id, muted, "server mute");

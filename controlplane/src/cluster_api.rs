@@ -49,11 +49,7 @@ pub async fn list_nodes(
 const DRAIN_WAIT: Duration = Duration::from_secs(3);
 
 fn unavailable(e: ClusterError) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "cluster_unavailable",
-        format!("the cluster store does not answer: {e}"),
-    )
+    ApiError::from(e)
 }
 
 fn unknown_node(id: &str) -> ApiError {

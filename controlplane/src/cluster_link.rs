@@ -5,6 +5,9 @@
 //! what it has; the record is written again as soon as Redis answers (the store reconnects by
 //! itself). Redis being away never makes the node unhealthy.
 //!
+//! With every record it checks the epochs of the rooms it serves, and stops serving any room
+//! another node took meanwhile (fencing).
+//!
 //! It also listens on this node's control channel ([`spawn_control`]): what other nodes ask of it
 //! (drain), applied at once and made visible by writing the record again.
 
@@ -43,6 +46,7 @@ pub fn spawn(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
                         tracing::info!(node = %record.id, region = %record.region, url = %record.url, "joined the cluster");
                     }
                     registered = true;
+                    fence_lost_rooms(&state, &store, &record.id).await;
                 }
                 Err(e) => {
                     if down_since.is_none() {
@@ -57,6 +61,25 @@ pub fn spawn(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
             }
         }
     }))
+}
+
+/// Checks that this node still holds the epoch of every room it serves (one round trip) and stops
+/// serving, at once, each room another node took (after a pause or a partition): see
+/// [`AppState::fence`]. While Redis does not answer nothing is fenced: rooms keep going.
+async fn fence_lost_rooms(state: &AppState, store: &sluice_cluster::ClusterStore, me: &str) {
+    let Some(c) = &state.cluster_rooms else {
+        return;
+    };
+    let served = c.served();
+    let Ok(owned) = store.still_owned(me, &served).await else {
+        return;
+    };
+    for ((room, epoch), still) in served.iter().zip(owned) {
+        // A room served again meanwhile (a new epoch) is checked at the next refresh.
+        if !still && c.serves(room) == Some(*epoch) {
+            state.fence(room);
+        }
+    }
 }
 
 /// Listens on this node's control channel and applies what arrives; subscribes again (every

@@ -122,3 +122,15 @@ impl From<JsonRejection> for ApiError {
         ApiError::new(status, "bad_json", r.body_text())
     }
 }
+
+impl From<sluice_cluster::ClusterError> for ApiError {
+    /// The cluster store (Redis) did not answer, or answered with an error: 503
+    /// `cluster_unavailable` (rooms in progress keep going; new placements wait for it).
+    fn from(e: sluice_cluster::ClusterError) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cluster_unavailable",
+            format!("the cluster store does not answer: {e}"),
+        )
+    }
+}

@@ -424,13 +424,28 @@ impl Hub {
 
     /// Says `bye` to every member of a room and forgets the room (deleted or expired).
     pub fn close_room(&self, room: &str) {
-        if let Some(live) = self.lock().remove(room) {
-            for m in live.members.values() {
-                let _ = m.tx.try_send(ServerMsg::Bye {
-                    reason: "room_closed",
-                });
-            }
+        self.end_room(
+            room,
+            ServerMsg::Bye {
+                reason: "room_closed",
+            },
+        );
+    }
+
+    /// Forgets a room this node no longer serves (another node owns it now): its members' sockets
+    /// close without `bye`, so they reconnect and are sent to the new owner. Returns how many.
+    pub fn move_room(&self, room: &str) -> usize {
+        self.end_room(room, ServerMsg::Moved)
+    }
+
+    fn end_room(&self, room: &str, msg: ServerMsg) -> usize {
+        let Some(live) = self.lock().remove(room) else {
+            return 0;
+        };
+        for m in live.members.values() {
+            let _ = m.tx.try_send(msg.clone());
         }
+        live.members.len()
     }
 
     /// The signaling limits this hub was made with (keep-alive, relay budget).

@@ -45,6 +45,16 @@ pub enum ServerMsg {
         audio_slots: u32,
         /// Members connected before this one.
         peers: Vec<PeerInfo>,
+        /// In a cluster: base URLs of the other live nodes, where to reconnect (with the same
+        /// token) if this node goes away and the entry URL joined through went with it.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        entry_urls: Vec<String>,
+    },
+    /// In a cluster: this node does not serve the room; open this WebSocket URL instead (token
+    /// included). The socket closes after it.
+    Redirect {
+        /// The complete `ws(s)://…/v1/signal?token=…` URL.
+        url: String,
     },
     /// Someone connected.
     PeerJoined {
@@ -112,6 +122,10 @@ pub enum ServerMsg {
         /// Message.
         message: String,
     },
+    /// Not sent: the socket closes without `bye`, so the client reconnects (the room moved to
+    /// another node, which this one learned it lost).
+    #[serde(skip)]
+    Moved,
     /// The server closes this socket.
     Bye {
         /// Why: `left`, `kicked`, `room_closed`, `replaced`, `server_shutdown`, `slow_consumer`.

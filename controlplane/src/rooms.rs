@@ -89,10 +89,14 @@ pub struct CreateParticipant {
     /// `speaker` (default) or `listener`.
     #[serde(default)]
     pub role: Option<Role>,
+    /// In a cluster: the client's region, where a room not yet placed goes (default: the
+    /// answering node's).
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// A participant as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Participant {
     /// Server-given id.
     pub id: String,
@@ -104,8 +108,8 @@ pub struct Participant {
     pub created_at: u64,
 }
 
-/// A room as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// A room as the API shows it (and as a cluster stores it, without the live fields' values).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Room {
     /// Name (the room's address).
     pub name: String,
@@ -133,9 +137,17 @@ pub struct Room {
     /// How media flows now (`p2p` or `sfu`), from the members connected to signaling.
     pub current_mode: MediaMode,
     /// When the room last switched mode (seconds since the Unix epoch), if ever.
+    #[serde(default)]
     pub last_switch_at: Option<u64>,
     /// Members connected to signaling now.
+    #[serde(default)]
     pub connected: u32,
+    /// In a cluster: the node that serves the room (its owner), once a member joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// In a cluster: the owner's epoch (fencing token), growing with every new owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
     /// Members.
     pub participants: Vec<Participant>,
 }
@@ -272,6 +284,31 @@ impl Rooms {
         }
     }
 
+    /// A view holding only `room` (if any), whose participant ids continue from `seq`: the same
+    /// rules applied to one room stored elsewhere (a cluster's document).
+    pub fn holding(defaults: RoomDefaults, room: Option<Room>, seq: u64) -> Self {
+        Self {
+            rooms: room.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            next_participant: seq,
+            defaults,
+        }
+    }
+
+    /// The settings a request leaves out.
+    pub fn defaults(&self) -> RoomDefaults {
+        self.defaults
+    }
+
+    /// The participant counter ids continue from.
+    pub fn seq(&self) -> u64 {
+        self.next_participant
+    }
+
+    /// Puts `room` in place of the room of that name (a copy loaded from the cluster).
+    pub fn put(&mut self, room: Room) {
+        self.rooms.insert(room.name.clone(), room);
+    }
+
     /// Creates a room at `now`.
     pub fn create(&mut self, req: CreateRoom, now: SystemTime) -> Result<Room, ApiError> {
         validate_room_name(&req.name)?;
@@ -309,6 +346,8 @@ impl Rooms {
             },
             last_switch_at: None,
             connected: 0,
+            node: None,
+            epoch: None,
             max_participants: in_range(
                 "max_participants",
                 req.max_participants,
@@ -520,6 +559,7 @@ mod tests {
         small.max_participants = Some(1);
         rooms.create(small, t0()).unwrap();
         let p = |n: &str| CreateParticipant {
+            region: None,
             name: n.into(),
             role: None,
         };

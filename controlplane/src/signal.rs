@@ -32,6 +32,7 @@ use crate::limits::{KeepAlive, Liveness, SignalLimits, MAX_RELAYED_SDP, MAX_WS_M
 use crate::messages::{ClientMsg, PeerInfo, ServerMsg, SlotInfo};
 use crate::mode::{ModeRules, RoomMode};
 use crate::rate_limit::RATE_PER_S;
+use crate::room_store::Route;
 use crate::rooms::Role;
 use crate::sdp::sends_audio;
 use crate::state::AppState;
@@ -58,6 +59,20 @@ pub async fn signal(
         ApiError::unauthorized("missing_token", "connect with ?token=<participant token>")
     })?;
     let claims = s.auth.verify(&token, SystemTime::now())?;
+    let ws = ws.map_err(|e| ApiError::bad_request("not_websocket", e.to_string()));
+    let entry_urls = match s.route_signal(&claims.room, &claims.sub).await? {
+        Route::Here { entry_urls, .. } => entry_urls,
+        Route::Elsewhere(base) => {
+            // Another node serves this room: the client opens the socket there (media and
+            // signaling never cross the cluster store).
+            let url = format!("{base}/v1/signal?token={token}");
+            tracing::info!(room = %claims.room, participant = %claims.sub, to = %base, "signaling redirected to the room's node");
+            return Ok(ws?.on_upgrade(move |mut socket| async move {
+                let _ = send(&mut socket, &ServerMsg::Redirect { url }).await;
+                let _ = socket.send(Message::Close(None)).await;
+            }));
+        }
+    };
     let (rules, audio_slots) = {
         let rooms = s.rooms();
         let room = rooms.get(&claims.room)?;
@@ -69,11 +84,12 @@ pub async fn signal(
         }
         (room.mode_rules(), room.last_n)
     };
-    let ws = ws.map_err(|e| ApiError::bad_request("not_websocket", e.to_string()))?;
-    Ok(ws
+    Ok(ws?
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| run_socket(s, claims, rules, audio_slots, client, socket)))
+        .on_upgrade(move |socket| {
+            run_socket(s, claims, (rules, audio_slots, entry_urls), client, socket)
+        }))
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
@@ -251,8 +267,7 @@ impl Session {
 async fn run_socket(
     s: Arc<AppState>,
     claims: Claims,
-    rules: ModeRules,
-    audio_slots: u32,
+    (rules, audio_slots, entry_urls): (ModeRules, u32, Vec<String>),
     client: ClientIp,
     mut socket: WebSocket,
 ) {
@@ -291,6 +306,7 @@ async fn run_socket(
         mode,
         audio_slots,
         peers,
+        entry_urls,
     };
     let session = Session {
         s: s.clone(),
@@ -320,6 +336,11 @@ async fn run_socket(
                     }
                 },
                 out = rx.recv() => match out {
+                    Some(ServerMsg::Moved) => {
+                        let _ = socket.send(Message::Close(None)).await;
+                        reason = "room moved";
+                        break;
+                    }
                     Some(msg) => {
                         let bye = matches!(msg, ServerMsg::Bye { .. });
                         if !send(&mut socket, &msg).await || bye {
@@ -375,6 +396,7 @@ async fn run_socket(
     let room = session.claims.room.clone();
     if s.hub.leave(&room, &info.id, conn, Instant::now()) {
         let _ = s.rooms().remove_participant(&room, &info.id);
+        s.forget_in_cluster(&room, &info.id);
         s.on_gone(&room, &info.id);
         if let Some(m) = &s.media {
             m.remove_participant(&room, &info.id);

@@ -53,6 +53,11 @@ pub struct AppState {
     pub node: Arc<crate::node::NodeSelf>,
     /// The cluster's store (None: a single node, no `--redis`).
     pub cluster: Option<sluice_cluster::ClusterStore>,
+    /// The cluster's rooms: the store's documents and the rooms this node serves (None: a single
+    /// node, rooms in [`Self::rooms`] only).
+    pub cluster_rooms: Option<Arc<crate::cluster_rooms::ClusterRooms>>,
+    /// The header a load balancer sets to the client's region (`--region-header`), if any.
+    pub region_header: Option<axum::http::HeaderName>,
     /// The cluster's event stream (None: a single node).
     pub events: Option<crate::event_log::EventLog>,
     /// The HTTP server's connection counts (`/metrics`).
@@ -125,6 +130,11 @@ impl AppState {
         self.emit(WebhookEvent::RoomStarted { room: room.into() });
     }
 
+    /// A room ended.
+    pub fn emit_room_finished(&self, room: &str) {
+        self.emit(WebhookEvent::RoomFinished { room: room.into() });
+    }
+
     fn emit(&self, event: WebhookEvent) {
         if let Some(log) = &self.events {
             log.push(&event);
@@ -160,19 +170,16 @@ impl AppState {
         }
     }
 
-    /// May `client` guest-join `room` as `name` with `code`? The refusals that would tell whether a
+    /// May `client` guest-join `room` (whose guest settings are `guests`; `None`: no such room) as `name` with `code`? The refusals that would tell whether a
     /// room exists are all `unknown_room`, word for word the answer for a room that does not.
     pub fn check_guest(
         &self,
         client: ClientKey,
         room: &str,
+        guests: Option<RoomGuests>,
         name: &str,
         code: Option<&str>,
     ) -> Result<(), ApiError> {
-        let guests = self.rooms().get(room).ok().map(|r| RoomGuests {
-            guest_join: r.guest_join,
-            join_code: r.join_code.clone(),
-        });
         let verdict =
             self.access()
                 .guest_join(client, room, guests.as_ref(), name, code, Instant::now());
@@ -248,6 +255,7 @@ impl AppState {
             }
             if rooms.remove_participant(&room, &id).is_ok() {
                 drop(rooms);
+                self.forget_in_cluster(&room, &id);
                 if let Some(m) = &self.media {
                     m.remove_participant(&room, &id);
                 }
@@ -264,6 +272,7 @@ impl AppState {
     /// Closes a room: its members get `bye`, their transports go, and it is reported.
     pub fn close_room(&self, room: &str, why: &str) -> Result<Room, ApiError> {
         let closed = self.rooms().delete(room)?;
+        self.close_in_cluster(room);
         self.access().room_closed(room);
         self.hub.close_room(room);
         if let Some(m) = &self.media {

@@ -1,0 +1,152 @@
+//! The cluster's rooms as this node holds them (docs/cluster.md, "Rooms in Redis"): each room is
+//! one document in Redis ([`sluice_cluster::room_docs`]); a change reads it, applies one of the
+//! pure rules of [`Rooms`] to a view holding that one room, and writes it back by
+//! compare-and-set, reading again and re-applying the rule when another node wrote first, so two
+//! nodes adding "alice" at once cannot both succeed. Also which rooms this node serves (with the
+//! epoch it holds), and the probe that tells a killed owner from a paused one.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sluice_cluster::region::Regions;
+use sluice_cluster::{ClusterStore, Ownership};
+
+use crate::error::ApiError;
+use crate::rooms::{Room, RoomDefaults, Rooms};
+
+/// How often a compare-and-set is tried before the call gives up (each retry means another node
+/// changed the same room in between: only a storm of writes to one room gets this far).
+const CAS_TRIES: usize = 16;
+/// How long a node whose record is still there is given to accept a TCP connection before it is
+/// taken for alive (a refused connection means its process is gone).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// A room as a cluster stores it: the room (its live fields unused) and its participant counter.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct StoredRoom {
+    pub(crate) room: Room,
+    seq: u64,
+}
+
+/// What this node knows of the cluster's rooms: the store, the regions, and the rooms it serves
+/// with the epoch it holds for each.
+pub struct ClusterRooms {
+    pub(crate) store: ClusterStore,
+    pub(crate) regions: Regions,
+    served: Mutex<HashMap<String, u64>>,
+}
+
+impl ClusterRooms {
+    /// Rooms in `store`, placed by `regions`.
+    pub fn new(store: ClusterStore, regions: Regions) -> Self {
+        Self {
+            store,
+            regions,
+            served: Mutex::default(),
+        }
+    }
+
+    /// The rooms this node serves, with the epoch it holds for each.
+    pub fn served(&self) -> Vec<(String, u64)> {
+        self.lock().iter().map(|(r, e)| (r.clone(), *e)).collect()
+    }
+
+    /// The epoch this node serves `room` at, if it does.
+    pub fn serves(&self, room: &str) -> Option<u64> {
+        self.lock().get(room).copied()
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.served.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The room's document as a view for the rules, its version, and its owner.
+    pub(crate) async fn load(
+        &self,
+        defaults: RoomDefaults,
+        name: &str,
+    ) -> Result<(Rooms, Option<u64>, Option<Ownership>), ApiError> {
+        let Some(doc) = self.store.room_doc(name).await? else {
+            return Ok((Rooms::holding(defaults, None, 0), None, None));
+        };
+        let stored: StoredRoom = serde_json::from_str(&doc.doc).map_err(|e| {
+            ApiError::internal(format!(
+                "room {name:?} in the cluster store does not parse: {e}"
+            ))
+        })?;
+        Ok((
+            Rooms::holding(defaults, Some(stored.room), stored.seq),
+            Some(doc.version),
+            doc.owner,
+        ))
+    }
+
+    /// Applies `rule` to room `name` and writes the result back (compare-and-set, retried);
+    /// returns what the rule returned and the room afterwards (`None`: it does not exist).
+    pub(crate) async fn update<T>(
+        &self,
+        defaults: RoomDefaults,
+        name: &str,
+        mut rule: impl FnMut(&mut Rooms) -> Result<T, ApiError>,
+    ) -> Result<(T, Option<Room>), ApiError> {
+        for _ in 0..CAS_TRIES {
+            let (mut view, version, _) = self.load(defaults, name).await?;
+            let out = rule(&mut view)?;
+            let seq = view.seq();
+            let Ok(room) = view.get(name).cloned() else {
+                return Ok((out, None));
+            };
+            let doc = serde_json::to_string(&StoredRoom {
+                room: stored_form(room.clone()),
+                seq,
+            })
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+            if self
+                .store
+                .put_room_doc(name, version, &doc)
+                .await?
+                .is_some()
+            {
+                return Ok((out, Some(room)));
+            }
+        }
+        Err(ApiError::conflict(
+            "busy_room",
+            format!("room {name:?} is being changed by many calls at once: try again"),
+        ))
+    }
+}
+
+/// A room without the fields that are live (they are filled in when shown).
+fn stored_form(mut room: Room) -> Room {
+    room.connected = 0;
+    room.node = None;
+    room.epoch = None;
+    room
+}
+
+/// `http(s)://…` → `ws(s)://…`.
+pub(crate) fn ws_base(url: &str) -> String {
+    url.trim_end_matches('/').replacen("http", "ws", 1)
+}
+
+/// Whether the node at `url` is certainly gone: its HTTP port refuses connections. A node that
+/// accepts (even one paused, whose kernel still completes the handshake) or does not answer within
+/// [`PROBE_TIMEOUT`] is not: its record's expiry decides.
+pub(crate) async fn refuses_connections(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let addr = if authority.contains(':') && !authority.ends_with(']') {
+        authority.to_string()
+    } else if url.starts_with("https") {
+        format!("{authority}:443")
+    } else {
+        format!("{authority}:80")
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
+}

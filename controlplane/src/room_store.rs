@@ -1,0 +1,405 @@
+//! The rooms every REST call and signaling socket sees, on one node or in a cluster
+//! (docs/cluster.md, "Rooms in Redis").
+//!
+//! Without `--redis` they are this node's memory ([`Rooms`] under the state's lock), exactly as
+//! always. In a cluster each room is one document in Redis, changed by compare-and-set
+//! ([`crate::cluster_rooms`]), so any node answers every call for every room. The node that serves a room
+//! (its owner, placed at the first join) keeps a copy in memory for its members' sockets, media and
+//! housekeeping, loaded from the document whenever a member connects.
+
+use std::time::SystemTime;
+
+use sluice_cluster::{Deleted, NodeInfo, Ownership};
+
+use crate::access::RoomGuests;
+use crate::cluster_rooms::{refuses_connections, ws_base, ClusterRooms, StoredRoom};
+use crate::error::ApiError;
+use crate::rooms::{unknown_room, CreateParticipant, CreateRoom, Participant, Room};
+use crate::state::AppState;
+
+/// Where a member's signaling socket goes.
+pub enum Route {
+    /// This node serves the room (at `epoch`); `entry_urls` are the other live nodes.
+    Here {
+        /// The epoch this node holds.
+        epoch: u64,
+        /// Base URLs of the other live nodes.
+        entry_urls: Vec<String>,
+    },
+    /// Another node serves it: the base WebSocket URL to send the client to.
+    Elsewhere(String),
+}
+
+impl AppState {
+    fn cluster_rooms(&self) -> Option<&ClusterRooms> {
+        self.cluster_rooms.as_deref()
+    }
+
+    fn room_defaults(&self) -> crate::rooms::RoomDefaults {
+        self.rooms().defaults()
+    }
+
+    /// The client's region as the load balancer's header (`--region-header`) says, if it does.
+    pub fn region_from(&self, headers: &axum::http::HeaderMap) -> Option<String> {
+        let v = headers
+            .get(self.region_header.as_ref()?)?
+            .to_str()
+            .ok()?
+            .trim();
+        (!v.is_empty() && v.len() <= 64).then(|| v.to_string())
+    }
+
+    /// Creates a room (409 `duplicate_name` if it exists anywhere in the cluster).
+    pub async fn create_room(&self, req: CreateRoom) -> Result<Room, ApiError> {
+        let now = SystemTime::now();
+        let Some(c) = self.cluster_rooms() else {
+            return self.rooms().create(req, now);
+        };
+        let name = req.name.clone();
+        crate::rooms::validate_room_name(&name)?;
+        let (room, _) = c
+            .update(self.room_defaults(), &name, |view| {
+                view.create(req.clone(), now)
+            })
+            .await?;
+        Ok(room)
+    }
+
+    /// One room as the API shows it: with its live state where this node serves it, and its owner
+    /// and epoch in a cluster.
+    pub async fn room(&self, name: &str) -> Result<Room, ApiError> {
+        let Some(c) = self.cluster_rooms() else {
+            let room = self.rooms().get(name)?.clone();
+            return Ok(self.with_live(room));
+        };
+        let (view, _, owner) = c.load(self.room_defaults(), name).await?;
+        let mut room = view.get(name)?.clone();
+        if let Some(o) = owner {
+            room.node = Some(o.node);
+            room.epoch = Some(o.epoch);
+        }
+        Ok(if c.serves(name).is_some() {
+            self.with_live(room)
+        } else {
+            room
+        })
+    }
+
+    /// Every room (by name).
+    pub async fn list_rooms(&self) -> Result<Vec<Room>, ApiError> {
+        let Some(c) = self.cluster_rooms() else {
+            let rooms = self.rooms().list();
+            return Ok(rooms.into_iter().map(|r| self.with_live(r)).collect());
+        };
+        let mut rooms = Vec::new();
+        for doc in c.store.room_docs().await? {
+            match serde_json::from_str::<StoredRoom>(&doc) {
+                Ok(stored) if c.serves(&stored.room.name).is_some() => {
+                    rooms.push(self.with_live(stored.room))
+                }
+                Ok(stored) => rooms.push(stored.room),
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping a room document that does not parse")
+                }
+            }
+        }
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(rooms)
+    }
+
+    /// Whether and how guests may join `room` (`None`: no such room).
+    pub async fn room_guests(&self, room: &str) -> Result<Option<RoomGuests>, ApiError> {
+        let guests = |r: &Room| RoomGuests {
+            guest_join: r.guest_join,
+            join_code: r.join_code.clone(),
+        };
+        let Some(c) = self.cluster_rooms() else {
+            return Ok(self.rooms().get(room).ok().map(guests));
+        };
+        let (view, _, _) = c.load(self.room_defaults(), room).await?;
+        Ok(view.get(room).ok().map(guests))
+    }
+
+    /// Adds a participant to `room`, whose client is in `region` (a cluster places the room at its
+    /// first join there); returns it and the base WebSocket URL of the node that serves the room.
+    pub async fn add_participant(
+        &self,
+        room: &str,
+        req: CreateParticipant,
+        region: Option<&str>,
+    ) -> Result<(Participant, String), ApiError> {
+        let now = SystemTime::now();
+        let Some(c) = self.cluster_rooms() else {
+            let p = self
+                .rooms()
+                .add_participant(room, req, now, &mut rand::rng())?;
+            return Ok((p, self.public_ws_base.clone()));
+        };
+        let region = region.unwrap_or(&self.node.identity().region).to_string();
+        let (p, after) = c
+            .update(self.room_defaults(), room, |view| {
+                view.add_participant(room, req.clone(), now, &mut rand::rng())
+            })
+            .await?;
+        if c.serves(room).is_some() {
+            if let Some(after) = after {
+                self.rooms().put(after);
+            }
+        }
+        let (owner, node) = self.place(c, room, &region).await?;
+        let base = if owner.node == self.node.identity().id {
+            self.public_ws_base.clone()
+        } else {
+            ws_base(&node.url)
+        };
+        Ok((p, base))
+    }
+
+    /// The room's live owner, placing it (for a client in `region`) if it has none.
+    async fn place(
+        &self,
+        c: &ClusterRooms,
+        room: &str,
+        region: &str,
+    ) -> Result<(Ownership, NodeInfo), ApiError> {
+        let nodes = c.store.nodes().await?;
+        if let Some(o) = c.store.owner(room).await? {
+            if let Some(n) = nodes.iter().find(|n| n.id == o.node) {
+                return Ok((o, n.clone()));
+            }
+        }
+        self.claim(c, room, region, &nodes, None).await
+    }
+
+    /// Claims `room` for the node placement picks among `nodes` (for a client in `region`); with
+    /// `dead`, moves it from that owner, known gone.
+    async fn claim(
+        &self,
+        c: &ClusterRooms,
+        room: &str,
+        region: &str,
+        nodes: &[NodeInfo],
+        dead: Option<&Ownership>,
+    ) -> Result<(Ownership, NodeInfo), ApiError> {
+        let alive: Vec<NodeInfo> = nodes
+            .iter()
+            .filter(|n| dead.is_none_or(|d| d.node != n.id))
+            .cloned()
+            .collect();
+        let pick = sluice_cluster::placement::place(region, &alive, &c.regions, &mut rand::rng())
+            .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "no_node",
+                "no node of the cluster takes rooms now (all draining or full)",
+            )
+        })?;
+        let (owner, _) = match dead {
+            Some(d) => c.store.take_over(room, d, &pick.id).await?,
+            None => c.store.claim_room(room, &pick.id).await?,
+        };
+        let node = nodes
+            .iter()
+            .find(|n| n.id == owner.node)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "cluster_unavailable",
+                    format!("room {room:?} moved to a node that is not live: try again"),
+                )
+            })?;
+        tracing::info!(%room, node = %owner.node, epoch = owner.epoch, %region, moved_from = ?dead.map(|d| &d.node), "room placed");
+        Ok((owner, node))
+    }
+
+    /// Where participant `participant`'s signaling socket for `room` goes (a cluster only): here,
+    /// after loading the room, or to the owner. A room without a live owner is placed again (here
+    /// if placement says so); an owner whose record is still there but whose port refuses
+    /// connections (killed) loses the room at once rather than when its record expires.
+    pub async fn route_signal(&self, room: &str, participant: &str) -> Result<Route, ApiError> {
+        self.route(room, Some(participant)).await
+    }
+
+    /// The room, where this node may attach media to it (a plain transport): on a single node
+    /// always; in a cluster only on the room's owner, which this node becomes if the room has no
+    /// live owner and placement picks it (else 409 `wrong_node`, naming the node to ask).
+    pub async fn serve_here(&self, room: &str) -> Result<Room, ApiError> {
+        if let Route::Elsewhere(url) = self.route(room, None).await? {
+            return Err(ApiError::conflict(
+                "wrong_node",
+                format!(
+                    "room {room:?} is served by another node: ask {}",
+                    url.replacen("ws", "http", 1)
+                ),
+            ));
+        }
+        Ok(self.rooms().get(room)?.clone())
+    }
+
+    async fn route(&self, room: &str, participant: Option<&str>) -> Result<Route, ApiError> {
+        let Some(c) = self.cluster_rooms() else {
+            return Ok(Route::Here {
+                epoch: 0,
+                entry_urls: Vec::new(),
+            });
+        };
+        let me = self.node.identity().id.clone();
+        let (view, _, owner) = c.load(self.room_defaults(), room).await?;
+        let r = view.get(room)?;
+        if participant.is_some_and(|id| !r.participants.iter().any(|p| p.id == id)) {
+            return Err(ApiError::not_found(
+                "unknown_participant",
+                "this participant was removed from the room",
+            ));
+        }
+        let nodes = c.store.nodes().await?;
+        let region = self.node.identity().region.clone();
+        let live_owner = owner
+            .as_ref()
+            .and_then(|o| nodes.iter().find(|n| n.id == o.node).map(|n| (o, n)));
+        let (owner, node) = match live_owner {
+            Some((o, _)) if o.node == me => (o.clone(), None),
+            Some((o, n)) if refuses_connections(&n.url).await => {
+                tracing::warn!(%room, node = %o.node, "the room's owner refuses connections: taking the room over");
+                let (o, n) = self.claim(c, room, &region, &nodes, Some(o)).await?;
+                (o, Some(n))
+            }
+            Some((o, n)) => (o.clone(), Some(n.clone())),
+            None => {
+                let (o, n) = self.claim(c, room, &region, &nodes, None).await?;
+                (o, Some(n))
+            }
+        };
+        if owner.node != me {
+            let url = node.map(|n| n.url).unwrap_or_default();
+            return Ok(Route::Elsewhere(ws_base(&url)));
+        }
+        // Ours: serve it from the document as it is now.
+        let room_now = r.clone();
+        c.lock().insert(room.to_string(), owner.epoch);
+        let seats: Vec<Participant> = room_now.participants.clone();
+        self.rooms().put(room_now);
+        {
+            let mut access = self.access();
+            for p in &seats {
+                if !self.hub.is_member(room, &p.id) {
+                    access.minted_if_new(room, &p.id, &p.name, std::time::Instant::now());
+                }
+            }
+        }
+        Ok(Route::Here {
+            epoch: owner.epoch,
+            entry_urls: nodes
+                .into_iter()
+                .filter(|n| n.id != me)
+                .map(|n| n.url)
+                .collect(),
+        })
+    }
+
+    /// Removes a participant from the room's record (kicked, left, never connected); in a
+    /// cluster from the document, and from this node's copy where it serves the room.
+    pub async fn remove_participant(&self, room: &str, id: &str) -> Result<Participant, ApiError> {
+        let Some(c) = self.cluster_rooms() else {
+            return self.rooms().remove_participant(room, id);
+        };
+        let (p, _) = c
+            .update(self.room_defaults(), room, |view| {
+                view.remove_participant(room, id)
+            })
+            .await?;
+        if c.serves(room).is_some() {
+            let _ = self.rooms().remove_participant(room, id);
+        }
+        Ok(p)
+    }
+
+    /// In a cluster, removes a participant from the room's document in the background (a member
+    /// whose socket closed, or whose join grace ran out: this node's copy is already updated).
+    pub fn forget_in_cluster(&self, room: &str, id: &str) {
+        let Some(c) = self.cluster_rooms.clone() else {
+            return;
+        };
+        let (defaults, room, id) = (self.room_defaults(), room.to_string(), id.to_string());
+        tokio::spawn(async move {
+            let removed = c
+                .update(defaults, &room, |view| view.remove_participant(&room, &id))
+                .await;
+            if let Err(e) = removed {
+                if e.code != "unknown_participant" && e.code != "unknown_room" {
+                    tracing::warn!(%room, participant = %id, error = %e.message, "could not remove a participant from the cluster store");
+                }
+            }
+        });
+    }
+
+    /// In a cluster, deletes a room this node closed (deleted, or empty too long) from the store
+    /// in the background; a room another live node owns is left to it.
+    pub fn close_in_cluster(&self, room: &str) {
+        let Some(c) = self.cluster_rooms.clone() else {
+            return;
+        };
+        c.lock().remove(room);
+        let (me, room) = (self.node.identity().id.clone(), room.to_string());
+        tokio::spawn(async move {
+            match c.store.delete_room_doc(&room, &me).await {
+                Ok(Deleted::OwnedBy(other)) => {
+                    tracing::warn!(%room, owner = %other, "closed here, but another node owns the room: left to it")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(%room, error = %e, "could not delete a closed room from the cluster store")
+                }
+            }
+        });
+    }
+
+    /// Deletes a room: where this node has it (a single node, or the owner in a cluster) it is
+    /// closed here (members get `bye`); in a cluster a room without a live owner is deleted from
+    /// the store, and one another node owns is that node's to close (409 `owned_elsewhere`, with
+    /// its id, until control actions are forwarded).
+    pub async fn delete_room(&self, room: &str) -> Result<(), ApiError> {
+        let Some(c) = self.cluster_rooms() else {
+            return self.close_room(room, "deleted").map(|_| ());
+        };
+        if c.serves(room).is_some() {
+            return self.close_room(room, "deleted").map(|_| ());
+        }
+        match c
+            .store
+            .delete_room_doc(room, &self.node.identity().id)
+            .await?
+        {
+            Deleted::Deleted => {
+                tracing::info!(%room, "room deleted (it had no live owner)");
+                self.emit_room_finished(room);
+                Ok(())
+            }
+            Deleted::NotFound => Err(unknown_room(room)),
+            Deleted::OwnedBy(node) => Err(ApiError::conflict(
+                "owned_elsewhere",
+                format!("room {room:?} is served by node {node:?}: ask that node"),
+            )),
+        }
+    }
+
+    /// This node found it no longer holds `room`'s epoch (another node took it after a pause or a
+    /// partition): it stops serving the room at once, its members' sockets close without `bye`
+    /// (they reconnect and are sent to the new owner), and nothing in the cluster store is touched.
+    pub fn fence(&self, room: &str) {
+        if let Some(c) = self.cluster_rooms() {
+            c.lock().remove(room);
+        }
+        let moved = self.hub.move_room(room);
+        if let Some(m) = &self.media {
+            m.remove_room(room);
+        }
+        let _ = self.rooms().delete(room);
+        tracing::warn!(
+            %room,
+            members = moved,
+            "another node owns this room now: stopped serving it (fenced)"
+        );
+    }
+}

@@ -1,0 +1,220 @@
+"""aiortc clients in a sluice cluster: joining through different nodes, redirected to the room's
+node, and back after that node is killed (docs/cluster.md; DESIGN.md, "Cluster").
+
+Usage: aiortc_cluster.py '<json>' with {"nodes": [{"base": "http://…", "pid": 123, "region": "eu"}, …],
+"key": API key, "room": name, "kill": true|false}
+
+1. The room is created through node 1 (an SFU room). Member i gets its token from node i (member 0
+   as a client in node 2's region, so the room is placed there), and opens signaling on node i: a
+   node that does not serve the room answers `redirect`, which the client follows.
+2. Once every member decodes every other's tone, the room's node is killed (SIGKILL) when "kill"
+   is set: the clients' sockets close without `bye`; each retries its last URL once, then its entry
+   node, then the `entry_urls` of its last `welcome`, backing off from 250 ms; the node it reaches
+   places the room again and redirects it; it offers again.
+
+Prints one JSON object: the room before and after, per member its redirects and, after the kill,
+the gap (seconds from the kill until it decoded 3 frames of every other member again).
+"""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+
+import aioice.ice
+import websockets
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from aiortc_hybrid import Tone, api
+
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+BACK_FRAMES = 3  # frames of a member that count as hearing it again
+
+
+def ws_base(http):
+    return "ws" + http[len("http") :]
+
+
+class Member:
+    """One client: signaling that follows redirects and reconnects, and one SFU connection."""
+
+    def __init__(self, entry, key, room, name, hz, region=None):
+        body = {"name": name}
+        if region:
+            body["region"] = region
+        self.grant = api(entry, key, "POST", f"/v1/rooms/{room}/participants", body)
+        self.id = self.grant["id"]
+        self.token = self.grant["token"]
+        self.entry = entry
+        self.hz = hz
+        self.entry_urls = []
+        self.url = f"{ws_base(entry)}/v1/signal?token={self.token}"
+        self.pc = None
+        self.ws = None
+        self.slots = {}
+        self.frames = {}  # participant -> frames decoded
+        self.since = None  # the kill: (time, frames per participant then)
+        self.back = {}  # participant -> seconds after the kill its BACK_FRAMES-th frame came
+        self.redirects = []
+        self.welcomes = 0
+        self.errors = []
+        self.done = False
+
+    def consume(self, track, mid):
+        async def run():
+            while True:
+                try:
+                    frame = await track.recv()
+                except Exception:
+                    return
+                who = self.slots.get(mid)
+                if frame.samples <= 0 or who is None:
+                    continue
+                self.frames[who] = self.frames.get(who, 0) + 1
+                if self.since and who not in self.back:
+                    at, before = self.since
+                    if self.frames[who] - before.get(who, 0) >= BACK_FRAMES and self.pc_started > at:
+                        self.back[who] = time.monotonic() - at
+
+        asyncio.ensure_future(run())
+
+    async def offer(self, audio_slots):
+        old, self.pc = self.pc, RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if old:
+            await old.close()
+        self.pc_started = time.monotonic()
+        self.slots = {}
+        pc = self.pc
+        pc.addTransceiver(Tone(self.hz), direction="sendrecv")
+        for _ in range(audio_slots):
+            pc.addTransceiver("audio", direction="recvonly")
+
+        @pc.on("track")
+        def on_track(track):
+            mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), "?")
+            self.consume(track, mid)
+
+        await pc.setLocalDescription(await pc.createOffer())
+        await self.ws.send(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
+
+    async def session(self, url):
+        """One signaling socket; returns ("redirect", url), ("bye", reason) or ("closed", None)."""
+        async with websockets.connect(url, max_size=2**20, open_timeout=2, ping_interval=1, ping_timeout=2) as ws:
+            self.ws = ws
+            try:
+                async for raw in ws:
+                    msg = json.loads(raw)
+                    t = msg["type"]
+                    if t == "redirect":
+                        return ("redirect", msg["url"])
+                    if t == "bye":
+                        return ("bye", msg["reason"])
+                    if t == "welcome":
+                        self.welcomes += 1
+                        self.entry_urls = msg.get("entry_urls", [])
+                        await self.offer(msg["audio_slots"])
+                    elif t == "answer" and self.pc:
+                        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
+                    elif t == "slots":
+                        self.slots = {s["mid"]: s["participant"] for s in msg["slots"]}
+                    elif t == "error":
+                        self.errors.append(msg)
+            except websockets.ConnectionClosed:
+                pass
+        return ("closed", None)
+
+    def candidates(self):
+        """Where to reconnect after a socket closed without bye: the last URL once, the entry
+        node, then the other nodes the last welcome named."""
+        yield self.url
+        while True:
+            yield f"{ws_base(self.entry)}/v1/signal?token={self.token}"
+            for base in self.entry_urls:
+                yield f"{ws_base(base)}/v1/signal?token={self.token}"
+
+    async def run(self):
+        url, backoff = self.url, 0.25
+        tries = None
+        while not self.done:
+            try:
+                how, arg = await self.session(url)
+            except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as e:
+                how, arg = ("failed", repr(e))
+            if how == "redirect":
+                self.redirects.append(arg.split("/v1/")[0])
+                url, self.url, tries, backoff = arg, arg, None, 0.25
+                continue
+            if how == "bye":
+                return
+            if self.done:
+                return
+            if how == "closed" and self.welcomes:
+                tries = None  # a socket that carried a session: start the retry order again
+            if tries is None:
+                tries = self.candidates()
+                url = next(tries)
+                if how == "closed":
+                    continue  # the last URL, at once
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+            url = next(tries)
+
+    def hears(self, others, n=25):
+        return all(self.frames.get(o, 0) >= n for o in others)
+
+
+async def wait_until(cond, timeout):
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if cond():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def main():
+    cfg = json.loads(sys.argv[1])
+    nodes, key, room = cfg["nodes"], cfg["key"], cfg["room"]
+    api(nodes[0]["base"], key, "POST", "/v1/rooms", {"name": room, "mode": "sfu"})
+    members = [
+        Member(nodes[i]["base"], key, room, f"m{i}", 300 + 150 * i, region=nodes[1]["region"] if i == 0 else None)
+        for i in range(len(nodes))
+    ]
+    out = {"ids": [m.id for m in members], "signal_urls": [m.grant["signal_url"].split("/v1/")[0] for m in members]}
+    runners = [asyncio.ensure_future(m.run()) for m in members]
+    try:
+        ids = [m.id for m in members]
+        others = {m.id: [i for i in ids if i != m.id] for m in members}
+        out["ready"] = await wait_until(lambda: all(m.hears(others[m.id]) for m in members), 40)
+        out["before"] = api(nodes[2]["base"], key, "GET", f"/v1/rooms/{room}")
+        out["redirects"] = {m.id: list(m.redirects) for m in members}
+        if cfg.get("kill") and out["ready"]:
+            owner = out["before"]["node"]
+            victim = next(n for n in nodes if n["id"] == owner)
+            now = time.monotonic()
+            for m in members:
+                m.since = (now, dict(m.frames))
+            os.kill(victim["pid"], signal.SIGKILL)
+            back = await wait_until(lambda: all(len(m.back) == len(others[m.id]) for m in members), 20)
+            out["back"] = back
+            out["gaps"] = {m.id: max(m.back.values()) if len(m.back) == len(others[m.id]) else None for m in members}
+            alive = next(n for n in nodes if n["id"] != owner)
+            out["after"] = api(alive["base"], key, "GET", f"/v1/rooms/{room}")
+            out["redirects_after"] = {m.id: list(m.redirects) for m in members}
+        out["frames"] = {m.id: m.frames for m in members}
+    finally:
+        out["errors"] = {m.id: m.errors for m in members if m.errors}
+        for m in members:
+            m.done = True
+            if m.pc:
+                await m.pc.close()
+        for r in runners:
+            r.cancel()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -174,6 +174,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 ))
             }),
             region_header: settings.cluster.region_header.clone(),
+            calls: Default::default(),
             events: cluster
                 .clone()
                 .map(|store| EventLog::start(store, node_id.clone())),

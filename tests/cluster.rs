@@ -443,3 +443,123 @@ fn aiortc_clients_joining_through_three_nodes_meet_on_the_owner_and_are_back_wit
     assert!(max <= 5.0, "last gap {max:.2} s > 5 s: {out}");
     drop(servers);
 }
+
+/// Reads `ws` until a message of type `kind` (skipping others); panics after 5 s.
+fn next_of(
+    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    kind: &str,
+) -> Value {
+    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+        tcp.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+    }
+    loop {
+        let msg = ws
+            .read()
+            .unwrap_or_else(|e| panic!("waiting for {kind}: {e}"));
+        let Ok(text) = msg.into_text() else { continue };
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if v["type"] == kind {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn kick_mute_and_delete_through_another_node_reach_the_owner_and_answer_once_done() {
+    let redis = RedisServer::start();
+    let s = three_nodes(&redis, 41, ["eu", "eu", "eu"]);
+    let (status, _) = call(
+        &s[1],
+        "POST",
+        "/v1/rooms",
+        Some(serde_json::json!({"name": "ctl", "mode": "sfu"})),
+    );
+    assert_eq!(status, StatusCode::CREATED);
+    let join = |name: &str| {
+        let (status, grant) = call(
+            &s[0],
+            "POST",
+            "/v1/rooms/ctl/participants",
+            Some(serde_json::json!({"name": name})),
+        );
+        assert_eq!(status, StatusCode::CREATED, "{grant}");
+        let (ws, _) =
+            tungstenite::connect(grant["signal_url"].as_str().unwrap_or_default()).expect("socket");
+        (grant["id"].as_str().unwrap_or_default().to_string(), ws)
+    };
+    let (alice, mut a) = join("alice");
+    let (bob, mut b) = join("bob");
+    next_of(&mut a, "welcome");
+    next_of(&mut b, "welcome");
+    let (_, room) = call(&s[0], "GET", "/v1/rooms/ctl", None);
+    let owner = room["node"].as_str().unwrap_or_default().to_string();
+    let other = s
+        .iter()
+        .zip(["n41", "n42", "n43"])
+        .find(|(_, id)| *id != owner)
+        .map(|(srv, _)| srv)
+        .expect("a node that does not own the room");
+
+    // Mute through a node that does not serve the room: the owner mutes, then the call answers.
+    let (status, body) = call(
+        other,
+        "POST",
+        &format!("/v1/rooms/ctl/participants/{bob}/mute"),
+        Some(serde_json::json!({"muted": true})),
+    );
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let muted = next_of(&mut b, "peer_muted");
+    assert_eq!(
+        (muted["participant"].as_str(), muted["muted"].as_bool()),
+        (Some(bob.as_str()), Some(true))
+    );
+    let (status, body) = call(
+        other,
+        "POST",
+        "/v1/rooms/ctl/participants/nobody/mute",
+        Some(serde_json::json!({"muted": true})),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::NOT_FOUND, "unknown_participant".into()),
+        "the owner's error comes back"
+    );
+
+    // Kick: bob's socket on the owner gets bye, and he is gone from the room on every node.
+    let t = Instant::now();
+    let (status, body) = call(
+        other,
+        "DELETE",
+        &format!("/v1/rooms/ctl/participants/{bob}"),
+        None,
+    );
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    println!(
+        "a kick through another node answered in {} ms",
+        t.elapsed().as_millis()
+    );
+    assert_eq!(next_of(&mut b, "bye")["reason"], "kicked");
+    assert_eq!(next_of(&mut a, "peer_left")["participant"], bob.as_str());
+    let (_, room) = call(&s[2], "GET", "/v1/rooms/ctl", None);
+    let names: Vec<&str> = room["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    assert_eq!(names, [alice.as_str()], "{room}");
+
+    // Delete: alice gets bye room_closed; the room is gone everywhere.
+    let (status, body) = call(other, "DELETE", "/v1/rooms/ctl", None);
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(next_of(&mut a, "bye")["reason"], "room_closed");
+    for n in &s {
+        let (status, _) = call(n, "GET", "/v1/rooms/ctl", None);
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "deleted everywhere once the call answered"
+        );
+    }
+}

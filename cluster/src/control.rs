@@ -1,6 +1,8 @@
 //! What one node asks another over Redis pub/sub: messages on the target's control channel
-//! (`{prefix}node:{id}:control`). The sender waits for the effect to show (the target's record),
-//! not for an acknowledgement, so a message lost with a Redis outage is a timeout, never a lie.
+//! (`{prefix}node:{id}:control`). For a drain the sender waits for the effect to show (the
+//! target's record); for a control action on a room (kick, mute, delete) the owner answers with
+//! [`ControlMsg::Done`] on the asker's channel once it is done. Either way a message lost with a
+//! Redis outage is a timeout, never a lie.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +14,62 @@ pub enum ControlMsg {
     Drain {
         /// Whether to drain.
         draining: bool,
+    },
+    /// Do this to a room the target serves, then answer `Done` to `reply`.
+    Room {
+        /// The action.
+        action: RoomAction,
+        /// Where and under which id to answer.
+        reply: ReplyTo,
+    },
+    /// The answer to a `Room` message.
+    Done {
+        /// The `ReplyTo::id` it answers.
+        id: u64,
+        /// The HTTP status the action ended with (2xx: done).
+        status: u16,
+        /// The error code, if it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        /// The error message, if it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+}
+
+/// Where a node answers a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyTo {
+    /// The asking node.
+    pub node: String,
+    /// Its request id.
+    pub id: u64,
+}
+
+/// A control action on a room, done by its owner (it holds the members' sockets and media).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum RoomAction {
+    /// Remove a participant.
+    Kick {
+        /// The room.
+        room: String,
+        /// The participant.
+        participant: String,
+    },
+    /// Server-mute or unmute a participant.
+    Mute {
+        /// The room.
+        room: String,
+        /// The participant.
+        participant: String,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// Close the room.
+    Delete {
+        /// The room.
+        room: String,
     },
 }
 
@@ -37,6 +95,28 @@ mod tests {
         assert_eq!(m.to_json(), r#"{"type":"drain","draining":true}"#);
         assert_eq!(ControlMsg::parse(m.to_json().as_bytes()).unwrap(), m);
         assert!(ControlMsg::parse(b"{\"type\":\"explode\"}").is_err());
+        let kick = ControlMsg::Room {
+            action: RoomAction::Kick {
+                room: "r".into(),
+                participant: "p".into(),
+            },
+            reply: ReplyTo {
+                node: "n1".into(),
+                id: 7,
+            },
+        };
+        assert_eq!(
+            kick.to_json(),
+            r#"{"type":"room","action":{"action":"kick","room":"r","participant":"p"},"reply":{"node":"n1","id":7}}"#
+        );
+        assert_eq!(ControlMsg::parse(kick.to_json().as_bytes()).unwrap(), kick);
+        let done = ControlMsg::Done {
+            id: 7,
+            status: 204,
+            code: None,
+            message: None,
+        };
+        assert_eq!(done.to_json(), r#"{"type":"done","id":7,"status":204}"#);
         assert!(ControlMsg::parse(b"\xff").is_err());
     }
 }

@@ -26,7 +26,7 @@ pub mod region;
 pub mod room_docs;
 pub mod store;
 
-pub use control::ControlMsg;
+pub use control::{ControlMsg, ReplyTo, RoomAction};
 pub use error::ClusterError;
 pub use node::{Load, NodeInfo, NodeState};
 pub use room_docs::{Deleted, RoomDoc};

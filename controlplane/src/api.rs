@@ -5,7 +5,7 @@
 //! are in [`crate::router`].
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -17,6 +17,8 @@ use serde::Serialize;
 use sluice_dataplane::srtp::{SrtpKeys, SrtpProfile};
 use sluice_dataplane::topology::TransportKeys;
 use utoipa::ToSchema;
+
+use sluice_cluster::RoomAction;
 
 use crate::access::ClientKey;
 use crate::error::{ApiError, ErrorBody};
@@ -93,7 +95,7 @@ pub async fn delete_room(
     _admin: Admin,
     Path(room): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.delete_room(&room).await?;
+    s.room_action(RoomAction::Delete { room }, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -398,14 +400,14 @@ pub async fn delete_participant(
     _admin: Admin,
     Path((room, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.remove_participant(&room, &id).await?;
-    s.on_kicked(&room, &id);
-    s.hub.kick(&room, &id, Instant::now());
-    if let Some(m) = &s.media {
-        m.remove_participant(&room, &id);
-    }
-    tracing::info!(%room, participant = %id, "participant removed");
-    s.on_left(&room, &id, "kicked");
+    s.room_action(
+        RoomAction::Kick {
+            room,
+            participant: id,
+        },
+        false,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -431,14 +433,14 @@ pub async fn mute_participant(
     payload: Result<Json<MuteRequest>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let MuteRequest { muted } = body(payload)?;
-    let r = s.room(&room).await?;
-    if !r.participants.iter().any(|p| p.id == id) {
-        return Err(ApiError::not_found(
-            "unknown_participant",
-            format!("no participant {id:?} in room {room:?}"),
-        ));
-    }
-    s.set_muted(&room, &id, muted, true);
-    tracing::info!(%room, participant = %id, muted, "server mute");
+    s.room_action(
+        RoomAction::Mute {
+            room,
+            participant: id,
+            muted,
+        },
+        false,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

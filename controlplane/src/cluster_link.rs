@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use sluice_cluster::ControlMsg;
 
+use crate::cluster_calls::Answer;
 use crate::state::AppState;
 
 /// How often the record is written.
@@ -106,9 +107,42 @@ pub fn spawn_control(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>
     }))
 }
 
-/// Applies one control message, then writes the record so the sender sees the effect.
-async fn apply(state: &AppState, msg: ControlMsg) {
+/// Applies one control message: a drain (then the record is written, so the sender sees the
+/// effect), a room action another node asked for (answered with `done` once it is done: on its own
+/// task, so a slow one holds up no other message), or the answer to one this node asked.
+async fn apply(state: &Arc<AppState>, msg: ControlMsg) {
     match msg {
+        ControlMsg::Room { action, reply } => {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let result = state.room_action(action, true).await;
+                let a = Answer::of(&result);
+                let done = ControlMsg::Done {
+                    id: reply.id,
+                    status: a.status,
+                    code: a.code,
+                    message: a.message,
+                };
+                if let Some(store) = &state.cluster {
+                    if let Err(e) = store.send_control(&reply.node, &done).await {
+                        tracing::warn!(to = %reply.node, error = %e, "could not answer a control action");
+                    }
+                }
+            });
+        }
+        ControlMsg::Done {
+            id,
+            status,
+            code,
+            message,
+        } => state.calls.answered(
+            id,
+            Answer {
+                status,
+                code,
+                message,
+            },
+        ),
         ControlMsg::Drain { draining } => {
             state.node.set_draining(draining);
             tracing::info!(
@@ -120,9 +154,9 @@ async fn apply(state: &AppState, msg: ControlMsg) {
                     "taking rooms again"
                 }
             );
+            publish_record(state).await;
         }
     }
-    publish_record(state).await;
 }
 
 /// Writes this node's record now (after a change the cluster should see before the next refresh).

@@ -9,13 +9,23 @@
 
 use std::time::SystemTime;
 
-use sluice_cluster::{Deleted, NodeInfo, Ownership};
+use sluice_cluster::{Deleted, NodeInfo, Ownership, RoomAction};
 
 use crate::access::RoomGuests;
 use crate::cluster_rooms::{refuses_connections, ws_base, ClusterRooms, StoredRoom};
 use crate::error::ApiError;
 use crate::rooms::{unknown_room, CreateParticipant, CreateRoom, Participant, Room};
 use crate::state::AppState;
+
+/// Which node does control actions on a room.
+enum Holder {
+    /// This one.
+    Here,
+    /// The owner, another live node (its id).
+    Owner(String),
+    /// None: the store is changed directly.
+    Nobody,
+}
 
 /// Where a member's signaling socket goes.
 pub enum Route {
@@ -355,16 +365,98 @@ impl AppState {
         });
     }
 
-    /// Deletes a room: where this node has it (a single node, or the owner in a cluster) it is
-    /// closed here (members get `bye`); in a cluster a room without a live owner is deleted from
-    /// the store, and one another node owns is that node's to close (409 `owned_elsewhere`, with
-    /// its id, until control actions are forwarded).
-    pub async fn delete_room(&self, room: &str) -> Result<(), ApiError> {
+    /// Which node does control actions on `room`: this one (a single node, or the room's owner),
+    /// another live owner, or none (not placed, or its owner is gone: the store is changed
+    /// directly). A `forwarded` action is never sent on again.
+    async fn holder(&self, room: &str, forwarded: bool) -> Result<Holder, ApiError> {
+        let Some(c) = self.cluster_rooms() else {
+            return Ok(Holder::Here);
+        };
+        if c.serves(room).is_some() {
+            return Ok(Holder::Here);
+        }
+        if forwarded {
+            return Ok(Holder::Nobody);
+        }
+        let me = &self.node.identity().id;
+        let Some(owner) = c.store.owner(room).await? else {
+            return Ok(Holder::Nobody);
+        };
+        if &owner.node == me {
+            return Ok(Holder::Nobody);
+        }
+        let live = c.store.nodes().await?.iter().any(|n| n.id == owner.node);
+        Ok(if live {
+            Holder::Owner(owner.node)
+        } else {
+            Holder::Nobody
+        })
+    }
+
+    /// Does `action` on the node that holds its room: here, or asked of the owner over the
+    /// cluster (answered once it is done there). `forwarded`: another node asked this one.
+    pub async fn room_action(&self, action: RoomAction, forwarded: bool) -> Result<(), ApiError> {
+        let room = match &action {
+            RoomAction::Kick { room, .. }
+            | RoomAction::Mute { room, .. }
+            | RoomAction::Delete { room } => room.clone(),
+        };
+        let holder = self.holder(&room, forwarded).await?;
+        if let (Holder::Owner(node), Some(c)) = (&holder, self.cluster_rooms()) {
+            return self
+                .calls
+                .ask(&c.store, &self.node.identity().id, node, action)
+                .await;
+        }
+        match action {
+            RoomAction::Kick { room, participant } => self.kick(&room, &participant).await,
+            RoomAction::Mute {
+                room,
+                participant,
+                muted,
+            } => {
+                let r = self.room(&room).await?;
+                if !r.participants.iter().any(|p| p.id == participant) {
+                    return Err(ApiError::not_found(
+                        "unknown_participant",
+                        format!("no participant {participant:?} in room {room:?}"),
+                    ));
+                }
+                self.set_muted(&room, &participant, muted, true);
+                tracing::info!(%room, %participant, muted, "server mute");
+                Ok(())
+            }
+            RoomAction::Delete { room } => self.delete_here(&room, holder).await,
+        }
+    }
+
+    /// Removes a participant from the room and, where this node serves it, from its socket and
+    /// media.
+    async fn kick(&self, room: &str, id: &str) -> Result<(), ApiError> {
+        self.remove_participant(room, id).await?;
+        self.on_kicked(room, id);
+        self.hub.kick(room, id, std::time::Instant::now());
+        if let Some(m) = &self.media {
+            m.remove_participant(room, id);
+        }
+        tracing::info!(%room, participant = %id, "participant removed");
+        self.on_left(room, id, "kicked");
+        Ok(())
+    }
+
+    /// Deletes a room this node holds (closed here, members get `bye`), or one nobody serves
+    /// (deleted from the store; one that a live node took meanwhile is 409 `owned_elsewhere`).
+    async fn delete_here(&self, room: &str, holder: Holder) -> Result<(), ApiError> {
         let Some(c) = self.cluster_rooms() else {
             return self.close_room(room, "deleted").map(|_| ());
         };
-        if c.serves(room).is_some() {
-            return self.close_room(room, "deleted").map(|_| ());
+        if let Holder::Here = holder {
+            self.close_room(room, "deleted")?;
+            // Answer once the store has it too (closing started the same delete in the background).
+            c.store
+                .delete_room_doc(room, &self.node.identity().id)
+                .await?;
+            return Ok(());
         }
         match c
             .store
@@ -372,6 +464,7 @@ impl AppState {
             .await?
         {
             Deleted::Deleted => {
+                let _ = self.rooms().delete(room);
                 tracing::info!(%room, "room deleted (it had no live owner)");
                 self.emit_room_finished(room);
                 Ok(())
@@ -379,7 +472,7 @@ impl AppState {
             Deleted::NotFound => Err(unknown_room(room)),
             Deleted::OwnedBy(node) => Err(ApiError::conflict(
                 "owned_elsewhere",
-                format!("room {room:?} is served by node {node:?}: ask that node"),
+                format!("room {room:?} was just taken by node {node:?}: try again"),
             )),
         }
     }

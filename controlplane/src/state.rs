@@ -56,6 +56,8 @@ pub struct AppState {
     /// The cluster's rooms: the store's documents and the rooms this node serves (None: a single
     /// node, rooms in [`Self::rooms`] only).
     pub cluster_rooms: Option<Arc<crate::cluster_rooms::ClusterRooms>>,
+    /// Control actions this node asked of other nodes, waiting for their answers.
+    pub calls: crate::cluster_calls::Calls,
     /// The header a load balancer sets to the client's region (`--region-header`), if any.
     pub region_header: Option<axum::http::HeaderName>,
     /// The cluster's event stream (None: a single node).

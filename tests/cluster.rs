@@ -563,3 +563,53 @@ fn kick_mute_and_delete_through_another_node_reach_the_owner_and_answer_once_don
         );
     }
 }
+
+#[test]
+fn three_hundred_rooms_created_through_random_nodes_spread_within_one_and_a_half_times() {
+    let redis = RedisServer::start();
+    let s = three_nodes(&redis, 51, ["eu", "eu", "eu"]);
+    let c = http();
+    let mut seed: u64 = 0x5eed;
+    let mut pick = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        &s[(seed >> 33) as usize % s.len()]
+    };
+    let t = Instant::now();
+    for i in 0..300 {
+        let name = format!("r{i}");
+        let r = c
+            .post(pick().url("/v1/rooms"))
+            .bearer_auth(KEY)
+            .json(&serde_json::json!({"name": name}))
+            .send()
+            .expect("create");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let r = c
+            .post(pick().url(&format!("/v1/rooms/{name}/participants")))
+            .bearer_auth(KEY)
+            .json(&serde_json::json!({"name": "first"}))
+            .send()
+            .expect("join");
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let took = t.elapsed();
+    let (_, body) = nodes(&s[0]);
+    let placed: Vec<u64> = body["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["load"]["rooms"].as_u64().expect("rooms placed"))
+        .collect();
+    println!(
+        "300 rooms placed on three nodes: {placed:?} ({} ms for 600 REST calls)",
+        took.as_millis()
+    );
+    assert_eq!(placed.iter().sum::<u64>(), 300, "{body}");
+    let (lo, hi) = (
+        placed.iter().min().copied().unwrap_or(0),
+        placed.iter().max().copied().unwrap_or(0),
+    );
+    assert!(hi as f64 <= 1.5 * lo as f64, "spread {placed:?}");
+}

@@ -9,6 +9,8 @@
 //! - `{prefix}room:{name}`: a hash `{v, doc}`: the room's settings and participants as JSON (the
 //!   control plane's format; opaque here) and its version, which every write compares and bumps.
 //! - `{prefix}rooms`: the set of room names (pruned of rooms whose hash is gone when listed).
+//! - `{prefix}placed`: a hash node id → rooms placed on it, kept by the scripts that claim,
+//!   move, release and delete rooms (placement compares it).
 //! - `{prefix}events`: a stream (`XADD`, capped near [`EVENTS_KEPT`] entries) of every room event,
 //!   the webhooks' events, for consumers that prefer a log: fields `event`, `room`, `node`, `body`.
 
@@ -61,6 +63,11 @@ impl Keys {
     /// The stream of room events.
     pub fn events(&self) -> String {
         format!("{}events", self.prefix)
+    }
+
+    /// Rooms placed per node.
+    pub fn placed(&self) -> String {
+        format!("{}placed", self.prefix)
     }
 
     /// A room's settings and participants (`{v, doc}`).

@@ -23,6 +23,10 @@ pub struct Load {
     pub pps: u64,
     /// Share of one core the process used over the last refresh (1.0: one core busy).
     pub cpu: f32,
+    /// Rooms placed on it (the cluster's count, kept by the placement scripts: a room counts from
+    /// its placement, before any member connects).
+    #[serde(default)]
+    pub rooms: u32,
 }
 
 /// A node's record in the cluster.

@@ -43,9 +43,10 @@ pub fn place<'a>(
     }
 }
 
-/// What "less loaded" compares: members first, then media sessions.
+/// What "less loaded" compares: members and rooms placed (a new room counts as one member until
+/// its members come), then media sessions.
 fn load(n: &NodeInfo) -> (u32, u32) {
-    (n.load.members, n.load.sessions)
+    (n.load.members.saturating_add(n.load.rooms), n.load.sessions)
 }
 
 #[cfg(test)]

@@ -48,7 +48,8 @@ redis.call('SADD', KEYS[2], ARGV[3])
 return nv
 ";
 
-/// Deletes room ARGV[4] (document KEYS[1], set KEYS[2], owner KEYS[3]) for node ARGV[1], unless
+/// Deletes room ARGV[4] (document KEYS[1], set KEYS[2], owner KEYS[3], placed counts KEYS[4]) for
+/// node ARGV[1], unless
 /// another node whose record (prefix ARGV[2]) exists owns it. Returns {code, owner}: 0 none, 1
 /// deleted, 2 owned by owner.
 const DELETE_ROOM: &str = r"
@@ -65,6 +66,7 @@ redis.call('SREM', KEYS[2], ARGV[4])
 if owner then
   redis.call('HDEL', KEYS[3], 'node')
   redis.call('PEXPIRE', KEYS[3], ARGV[3])
+  redis.call('HINCRBY', KEYS[4], owner, -1)
 end
 return {1, ''}
 ";
@@ -136,6 +138,7 @@ impl ClusterStore {
             .key(self.keys.room(room))
             .key(self.keys.rooms())
             .key(self.keys.room_owner(room))
+            .key(self.keys.placed())
             .arg(node)
             .arg(self.keys.node_prefix())
             .arg(u64::try_from(EPOCH_MEMORY.as_millis()).unwrap_or(u64::MAX))

@@ -28,18 +28,24 @@ pub struct Ownership {
 }
 
 /// The lists of live nodes: ids whose record expired are dropped from the set on the way.
+/// Returns {record, rooms placed} per live node (the count from hash KEYS[2]).
 const LIST_NODES: &str = r"
 local ids = redis.call('SMEMBERS', KEYS[1])
 local out = {}
 for _, id in ipairs(ids) do
   local v = redis.call('GET', ARGV[1] .. id)
-  if v then table.insert(out, v) else redis.call('SREM', KEYS[1], id) end
+  if v then
+    table.insert(out, {v, tonumber(redis.call('HGET', KEYS[2], id) or '0')})
+  else
+    redis.call('SREM', KEYS[1], id)
+  end
 end
 return out
 ";
 
-/// Claims a room for ARGV[1] unless another node whose record still exists owns it; a claim bumps
-/// the epoch (which is never reset while the key lives). Returns {owner, epoch, claimed}.
+/// Claims a room (owner hash KEYS[1]) for ARGV[1] unless another node whose record still exists
+/// owns it; a claim bumps the epoch (which is never reset while the key lives) and moves the room's
+/// count in the placed hash KEYS[2]. Returns {owner, epoch, claimed}.
 const CLAIM_ROOM: &str = r"
 local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch')
 if cur[1] and cur[1] ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. cur[1]) == 1 then
@@ -48,6 +54,10 @@ end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'node', ARGV[1])
 redis.call('PERSIST', KEYS[1])
+if cur[1] ~= ARGV[1] then
+  if cur[1] then redis.call('HINCRBY', KEYS[2], cur[1], -1) end
+  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+end
 return {ARGV[1], tostring(epoch), 1}
 ";
 
@@ -60,6 +70,8 @@ if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then
 end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'node', ARGV[3])
+redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
+redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
 return {ARGV[3], tostring(epoch), 1}
 ";
 
@@ -70,6 +82,7 @@ local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch')
 if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
   redis.call('HDEL', KEYS[1], 'node')
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
   return 1
 end
 return 0
@@ -170,20 +183,25 @@ impl ClusterStore {
 
     /// Every live node's record, sorted by id.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
-        let raw: Vec<String> = Script::new(LIST_NODES)
+        let raw: Vec<(String, i64)> = Script::new(LIST_NODES)
             .key(self.keys.nodes())
+            .key(self.keys.placed())
             .arg(self.keys.node_prefix())
             .invoke_async(&mut self.con.clone())
             .await?;
         let mut nodes = raw
             .iter()
-            .map(|json| {
-                serde_json::from_str::<NodeInfo>(json).map_err(|e| ClusterError::BadRecord {
-                    key: self.keys.nodes(),
-                    reason: e.to_string(),
-                })
+            .map(|(json, rooms)| {
+                let mut n = serde_json::from_str::<NodeInfo>(json).map_err(|e| {
+                    ClusterError::BadRecord {
+                        key: self.keys.nodes(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                n.load.rooms = u32::try_from((*rooms).max(0)).unwrap_or(u32::MAX);
+                Ok(n)
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, ClusterError>>()?;
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(nodes)
     }
@@ -197,6 +215,7 @@ impl ClusterStore {
     ) -> Result<(Ownership, bool), ClusterError> {
         let (owner, epoch, claimed): (String, String, u8) = Script::new(CLAIM_ROOM)
             .key(self.keys.room_owner(room))
+            .key(self.keys.placed())
             .arg(node)
             .arg(self.keys.node_prefix())
             .invoke_async(&mut self.con.clone())
@@ -219,6 +238,7 @@ impl ClusterStore {
     ) -> Result<(Ownership, bool), ClusterError> {
         let (owner, epoch, moved): (String, String, u8) = Script::new(TAKE_OVER)
             .key(self.keys.room_owner(room))
+            .key(self.keys.placed())
             .arg(&dead.node)
             .arg(dead.epoch.to_string())
             .arg(node)
@@ -280,6 +300,7 @@ impl ClusterStore {
     ) -> Result<bool, ClusterError> {
         let released: u8 = Script::new(RELEASE_ROOM)
             .key(self.keys.room_owner(room))
+            .key(self.keys.placed())
             .arg(node)
             .arg(epoch.to_string())
             .arg(u64::try_from(EPOCH_MEMORY.as_millis()).unwrap_or(u64::MAX))

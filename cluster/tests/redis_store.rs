@@ -223,7 +223,18 @@ fn room_documents_are_written_only_by_compare_and_set_and_never_deleted_under_a_
         assert_eq!(s.room_docs().await.unwrap(), ["{2}"]);
 
         // b owns it: a may not delete it while b's record lives.
+        let placed = |nodes: Vec<NodeInfo>, id: &str| {
+            nodes
+                .iter()
+                .find(|n| n.id == id)
+                .map_or(0, |n| n.load.rooms)
+        };
         assert!(s.claim_room("lobby", "b").await.unwrap().1);
+        assert_eq!(
+            placed(s.nodes().await.unwrap(), "b"),
+            1,
+            "counted where placed"
+        );
         let doc = s.room_doc("lobby").await.unwrap().unwrap();
         assert_eq!(
             doc.owner,

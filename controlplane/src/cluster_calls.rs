@@ -51,7 +51,11 @@ impl Answer {
         if (200..300).contains(&self.status) {
             return Ok(());
         }
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        // Only an error status passes through; anything else an owner sent is a bad gateway.
+        let status = match StatusCode::from_u16(self.status) {
+            Ok(s) if s.is_client_error() || s.is_server_error() => s,
+            _ => StatusCode::BAD_GATEWAY,
+        };
         // Codes are `&'static`: the ones a room action can end with, else a generic one.
         let code = match self.code.as_deref() {
             Some("unknown_room") => "unknown_room",

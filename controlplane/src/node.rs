@@ -28,6 +28,8 @@ pub struct Counters {
     pub members: u32,
     /// Media sessions.
     pub sessions: u32,
+    /// Rooms this node holds (in a cluster, listing replaces it with the cluster's count).
+    pub rooms: u32,
     /// Datagrams the workers received since start.
     pub packets_in: u64,
     /// CPU time the process used since start.
@@ -116,6 +118,7 @@ impl NodeSelf {
                 sessions: c.sessions,
                 pps,
                 cpu,
+                rooms: c.rooms,
             },
             max_members: self.identity.max_members,
         }
@@ -142,6 +145,7 @@ mod tests {
         let c = |packets_in, cpu_ms| Counters {
             members: 3,
             sessions: 2,
+            rooms: 1,
             packets_in,
             cpu: Duration::from_millis(cpu_ms),
         };

@@ -365,6 +365,16 @@ impl Rooms {
         Ok(room)
     }
 
+    /// How many rooms.
+    pub fn len(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
+    }
+
     /// Every room, by name.
     pub fn list(&self) -> Vec<Room> {
         self.rooms.values().cloned().collect()

@@ -76,6 +76,7 @@ impl AppState {
             crate::node::Counters {
                 members: clamp(self.hub.connected_total()),
                 sessions: clamp(self.media.as_ref().map_or(0, |m| m.session_count())),
+                rooms: clamp(self.rooms().len()),
                 packets_in: self
                     .dataplane
                     .as_ref()

@@ -390,6 +390,32 @@ fn any_node_answers_for_every_room_and_a_room_is_placed_in_its_first_clients_reg
 }
 
 /// Median and largest of `gaps`.
+/// The configuration of `tests/clients/aiortc_cluster.py` for three nodes in eu, us and ap
+/// numbered from `first`, room `room`, with `extra`'s fields (what to do to the owner).
+fn clients_cfg(servers: &[Server], first: u8, room: &str, extra: Value) -> Value {
+    let mut cfg = serde_json::json!({
+        "nodes": servers.iter().zip(["eu", "us", "ap"]).zip(first..).map(|((s, region), i)| serde_json::json!({
+            "base": s.base, "pid": s.pid(), "region": region, "id": format!("n{i}"),
+        })).collect::<Vec<_>>(),
+        "key": KEY,
+        "room": room,
+    });
+    if let (Some(cfg), Some(extra)) = (cfg.as_object_mut(), extra.as_object()) {
+        cfg.extend(extra.clone());
+    }
+    cfg
+}
+
+/// The gaps per member the script measured (`out[what]`), as numbers.
+fn gaps_of(out: &Value, what: &str) -> Vec<f64> {
+    out[what]
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} in {out}"))
+        .values()
+        .map(|g| g.as_f64().unwrap_or(f64::INFINITY))
+        .collect()
+}
+
 fn median_max(mut gaps: Vec<f64>) -> (f64, f64) {
     gaps.sort_by(f64::total_cmp);
     (gaps[gaps.len() / 2], gaps[gaps.len() - 1])
@@ -400,14 +426,7 @@ fn aiortc_clients_joining_through_three_nodes_meet_on_the_owner_and_are_back_wit
 ) {
     let redis = RedisServer::start();
     let servers = three_nodes(&redis, 31, ["eu", "us", "ap"]);
-    let cfg = serde_json::json!({
-        "nodes": servers.iter().zip(["eu", "us", "ap"]).enumerate().map(|(i, (s, region))| serde_json::json!({
-            "base": s.base, "pid": s.pid(), "region": region, "id": format!("n{}", 31 + i),
-        })).collect::<Vec<_>>(),
-        "key": KEY,
-        "room": "failover",
-        "kill": true,
-    });
+    let cfg = clients_cfg(&servers, 31, "failover", serde_json::json!({"kill": true}));
     let out = common::clients::run_client_script("aiortc_cluster.py", &[&cfg.to_string()]);
     println!("{out}");
     assert_eq!(out["ready"], true, "every member hears every other: {out}");
@@ -431,16 +450,170 @@ fn aiortc_clients_joining_through_three_nodes_meet_on_the_owner_and_are_back_wit
     let after = &out["after"];
     assert_ne!(after["node"], "n32", "{out}");
     assert_eq!(after["epoch"], 2, "a new owner, the next epoch: {out}");
-    let gaps: Vec<f64> = out["gaps"]
-        .as_object()
-        .expect("gaps")
-        .values()
-        .map(|g| g.as_f64().expect("a gap per member"))
-        .collect();
+    let gaps = gaps_of(&out, "gaps");
     let (median, max) = median_max(gaps.clone());
     println!("failover: audio back {median:.2} s after the kill for the median client, {max:.2} s for the last ({gaps:?})");
     assert!(median <= 3.0, "median gap {median:.2} s > 3 s: {out}");
     assert!(max <= 5.0, "last gap {max:.2} s > 5 s: {out}");
+    drop(servers);
+}
+
+#[test]
+fn an_owner_paused_past_its_expiry_loses_the_room_and_fences_itself_when_resumed_deleting_nothing()
+{
+    let redis = RedisServer::start();
+    let servers = three_nodes(&redis, 61, ["eu", "us", "ap"]);
+    let cfg = clients_cfg(&servers, 61, "paused", serde_json::json!({"stop": 6.0}));
+    let out = common::clients::run_client_script("aiortc_cluster.py", &[&cfg.to_string()]);
+    println!("{out}");
+    assert_eq!(out["ready"], true, "every member hears every other: {out}");
+    assert_eq!(out["before"]["node"], "n62", "{out}");
+    assert_eq!(
+        out["back"], true,
+        "every member hears every other while the owner is paused: {out}"
+    );
+    let after = &out["after"];
+    assert_ne!(after["node"], "n62", "{out}");
+    assert_eq!(after["epoch"], 2, "{out}");
+    let gaps = gaps_of(&out, "gaps");
+    let (median, max) = median_max(gaps.clone());
+    println!("pause: audio back {median:.2} s after SIGSTOP for the median client, {max:.2} s for the last ({gaps:?})");
+    assert!(
+        max <= 12.0,
+        "a paused owner is noticed by ping timeouts and the record's expiry: {out}"
+    );
+
+    // Resumed: it found it lost the room and stopped serving it (its record is back).
+    let resumed = &out["resumed"];
+    assert_eq!(
+        resumed["room"]["node"], after["node"],
+        "the old owner sees the new one: {out}"
+    );
+    for (id, n) in resumed["new_welcomes"].as_object().expect("welcomes") {
+        assert_eq!(
+            n, 0,
+            "member {id} was disturbed when the old owner came back: {out}"
+        );
+    }
+    let silences = gaps_of(resumed, "silence");
+    let (_, longest) = median_max(silences);
+    println!("after SIGCONT: longest silence of any member {longest:.2} s");
+    assert!(
+        longest < 1.0,
+        "audio kept flowing when the old owner came back: {out}"
+    );
+    let old = &servers[1];
+    let metrics = || {
+        let m = http()
+            .get(old.url("/metrics"))
+            .send()
+            .and_then(|r| r.text())
+            .expect("metrics");
+        (
+            common::clients::metric_sum(&m, "sluice_rooms ", ""),
+            common::clients::metric_sum(&m, "sluice_media_sessions ", ""),
+            common::clients::metric_sum(&m, "sluice_packets_out_total", ""),
+        )
+    };
+    let (rooms, sessions, sent) = metrics();
+    assert_eq!(
+        (rooms, sessions),
+        (0, 0),
+        "the old owner serves nothing of the room"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        metrics().2,
+        sent,
+        "nobody hears the room twice: the old owner forwards nothing"
+    );
+    // Nothing was deleted: the room and its three members are in the store, through any node
+    // (read while the clients were still there).
+    for room in resumed["rooms"].as_array().expect("rooms") {
+        assert_eq!(room["node"], after["node"], "{out}");
+        assert_eq!(
+            room["participants"].as_array().map(Vec::len),
+            Some(3),
+            "{out}"
+        );
+    }
+    drop(servers);
+}
+
+#[test]
+fn redis_killed_and_restarted_while_a_room_talks_never_stops_its_audio_and_placement_resumes() {
+    let mut redis = RedisServer::start();
+    let servers = three_nodes(&redis, 71, ["eu", "us", "ap"]);
+    let marker = std::env::temp_dir().join(format!("sluice-outage-{}", std::process::id()));
+    let marker = marker.to_string_lossy().to_string();
+    let cfg = clients_cfg(
+        &servers,
+        71,
+        "outage",
+        serde_json::json!({"outage": marker}),
+    );
+    let script = std::thread::spawn(move || {
+        common::clients::run_client_script("aiortc_cluster.py", &[&cfg.to_string()])
+    });
+    let ready = format!("{marker}.ready");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::path::Path::new(&ready).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if std::path::Path::new(&ready).exists() {
+        redis.kill();
+        std::thread::sleep(Duration::from_secs(3));
+        let (status, body) = call(
+            &servers[0],
+            "POST",
+            "/v1/rooms",
+            Some(serde_json::json!({"name": "during"})),
+        );
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["error"]["code"], "cluster_unavailable", "{body}");
+        redis.restart();
+        wait_ids(&servers[0], &["n71", "n72", "n73"], Duration::from_secs(5));
+        // A refresh more, for the owner to put its room back.
+        std::thread::sleep(Duration::from_millis(1500));
+        std::fs::write(format!("{marker}.healed"), "").expect("marker");
+    }
+    let out = script.join().expect("the script ran");
+    let _ = std::fs::remove_file(&ready);
+    let _ = std::fs::remove_file(format!("{marker}.healed"));
+    println!("{out}");
+    assert_eq!(out["ready"], true, "every member hears every other: {out}");
+    let o = &out["outage"];
+    assert_eq!(o["healed"], true, "{out}");
+    for (id, n) in o["new_welcomes"].as_object().expect("welcomes") {
+        assert_eq!(n, 0, "member {id} reconnected during the outage: {out}");
+    }
+    let (_, longest) = median_max(gaps_of(o, "silence"));
+    println!("Redis outage of 3 s: longest silence of any member {longest:.2} s");
+    assert!(longest < 1.0, "audio never stopped: {out}");
+    // Reconciled: every node sees the room again with its owner, epoch and members.
+    let owner = &out["before"]["node"];
+    for room in o["rooms"].as_array().expect("rooms") {
+        assert_eq!(&room["node"], owner, "{out}");
+        assert_eq!(room["epoch"], out["before"]["epoch"], "{out}");
+        assert_eq!(
+            room["participants"].as_array().map(Vec::len),
+            Some(3),
+            "{out}"
+        );
+    }
+    let owner_ws = servers
+        .iter()
+        .zip(71..)
+        .find(|(_, i)| *owner == format!("n{i}"))
+        .map(|(s, _)| s.base.replacen("http", "ws", 1))
+        .expect("owner");
+    assert!(
+        o["late"]["signal_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(&owner_ws)),
+        "a join after the outage is sent to the owner: {out}"
+    );
+    assert!(o["new_join"]["signal_url"].is_string(), "{out}");
     drop(servers);
 }
 

@@ -29,5 +29,5 @@ pub mod store;
 pub use control::{ControlMsg, ReplyTo, RoomAction};
 pub use error::ClusterError;
 pub use node::{Load, NodeInfo, NodeState};
-pub use room_docs::{Deleted, RoomDoc};
-pub use store::{ClusterStore, ControlInbox, Ownership};
+pub use room_docs::{Deleted, Put, RoomDoc};
+pub use store::{ClusterStore, ControlInbox, Held, Ownership};

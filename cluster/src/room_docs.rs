@@ -22,6 +22,17 @@ pub struct RoomDoc {
     pub owner: Option<Ownership>,
 }
 
+/// What a compare-and-set write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// Written: the new version.
+    Written(u64),
+    /// Someone else wrote first (or the room was created or deleted meanwhile): read it again.
+    Stale,
+    /// The write was for an owner at an epoch that no longer holds the room: nothing written.
+    Fenced,
+}
+
 /// What a delete did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deleted {
@@ -34,8 +45,14 @@ pub enum Deleted {
 }
 
 /// Writes ARGV[2] as the document of KEYS[1] if its version is ARGV[1] ('' : only if it does not
-/// exist), bumps the version and adds ARGV[3] to the set KEYS[2]. Returns the new version, or -1.
+/// exist), bumps the version and adds ARGV[3] to the set KEYS[2]. With ARGV[4] (a node) only while
+/// the owner entry KEYS[3] names that node at epoch ARGV[5]. Returns the new version, -1 (another
+/// version) or -2 (fenced: the room has another owner or epoch).
 const PUT_ROOM: &str = r"
+if ARGV[4] ~= '' then
+  local o = redis.call('HMGET', KEYS[3], 'node', 'epoch')
+  if o[1] ~= ARGV[4] or o[2] ~= ARGV[5] then return -2 end
+end
 local v = redis.call('HGET', KEYS[1], 'v')
 if ARGV[1] == '' then
   if v then return -1 end
@@ -112,23 +129,30 @@ impl ClusterStore {
     }
 
     /// Writes `doc` as room `room`'s document if its version is still `expected` (`None`: only if
-    /// the room does not exist). `Ok(Some(version))`: written; `Ok(None)`: someone else wrote
-    /// first (or the room was created or deleted meanwhile): read it again.
+    /// the room does not exist) and, with `as_owner`, only while that node still owns the room at
+    /// that epoch (an owner's own bookkeeping after a pause must not undo the new owner's room).
     pub async fn put_room_doc(
         &self,
         room: &str,
         expected: Option<u64>,
         doc: &str,
-    ) -> Result<Option<u64>, ClusterError> {
+        as_owner: Option<&Ownership>,
+    ) -> Result<Put, ClusterError> {
         let v: i64 = Script::new(PUT_ROOM)
             .key(self.keys.room(room))
             .key(self.keys.rooms())
+            .key(self.keys.room_owner(room))
             .arg(expected.map(|v| v.to_string()).unwrap_or_default())
             .arg(doc)
             .arg(room)
+            .arg(as_owner.map(|o| o.node.as_str()).unwrap_or_default())
+            .arg(as_owner.map(|o| o.epoch.to_string()).unwrap_or_default())
             .invoke_async(&mut self.con.clone())
             .await?;
-        Ok(u64::try_from(v).ok())
+        Ok(match v {
+            -2 => Put::Fenced,
+            v => u64::try_from(v).map_or(Put::Stale, Put::Written),
+        })
     }
 
     /// Deletes room `room` for node `node` unless another live node owns it (then that node's id

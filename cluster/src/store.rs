@@ -18,6 +18,17 @@ use crate::error::ClusterError;
 use crate::keys::{Keys, EVENTS_KEPT};
 use crate::node::NodeInfo;
 
+/// Whether a node still holds a room it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// It owns it at the epoch it serves.
+    Yes,
+    /// Another node or a later epoch has it, or it was given up: stop serving it.
+    Lost,
+    /// Redis has nothing of it (it lost its data): put it back.
+    Vanished,
+}
+
 /// A room's owner as Redis has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ownership {
@@ -86,6 +97,23 @@ if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
   return 1
 end
 return 0
+";
+
+/// Puts back room ARGV[4] for node ARGV[1] at epoch ARGV[2] (owner KEYS[1], placed counts KEYS[2]),
+/// and its document ARGV[3] (KEYS[3], in set KEYS[4]) if that is gone, only where the owner entry
+/// is gone entirely. Returns {owner, epoch, restored}.
+const RESTORE_ROOM: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch')
+  return {cur[1] or '', cur[2] or '0', 0}
+end
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'epoch', ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('HSET', KEYS[3], 'v', 1, 'doc', ARGV[3])
+end
+redis.call('SADD', KEYS[4], ARGV[4])
+return {ARGV[1], ARGV[2], 1}
 ";
 
 /// How long a released room's epoch is remembered.
@@ -262,13 +290,15 @@ impl ClusterStore {
         })
     }
 
-    /// For each `(room, epoch)` this node serves, whether it still owns it at that epoch (one round
-    /// trip). A `false` means another node took the room: stop serving it at once.
-    pub async fn still_owned(
+    /// For each `(room, epoch)` this node serves, whether it still holds it (one round trip): a
+    /// [`Held::Lost`] room was taken by another node (stop serving it at once); a
+    /// [`Held::Vanished`] one has no owner entry at all, not even a remembered epoch (Redis lost
+    /// its data: put the room back with [`Self::restore_room`]).
+    pub async fn held(
         &self,
         node: &str,
         rooms: &[(String, u64)],
-    ) -> Result<Vec<bool>, ClusterError> {
+    ) -> Result<Vec<Held>, ClusterError> {
         if rooms.is_empty() {
             return Ok(Vec::new());
         }
@@ -284,10 +314,40 @@ impl ClusterStore {
         Ok(got
             .into_iter()
             .zip(rooms)
-            .map(|((owner, epoch), (_, mine))| {
-                owner.as_deref() == Some(node) && epoch == Some(*mine)
+            .map(|(owner, (_, mine))| match owner {
+                (None, None) => Held::Vanished,
+                (Some(o), Some(e)) if o == node && e == *mine => Held::Yes,
+                _ => Held::Lost,
             })
             .collect())
+    }
+
+    /// Puts back room `room`, served by `node` at `epoch`, after Redis lost its data (restarted
+    /// empty): its owner entry, its count, and its document `doc` where that is gone too. Only if
+    /// the room has no owner entry at all; else the owner it has comes back (`restored` false).
+    pub async fn restore_room(
+        &self,
+        room: &str,
+        node: &str,
+        epoch: u64,
+        doc: &str,
+    ) -> Result<(Ownership, bool), ClusterError> {
+        let (owner, epoch, restored): (String, String, u8) = Script::new(RESTORE_ROOM)
+            .key(self.keys.room_owner(room))
+            .key(self.keys.placed())
+            .key(self.keys.room(room))
+            .key(self.keys.rooms())
+            .arg(node)
+            .arg(epoch)
+            .arg(doc)
+            .arg(room)
+            .invoke_async(&mut self.con.clone())
+            .await?;
+        let epoch = epoch.parse().map_err(|_| ClusterError::BadRecord {
+            key: self.keys.room_owner(room),
+            reason: format!("epoch {epoch:?} is not a number"),
+        })?;
+        Ok((Ownership { node: owner, epoch }, restored == 1))
     }
 
     /// Gives `room` up if `node` still owns it at `epoch`; true if it did. Never touches a room

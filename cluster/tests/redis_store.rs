@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use redis_server::RedisServer;
 use sluice_cluster::keys::Keys;
-use sluice_cluster::{ClusterStore, Deleted, Load, NodeInfo, NodeState, Ownership};
+use sluice_cluster::{ClusterStore, Deleted, Held, Load, NodeInfo, NodeState, Ownership, Put};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -131,13 +131,11 @@ fn a_room_whose_owner_died_moves_with_a_new_epoch_and_the_old_owner_is_fenced() 
         );
         // a comes back: it finds it lost the room, and its release cannot remove b's.
         let rooms = [("room".to_string(), 1)];
-        assert_eq!(s.still_owned("a", &rooms).await.unwrap(), [false]);
+        assert_eq!(s.held("a", &rooms).await.unwrap(), [Held::Lost]);
         assert!(!s.release_room("room", "a", 1).await.unwrap());
         assert_eq!(
-            s.still_owned("b", &[("room".to_string(), 2)])
-                .await
-                .unwrap(),
-            [true]
+            s.held("b", &[("room".to_string(), 2)]).await.unwrap(),
+            [Held::Yes]
         );
         // b gives it up cleanly; the epoch is remembered, so the next owner's is larger.
         assert!(s.release_room("room", "b", 2).await.unwrap());
@@ -203,20 +201,27 @@ fn room_documents_are_written_only_by_compare_and_set_and_never_deleted_under_a_
             .await
             .unwrap();
         assert_eq!(s.room_doc("lobby").await.unwrap(), None);
-        assert_eq!(s.put_room_doc("lobby", None, "{1}").await.unwrap(), Some(1));
         assert_eq!(
-            s.put_room_doc("lobby", None, "{again}").await.unwrap(),
-            None,
+            s.put_room_doc("lobby", None, "{1}", None).await.unwrap(),
+            Put::Written(1)
+        );
+        assert_eq!(
+            s.put_room_doc("lobby", None, "{again}", None)
+                .await
+                .unwrap(),
+            Put::Stale,
             "a room is created once"
         );
         // Two writers that both read version 1: the first wins, the second must read again.
         assert_eq!(
-            s.put_room_doc("lobby", Some(1), "{2}").await.unwrap(),
-            Some(2)
+            s.put_room_doc("lobby", Some(1), "{2}", None).await.unwrap(),
+            Put::Written(2)
         );
         assert_eq!(
-            s.put_room_doc("lobby", Some(1), "{2'}").await.unwrap(),
-            None
+            s.put_room_doc("lobby", Some(1), "{2'}", None)
+                .await
+                .unwrap(),
+            Put::Stale
         );
         let doc = s.room_doc("lobby").await.unwrap().unwrap();
         assert_eq!((doc.version, doc.doc.as_str(), doc.owner), (2, "{2}", None));
@@ -266,6 +271,21 @@ fn room_documents_are_written_only_by_compare_and_set_and_never_deleted_under_a_
         let (still, moved) = s.take_over("lobby", &dead, "b").await.unwrap();
         assert!(!moved);
         assert_eq!(still, now);
+        // b comes back from a pause: its own bookkeeping (as owner at epoch 1) is fenced off, the
+        // new owner's goes through.
+        let doc = s.room_doc("lobby").await.unwrap().unwrap();
+        assert_eq!(
+            s.put_room_doc("lobby", Some(doc.version), "{b's}", Some(&dead))
+                .await
+                .unwrap(),
+            Put::Fenced
+        );
+        assert_eq!(
+            s.put_room_doc("lobby", Some(doc.version), "{a's}", Some(&now))
+                .await
+                .unwrap(),
+            Put::Written(doc.version + 1)
+        );
         // Its owner deletes it; the epoch is remembered for the next owner.
         assert_eq!(
             s.delete_room_doc("lobby", "a").await.unwrap(),
@@ -277,12 +297,73 @@ fn room_documents_are_written_only_by_compare_and_set_and_never_deleted_under_a_
             s.delete_room_doc("lobby", "a").await.unwrap(),
             Deleted::NotFound
         );
-        assert_eq!(s.put_room_doc("lobby", Some(2), "{x}").await.unwrap(), None);
         assert_eq!(
-            s.put_room_doc("lobby", None, "{new}").await.unwrap(),
-            Some(1)
+            s.put_room_doc("lobby", Some(3), "{x}", None).await.unwrap(),
+            Put::Stale
+        );
+        assert_eq!(
+            s.put_room_doc("lobby", None, "{new}", None).await.unwrap(),
+            Put::Written(1)
         );
         let (again, _) = s.claim_room("lobby", "a").await.unwrap();
         assert_eq!(again.epoch, 3, "epochs never go back");
+    });
+}
+
+#[test]
+fn an_owner_puts_back_its_rooms_after_redis_lost_its_data_and_never_over_another_owner() {
+    let mut r = RedisServer::start();
+    runtime().block_on(async {
+        let s = store(&r);
+        s.register(&node("a", "eu"), Duration::from_secs(10))
+            .await
+            .unwrap();
+        s.put_room_doc("talk", None, "{talk}", None).await.unwrap();
+        let (mine, _) = s.claim_room("talk", "a").await.unwrap();
+        let served = [("talk".to_string(), mine.epoch)];
+        assert_eq!(s.held("a", &served).await.unwrap(), [Held::Yes]);
+
+        // Redis restarts empty: the room vanished, and its owner puts it back at its epoch.
+        r.restart();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let held = loop {
+            match s.held("a", &served).await {
+                Ok(h) => break h,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("redis did not come back: {e}"),
+            }
+        };
+        assert_eq!(held, [Held::Vanished]);
+        assert_eq!(s.room_doc("talk").await.unwrap(), None);
+        let (back, restored) = s
+            .restore_room("talk", "a", mine.epoch, "{talk}")
+            .await
+            .unwrap();
+        assert!(restored);
+        assert_eq!(back, mine);
+        let doc = s.room_doc("talk").await.unwrap().unwrap();
+        assert_eq!(
+            (doc.doc.as_str(), doc.owner),
+            ("{talk}", Some(mine.clone()))
+        );
+        assert_eq!(s.room_docs().await.unwrap(), ["{talk}"]);
+        assert_eq!(s.held("a", &served).await.unwrap(), [Held::Yes]);
+
+        // A node that lost the room (released, or taken) never puts it back over its new owner.
+        assert!(s.release_room("talk", "a", mine.epoch).await.unwrap());
+        assert_eq!(s.held("a", &served).await.unwrap(), [Held::Lost]);
+        s.register(&node("b", "eu"), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let (theirs, _) = s.claim_room("talk", "b").await.unwrap();
+        let (owner, restored) = s
+            .restore_room("talk", "a", mine.epoch, "{old}")
+            .await
+            .unwrap();
+        assert!(!restored);
+        assert_eq!(owner, theirs);
+        assert_eq!(s.room_doc("talk").await.unwrap().unwrap().doc, "{talk}");
     });
 }

@@ -5,8 +5,8 @@
 //! what it has; the record is written again as soon as Redis answers (the store reconnects by
 //! itself). Redis being away never makes the node unhealthy.
 //!
-//! With every record it checks the epochs of the rooms it serves, and stops serving any room
-//! another node took meanwhile (fencing).
+//! With every record it checks the epochs of the rooms it serves, stops serving any room another
+//! node took meanwhile (fencing), and puts back any room a Redis restarted without its data lost.
 //!
 //! It also listens on this node's control channel ([`spawn_control`]): what other nodes ask of it
 //! (drain), applied at once and made visible by writing the record again.
@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_cluster::ControlMsg;
+use sluice_cluster::{ControlMsg, Held};
 
 use crate::cluster_calls::Answer;
 use crate::state::AppState;
@@ -47,7 +47,7 @@ pub fn spawn(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
                         tracing::info!(node = %record.id, region = %record.region, url = %record.url, "joined the cluster");
                     }
                     registered = true;
-                    fence_lost_rooms(&state, &store, &record.id).await;
+                    check_rooms(&state, &store, &record.id).await;
                 }
                 Err(e) => {
                     if down_since.is_none() {
@@ -66,19 +66,49 @@ pub fn spawn(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
 
 /// Checks that this node still holds the epoch of every room it serves (one round trip) and stops
 /// serving, at once, each room another node took (after a pause or a partition): see
-/// [`AppState::fence`]. While Redis does not answer nothing is fenced: rooms keep going.
-async fn fence_lost_rooms(state: &AppState, store: &sluice_cluster::ClusterStore, me: &str) {
+/// [`AppState::fence`]. A room Redis has nothing of (it restarted without its data) is put back
+/// from this node's copy at the epoch it serves, so the cluster sees it again. While Redis does
+/// not answer nothing is fenced: rooms keep going.
+async fn check_rooms(state: &AppState, store: &sluice_cluster::ClusterStore, me: &str) {
     let Some(c) = &state.cluster_rooms else {
         return;
     };
     let served = c.served();
-    let Ok(owned) = store.still_owned(me, &served).await else {
+    let Ok(held) = store.held(me, &served).await else {
         return;
     };
-    for ((room, epoch), still) in served.iter().zip(owned) {
+    for ((room, epoch), held) in served.iter().zip(held) {
         // A room served again meanwhile (a new epoch) is checked at the next refresh.
-        if !still && c.serves(room) == Some(*epoch) {
-            state.fence(room);
+        if c.serves(room) != Some(*epoch) {
+            continue;
+        }
+        match held {
+            Held::Yes => {}
+            Held::Lost => state.fence(room),
+            Held::Vanished => {
+                let Ok(local) = state.rooms().get(room).cloned() else {
+                    continue;
+                };
+                let restored = match c.stored_doc(&local) {
+                    Ok(doc) => store.restore_room(room, me, *epoch, &doc).await,
+                    Err(e) => {
+                        tracing::warn!(%room, error = %e.message, "could not put a room back into the cluster store");
+                        continue;
+                    }
+                };
+                match restored {
+                    Ok((_, true)) => {
+                        tracing::info!(%room, epoch, "room put back into the cluster store (Redis had lost it)")
+                    }
+                    Ok((owner, false)) if owner.node != me || owner.epoch != *epoch => {
+                        state.fence(room)
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(%room, error = %e, "could not put a room back into the cluster store")
+                    }
+                }
+            }
         }
     }
 }

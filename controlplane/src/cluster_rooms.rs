@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sluice_cluster::region::Regions;
-use sluice_cluster::{ClusterStore, Ownership};
+use sluice_cluster::{ClusterStore, Ownership, Put};
 
 use crate::error::ApiError;
 use crate::rooms::{Room, RoomDefaults, Rooms};
@@ -84,11 +84,13 @@ impl ClusterRooms {
     }
 
     /// Applies `rule` to room `name` and writes the result back (compare-and-set, retried);
-    /// returns what the rule returned and the room afterwards (`None`: it does not exist).
+    /// returns what the rule returned and the room afterwards (`None`: it does not exist). With
+    /// `as_owner`, only while that owner and epoch hold the room (else 409 `fenced`).
     pub(crate) async fn update<T>(
         &self,
         defaults: RoomDefaults,
         name: &str,
+        as_owner: Option<&Ownership>,
         mut rule: impl FnMut(&mut Rooms) -> Result<T, ApiError>,
     ) -> Result<(T, Option<Room>), ApiError> {
         for _ in 0..CAS_TRIES {
@@ -103,13 +105,19 @@ impl ClusterRooms {
                 seq,
             })
             .map_err(|e| ApiError::internal(e.to_string()))?;
-            if self
+            match self
                 .store
-                .put_room_doc(name, version, &doc)
+                .put_room_doc(name, version, &doc, as_owner)
                 .await?
-                .is_some()
             {
-                return Ok((out, Some(room)));
+                Put::Written(_) => return Ok((out, Some(room))),
+                Put::Stale => {}
+                Put::Fenced => {
+                    return Err(ApiError::conflict(
+                        "fenced",
+                        format!("room {name:?} has another owner now: this node's change is void"),
+                    ))
+                }
             }
         }
         Err(ApiError::conflict(
@@ -117,6 +125,30 @@ impl ClusterRooms {
             format!("room {name:?} is being changed by many calls at once: try again"),
         ))
     }
+}
+
+impl ClusterRooms {
+    /// `room` (this node's copy) as its document: the form [`Self::load`] reads back.
+    pub(crate) fn stored_doc(&self, room: &Room) -> Result<String, ApiError> {
+        serde_json::to_string(&StoredRoom {
+            room: stored_form(room.clone()),
+            seq: participant_seq(room),
+        })
+        .map_err(|e| ApiError::internal(e.to_string()))
+    }
+}
+
+/// The participant counter a room's ids reached (`p_{hex counter}_{random}`), for a document put
+/// back from a copy that does not carry the counter.
+fn participant_seq(room: &Room) -> u64 {
+    room.participants
+        .iter()
+        .filter_map(|p| {
+            let hex = p.id.strip_prefix("p_")?.split('_').next()?;
+            u64::from_str_radix(hex, 16).ok()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// A room without the fields that are live (they are filled in when shown).

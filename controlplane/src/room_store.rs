@@ -68,7 +68,7 @@ impl AppState {
         let name = req.name.clone();
         crate::rooms::validate_room_name(&name)?;
         let (room, _) = c
-            .update(self.room_defaults(), &name, |view| {
+            .update(self.room_defaults(), &name, None, |view| {
                 view.create(req.clone(), now)
             })
             .await?;
@@ -147,7 +147,7 @@ impl AppState {
         };
         let region = region.unwrap_or(&self.node.identity().region).to_string();
         let (p, after) = c
-            .update(self.room_defaults(), room, |view| {
+            .update(self.room_defaults(), room, None, |view| {
                 view.add_participant(room, req.clone(), now, &mut rand::rng())
             })
             .await?;
@@ -315,7 +315,7 @@ impl AppState {
             return self.rooms().remove_participant(room, id);
         };
         let (p, _) = c
-            .update(self.room_defaults(), room, |view| {
+            .update(self.room_defaults(), room, None, |view| {
                 view.remove_participant(room, id)
             })
             .await?;
@@ -326,18 +326,31 @@ impl AppState {
     }
 
     /// In a cluster, removes a participant from the room's document in the background (a member
-    /// whose socket closed, or whose join grace ran out: this node's copy is already updated).
+    /// whose socket closed, or whose join grace ran out: this node's copy is already updated),
+    /// only while this node still owns the room at the epoch it serves: an owner that was paused
+    /// and lost the room never removes the members who moved on to the new owner.
     pub fn forget_in_cluster(&self, room: &str, id: &str) {
         let Some(c) = self.cluster_rooms.clone() else {
             return;
         };
+        let Some(epoch) = c.serves(room) else {
+            return;
+        };
+        let me = sluice_cluster::Ownership {
+            node: self.node.identity().id.clone(),
+            epoch,
+        };
         let (defaults, room, id) = (self.room_defaults(), room.to_string(), id.to_string());
         tokio::spawn(async move {
             let removed = c
-                .update(defaults, &room, |view| view.remove_participant(&room, &id))
+                .update(defaults, &room, Some(&me), |view| {
+                    view.remove_participant(&room, &id)
+                })
                 .await;
             if let Err(e) = removed {
-                if e.code != "unknown_participant" && e.code != "unknown_room" {
+                if e.code == "fenced" {
+                    tracing::info!(%room, participant = %id, "not removed from the cluster store: another node owns the room now");
+                } else if e.code != "unknown_participant" && e.code != "unknown_room" {
                     tracing::warn!(%room, participant = %id, error = %e.message, "could not remove a participant from the cluster store");
                 }
             }

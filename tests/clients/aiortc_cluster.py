@@ -2,7 +2,7 @@
 node, and back after that node is killed (docs/cluster.md; DESIGN.md, "Cluster").
 
 Usage: aiortc_cluster.py '<json>' with {"nodes": [{"base": "http://…", "pid": 123, "region": "eu"}, …],
-"key": API key, "room": name, "kill": true|false}
+"key": API key, "room": name, and at most one of "kill": true, "stop": seconds, "outage": marker path}
 
 1. The room is created through node 1 (an SFU room). Member i gets its token from node i (member 0
    as a client in node 2's region, so the room is placed there), and opens signaling on node i: a
@@ -12,8 +12,18 @@ Usage: aiortc_cluster.py '<json>' with {"nodes": [{"base": "http://…", "pid": 
    node, then the `entry_urls` of its last `welcome`, backing off from 250 ms; the node it reaches
    places the room again and redirects it; it offers again.
 
-Prints one JSON object: the room before and after, per member its redirects and, after the kill,
-the gap (seconds from the kill until it decoded 3 frames of every other member again).
+   With "stop" the room's node is paused (SIGSTOP) instead, for that many seconds (longer than its
+   record's expiry): the clients' pings time out, they reconnect and the room moves; then the node
+   is resumed (SIGCONT) and the clients are watched for 4 s more (it must fence itself: nobody is
+   disturbed, nobody hears the room twice).
+3. With "outage" the script writes `<marker>.ready` once everyone hears everyone and watches the
+   audio until the test (which kills Redis and starts it again, empty) writes `<marker>.healed`;
+   then it joins a fourth participant through another node and creates and joins a second room,
+   to show that placement works again.
+
+Prints one JSON object: the room before and after, per member its redirects and, after the kill or
+pause, the gap (seconds from it until the member decoded 3 frames of every other member again);
+while watched, per member the longest silence of any other member and how many `welcome`s it got.
 """
 
 import asyncio
@@ -31,6 +41,7 @@ from aiortc_hybrid import Tone, api
 
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
+T0 = time.monotonic()
 BACK_FRAMES = 3  # frames of a member that count as hearing it again
 
 
@@ -59,7 +70,11 @@ class Member:
         self.since = None  # the kill: (time, frames per participant then)
         self.back = {}  # participant -> seconds after the kill its BACK_FRAMES-th frame came
         self.redirects = []
+        self.watch = None  # since when silences are measured
+        self.last = {}  # participant -> when its last frame came
+        self.silence = {}  # participant -> longest gap between its frames while watched
         self.welcomes = 0
+        self.log = []  # (seconds since start, what happened) on the signaling path
         self.errors = []
         self.done = False
 
@@ -74,6 +89,11 @@ class Member:
                 if frame.samples <= 0 or who is None:
                     continue
                 self.frames[who] = self.frames.get(who, 0) + 1
+                now = time.monotonic()
+                if self.watch is not None:
+                    prev = max(self.last.get(who, self.watch), self.watch)
+                    self.silence[who] = max(self.silence.get(who, 0.0), now - prev)
+                self.last[who] = now
                 if self.since and who not in self.back:
                     at, before = self.since
                     if self.frames[who] - before.get(who, 0) >= BACK_FRAMES and self.pc_started > at:
@@ -84,7 +104,9 @@ class Member:
     async def offer(self, audio_slots):
         old, self.pc = self.pc, RTCPeerConnection(RTCConfiguration(iceServers=[]))
         if old:
-            await old.close()
+            # In the background: closing a connection to a node that is gone (or paused) can take
+            # seconds, and the new one must not wait for it.
+            asyncio.ensure_future(old.close())
         self.pc_started = time.monotonic()
         self.slots = {}
         pc = self.pc
@@ -100,9 +122,13 @@ class Member:
         await pc.setLocalDescription(await pc.createOffer())
         await self.ws.send(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
 
+    def note(self, what):
+        self.log.append((round(time.monotonic() - T0, 2), what))
+
     async def session(self, url):
         """One signaling socket; returns ("redirect", url), ("bye", reason) or ("closed", None)."""
-        async with websockets.connect(url, max_size=2**20, open_timeout=2, ping_interval=1, ping_timeout=2) as ws:
+        self.note("connect " + url.split("/v1/")[0])
+        async with websockets.connect(url, max_size=2**20, open_timeout=2, ping_interval=1, ping_timeout=2, close_timeout=1) as ws:
             self.ws = ws
             try:
                 async for raw in ws:
@@ -113,6 +139,7 @@ class Member:
                     if t == "bye":
                         return ("bye", msg["reason"])
                     if t == "welcome":
+                        self.note("welcome")
                         self.welcomes += 1
                         self.entry_urls = msg.get("entry_urls", [])
                         await self.offer(msg["audio_slots"])
@@ -124,16 +151,22 @@ class Member:
                         self.errors.append(msg)
             except websockets.ConnectionClosed:
                 pass
+        self.note("closed")
         return ("closed", None)
 
     def candidates(self):
         """Where to reconnect after a socket closed without bye: the last URL once, the entry
-        node, then the other nodes the last welcome named."""
+        node, then the other nodes the last welcome named (the node that failed skipped once)."""
         yield self.url
+        failed = self.url.split("/v1/")[0]
+        first = True
         while True:
-            yield f"{ws_base(self.entry)}/v1/signal?token={self.token}"
-            for base in self.entry_urls:
+            for base in [self.entry] + self.entry_urls:
+                # Not straight back to the node that just failed us (the entry may be it).
+                if first and ws_base(base) == failed:
+                    continue
                 yield f"{ws_base(base)}/v1/signal?token={self.token}"
+            first = False
 
     async def run(self):
         url, backoff = self.url, 0.25
@@ -143,6 +176,7 @@ class Member:
                 how, arg = await self.session(url)
             except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as e:
                 how, arg = ("failed", repr(e))
+                self.note("failed " + type(e).__name__)
             if how == "redirect":
                 self.redirects.append(arg.split("/v1/")[0])
                 url, self.url, tries, backoff = arg, arg, None, 0.25
@@ -164,6 +198,14 @@ class Member:
 
     def hears(self, others, n=25):
         return all(self.frames.get(o, 0) >= n for o in others)
+
+    def start_watch(self):
+        self.watch, self.silence = time.monotonic(), {}
+
+    def longest_silence(self, others):
+        """The longest any other member was silent since start_watch, up to now."""
+        now = time.monotonic()
+        return max(max(self.silence.get(o, 0.0), now - max(self.last.get(o, self.watch), self.watch)) for o in others)
 
 
 async def wait_until(cond, timeout):
@@ -191,22 +233,55 @@ async def main():
         out["ready"] = await wait_until(lambda: all(m.hears(others[m.id]) for m in members), 40)
         out["before"] = api(nodes[2]["base"], key, "GET", f"/v1/rooms/{room}")
         out["redirects"] = {m.id: list(m.redirects) for m in members}
-        if cfg.get("kill") and out["ready"]:
-            owner = out["before"]["node"]
-            victim = next(n for n in nodes if n["id"] == owner)
+        owner = out["before"].get("node")
+        victim = next((n for n in nodes if n["id"] == owner), None)
+        if (cfg.get("kill") or cfg.get("stop")) and out["ready"] and victim:
             now = time.monotonic()
             for m in members:
                 m.since = (now, dict(m.frames))
-            os.kill(victim["pid"], signal.SIGKILL)
-            back = await wait_until(lambda: all(len(m.back) == len(others[m.id]) for m in members), 20)
+            os.kill(victim["pid"], signal.SIGSTOP if cfg.get("stop") else signal.SIGKILL)
+            out["hit_at"] = round(now - T0, 2)
+            back = await wait_until(lambda: all(len(m.back) == len(others[m.id]) for m in members), 25)
             out["back"] = back
             out["gaps"] = {m.id: max(m.back.values()) if len(m.back) == len(others[m.id]) else None for m in members}
             alive = next(n for n in nodes if n["id"] != owner)
             out["after"] = api(alive["base"], key, "GET", f"/v1/rooms/{room}")
             out["redirects_after"] = {m.id: list(m.redirects) for m in members}
+            if cfg.get("stop"):
+                await asyncio.sleep(max(0.0, cfg["stop"] - (time.monotonic() - now)))
+                welcomes = {m.id: m.welcomes for m in members}
+                for m in members:
+                    m.start_watch()
+                os.kill(victim["pid"], signal.SIGCONT)
+                await asyncio.sleep(4)
+                out["resumed"] = {
+                    "silence": {m.id: m.longest_silence(others[m.id]) for m in members},
+                    "new_welcomes": {m.id: m.welcomes - welcomes[m.id] for m in members},
+                    "room": api(victim["base"], key, "GET", f"/v1/rooms/{room}"),
+                    "rooms": [api(n["base"], key, "GET", f"/v1/rooms/{room}") for n in nodes],
+                }
+        if cfg.get("outage") and out["ready"]:
+            marker = cfg["outage"]
+            welcomes = {m.id: m.welcomes for m in members}
+            for m in members:
+                m.start_watch()
+            open(marker + ".ready", "w").close()
+            healed = await wait_until(lambda: os.path.exists(marker + ".healed"), 30)
+            out["outage"] = {
+                "healed": healed,
+                "silence": {m.id: m.longest_silence(others[m.id]) for m in members},
+                "new_welcomes": {m.id: m.welcomes - welcomes[m.id] for m in members},
+                "rooms": [api(n["base"], key, "GET", f"/v1/rooms/{room}") for n in nodes],
+                # Placement works again: a fourth member through another node is sent to the
+                # owner, and a new room is placed.
+                "late": api(nodes[2]["base"], key, "POST", f"/v1/rooms/{room}/participants", {"name": "late"}),
+                "new_room": api(nodes[1]["base"], key, "POST", "/v1/rooms", {"name": room + "-2", "mode": "sfu"}),
+                "new_join": api(nodes[1]["base"], key, "POST", f"/v1/rooms/{room}-2/participants", {"name": "x"}),
+            }
         out["frames"] = {m.id: m.frames for m in members}
     finally:
         out["errors"] = {m.id: m.errors for m in members if m.errors}
+        out["log"] = {m.id: m.log for m in members}
         for m in members:
             m.done = True
             if m.pc:

@@ -4,7 +4,8 @@
 //! state directory (mode 0600) and printed once; a configured one (`--api-key`, better
 //! `--api-key-file`) shorter than 32 characters is refused. Guests may join without the key only
 //! where `--guest-join` allows it (by default: only on a loopback HTTP listener). SIGTERM or SIGINT
-//! shuts down gracefully and exits 0.
+//! shuts down gracefully and exits 0; in a cluster it drains first (its rooms move to other nodes,
+//! [`sluice_controlplane::room_moves`]).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -232,7 +233,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             http_counters,
             async move {
                 shutdown_signal().await;
-                // Every member gets `bye` and is reported as gone; every room as finished.
+                // In a cluster the rooms move to other nodes first (members are redirected).
+                on_shutdown.drain_for_exit().await;
+                // Every member left gets `bye` and is reported as gone; every room as finished.
                 on_shutdown.shutdown();
             },
             Duration::from_secs(2),

@@ -541,6 +541,61 @@ fn an_owner_paused_past_its_expiry_loses_the_room_and_fences_itself_when_resumed
 }
 
 #[test]
+fn a_drained_node_and_one_stopped_with_sigterm_move_their_room_without_a_gap_and_the_stopped_one_exits_0(
+) {
+    let redis = RedisServer::start();
+    let mut servers = three_nodes(&redis, 81, ["eu", "us", "ap"]);
+    let cfg = clients_cfg(&servers, 81, "drained", serde_json::json!({"drain": true}));
+    let out = common::clients::run_client_script("aiortc_cluster.py", &[&cfg.to_string()]);
+    println!("{out}");
+    assert_eq!(out["ready"], true, "every member hears every other: {out}");
+    let drains = out["drains"].as_array().expect("two drains");
+    assert_eq!(drains.len(), 2, "{out}");
+    let mut epoch = out["before"]["epoch"].as_u64().expect("epoch");
+    for d in drains {
+        let how = d["how"].as_str().unwrap_or_default();
+        assert_eq!(
+            d["back"], true,
+            "{how}: every member hears every other on the new node: {out}"
+        );
+        assert_ne!(d["room"]["node"], d["from"], "{how}: the room moved: {out}");
+        epoch += 1;
+        assert_eq!(d["room"]["epoch"], epoch, "{how}: {out}");
+        assert_eq!(
+            d["room"]["participants"].as_array().map(Vec::len),
+            Some(3),
+            "{how}: nobody was removed by the move: {out}"
+        );
+        for (id, n) in d["new_welcomes"].as_object().expect("welcomes") {
+            assert_eq!(n, 1, "{how}: member {id} was redirected once: {out}");
+        }
+        let (_, longest) = median_max(gaps_of(d, "silence"));
+        println!("{how}: longest silence of any member while the room moved: {longest:.2} s");
+        assert!(
+            longest < 1.0,
+            "{how}: no gap longer than the P2P/SFU switch allows (1 s): {out}"
+        );
+    }
+    // The node stopped with SIGTERM drained, then exited 0.
+    let stopped = drains[1]["from"].as_str().unwrap_or_default();
+    let i = (81..)
+        .take(3)
+        .position(|i| stopped == format!("n{i}"))
+        .expect("the stopped node");
+    let status = servers.remove(i).terminate();
+    assert!(status.success(), "exit after the drain: {status:?}");
+    let drained = drains[0]["from"].as_str().unwrap_or_default();
+    let (status, listed) = nodes(&servers[0]);
+    assert_eq!(status, StatusCode::OK);
+    let state = listed["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["id"] == drained))
+        .map(|n| n["state"].clone());
+    assert_eq!(state, Some(Value::from("draining")), "{listed}");
+    drop(servers);
+}
+
+#[test]
 fn redis_killed_and_restarted_while_a_room_talks_never_stops_its_audio_and_placement_resumes() {
     let mut redis = RedisServer::start();
     let servers = three_nodes(&redis, 71, ["eu", "us", "ap"]);

@@ -56,7 +56,8 @@ fn unknown_node(id: &str) -> ApiError {
     ApiError::not_found("unknown_node", format!("no live node {id:?}"))
 }
 
-/// Drains a node: it takes no new rooms (its rooms stay where they are).
+/// Drains a node: it takes no new rooms and moves the rooms it serves, one by one, to other nodes
+/// (members get `redirect`); it answers once the node's record says `draining`.
 #[utoipa::path(post, path = "/v1/nodes/{id}/drain", params(("id" = String, Path, description = "Node id")),
     responses((status = 200, body = NodeInfo, description = "the node's record, now `draining`"), (status = 401, body = ErrorBody),
     (status = 404, body = ErrorBody, description = "`unknown_node`"), (status = 503, body = ErrorBody),
@@ -83,10 +84,13 @@ pub async fn undrain_node(
     set_draining(&s, &id, false).await.map(Json)
 }
 
-async fn set_draining(s: &AppState, id: &str, draining: bool) -> Result<NodeInfo, ApiError> {
+async fn set_draining(s: &Arc<AppState>, id: &str, draining: bool) -> Result<NodeInfo, ApiError> {
     if id == s.node.identity().id {
         s.node.set_draining(draining);
         publish_record(s).await;
+        if draining {
+            s.start_drain();
+        }
         return Ok(s.node_record(Instant::now()));
     }
     let Some(store) = &s.cluster else {

@@ -9,7 +9,7 @@
 //! node took meanwhile (fencing), and puts back any room a Redis restarted without its data lost.
 //!
 //! It also listens on this node's control channel ([`spawn_control`]): what other nodes ask of it
-//! (drain), applied at once and made visible by writing the record again.
+//! (drain: then its rooms move, [`crate::room_moves`]; room actions), applied at once and made visible by writing the record again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -185,6 +185,9 @@ async fn apply(state: &Arc<AppState>, msg: ControlMsg) {
                 }
             );
             publish_record(state).await;
+            if draining {
+                state.start_drain();
+            }
         }
     }
 }

@@ -438,6 +438,24 @@ impl Hub {
         self.end_room(room, ServerMsg::Moved)
     }
 
+    /// Forgets a room that moved to another node (a drain): each member gets `redirect` to the URL
+    /// `url_for` gives it (its socket closes after it; one without a URL closes without a word, and
+    /// reconnects). Returns how many members there were.
+    pub fn redirect_room(
+        &self,
+        room: &str,
+        url_for: impl Fn(&PeerInfo) -> Option<String>,
+    ) -> usize {
+        let Some(live) = self.lock().remove(room) else {
+            return 0;
+        };
+        for m in live.members.values() {
+            let msg = url_for(&m.info).map_or(ServerMsg::Moved, |url| ServerMsg::Redirect { url });
+            let _ = m.tx.try_send(msg);
+        }
+        live.members.len()
+    }
+
     fn end_room(&self, room: &str, msg: ServerMsg) -> usize {
         let Some(live) = self.lock().remove(room) else {
             return 0;
@@ -585,6 +603,31 @@ mod tests {
             "once per switch"
         );
         assert_eq!(hub.switches(), (1, 1));
+    }
+
+    #[test]
+    fn a_moved_room_redirects_each_member_to_its_own_url_and_is_forgotten() {
+        let hub = Hub::default();
+        let t0 = Now::read();
+        let (a_tx, mut a_rx) = mpsc::channel(16);
+        let (b_tx, mut b_rx) = mpsc::channel(16);
+        let a = hub.join("r", rules(), peer("a"), a_tx, t0);
+        hub.join("r", rules(), peer("b"), b_tx, t0);
+        drain(&mut a_rx);
+        let n = hub.redirect_room("r", |p| {
+            (p.id == "a").then(|| format!("ws://next/{}", p.id))
+        });
+        assert_eq!(n, 2);
+        assert!(matches!(a_rx.try_recv(), Ok(ServerMsg::Redirect { url }) if url == "ws://next/a"));
+        assert!(
+            matches!(b_rx.try_recv(), Ok(ServerMsg::Moved)),
+            "no URL: closed without a word"
+        );
+        assert!(hub.live("r").is_none());
+        assert!(
+            !hub.leave("r", "a", a.conn, t0.instant),
+            "a moved member's socket closing is not a leave"
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub mod metrics;
 pub mod mode;
 pub mod node;
 pub mod rate_limit;
+pub mod room_moves;
 pub mod room_store;
 pub mod rooms;
 pub mod router;

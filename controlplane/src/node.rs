@@ -54,6 +54,8 @@ struct Sample {
 pub struct NodeSelf {
     identity: NodeIdentity,
     draining: AtomicBool,
+    /// A drain is moving rooms now.
+    moving: AtomicBool,
     /// The last sample the rates were measured from, and those rates.
     last: Mutex<Option<Sample>>,
 }
@@ -64,6 +66,7 @@ impl NodeSelf {
         Self {
             identity,
             draining: AtomicBool::new(false),
+            moving: AtomicBool::new(false),
             last: Mutex::new(None),
         }
     }
@@ -76,6 +79,21 @@ impl NodeSelf {
     /// Takes no new rooms from now on (or takes them again).
     pub fn set_draining(&self, draining: bool) {
         self.draining.store(draining, Ordering::Relaxed);
+    }
+
+    /// Whether it takes no new rooms.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Marks a drain as moving rooms; false if one already is.
+    pub fn start_moving(&self) -> bool {
+        !self.moving.swap(true, Ordering::AcqRel)
+    }
+
+    /// The drain that was moving rooms is done.
+    pub fn done_moving(&self) {
+        self.moving.store(false, Ordering::Release);
     }
 
     /// Its record at `now` from the totals `c`: packets/s and CPU over the time since the sample

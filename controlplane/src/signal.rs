@@ -341,6 +341,12 @@ async fn run_socket(
                         reason = "room moved";
                         break;
                     }
+                    Some(msg @ ServerMsg::Redirect { .. }) => {
+                        let _ = send(&mut socket, &msg).await;
+                        let _ = socket.send(Message::Close(None)).await;
+                        reason = "room moved";
+                        break;
+                    }
                     Some(msg) => {
                         let bye = matches!(msg, ServerMsg::Bye { .. });
                         if !send(&mut socket, &msg).await || bye {

@@ -2,7 +2,8 @@
 node, and back after that node is killed (docs/cluster.md; DESIGN.md, "Cluster").
 
 Usage: aiortc_cluster.py '<json>' with {"nodes": [{"base": "http://…", "pid": 123, "region": "eu"}, …],
-"key": API key, "room": name, and at most one of "kill": true, "stop": seconds, "outage": marker path}
+"key": API key, "room": name, and at most one of "kill": true, "stop": seconds, "drain": true,
+"outage": marker path}
 
 1. The room is created through node 1 (an SFU room). Member i gets its token from node i (member 0
    as a client in node 2's region, so the room is placed there), and opens signaling on node i: a
@@ -16,7 +17,10 @@ Usage: aiortc_cluster.py '<json>' with {"nodes": [{"base": "http://…", "pid": 
    record's expiry): the clients' pings time out, they reconnect and the room moves; then the node
    is resumed (SIGCONT) and the clients are watched for 4 s more (it must fence itself: nobody is
    disturbed, nobody hears the room twice).
-3. With "outage" the script writes `<marker>.ready` once everyone hears everyone and watches the
+3. With "drain" the room's node is drained through another node's API, then the node it moved to
+   gets SIGTERM: each time every member is redirected to the new owner and opens its new
+   connection before it closes the old one (make-before-break); the longest silence is measured.
+4. With "outage" the script writes `<marker>.ready` once everyone hears everyone and watches the
    audio until the test (which kills Redis and starts it again, empty) writes `<marker>.healed`;
    then it joins a fourth participant through another node and creates and joins a second room,
    to show that placement works again.
@@ -78,14 +82,14 @@ class Member:
         self.errors = []
         self.done = False
 
-    def consume(self, track, mid):
+    def consume(self, track, mid, slots):
         async def run():
             while True:
                 try:
                     frame = await track.recv()
                 except Exception:
                     return
-                who = self.slots.get(mid)
+                who = slots.get(mid)
                 if frame.samples <= 0 or who is None:
                     continue
                 self.frames[who] = self.frames.get(who, 0) + 1
@@ -104,11 +108,12 @@ class Member:
     async def offer(self, audio_slots):
         old, self.pc = self.pc, RTCPeerConnection(RTCConfiguration(iceServers=[]))
         if old:
-            # In the background: closing a connection to a node that is gone (or paused) can take
-            # seconds, and the new one must not wait for it.
-            asyncio.ensure_future(old.close())
+            # Make-before-break: the old connection (to a node that moved the room, or is gone)
+            # carries what it still can until the new one is up; closed in the background, as
+            # closing one to a node that is gone can take seconds.
+            asyncio.ensure_future(close_later(old, 2.0))
         self.pc_started = time.monotonic()
-        self.slots = {}
+        slots = self.slots = {}  # this connection's slots: mid -> participant
         pc = self.pc
         pc.addTransceiver(Tone(self.hz), direction="sendrecv")
         for _ in range(audio_slots):
@@ -117,7 +122,7 @@ class Member:
         @pc.on("track")
         def on_track(track):
             mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), "?")
-            self.consume(track, mid)
+            self.consume(track, mid, slots)
 
         await pc.setLocalDescription(await pc.createOffer())
         await self.ws.send(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
@@ -146,7 +151,8 @@ class Member:
                     elif t == "answer" and self.pc:
                         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
                     elif t == "slots":
-                        self.slots = {s["mid"]: s["participant"] for s in msg["slots"]}
+                        self.slots.clear()
+                        self.slots.update({s["mid"]: s["participant"] for s in msg["slots"]})
                     elif t == "error":
                         self.errors.append(msg)
             except websockets.ConnectionClosed:
@@ -208,6 +214,11 @@ class Member:
         return max(max(self.silence.get(o, 0.0), now - max(self.last.get(o, self.watch), self.watch)) for o in others)
 
 
+async def close_later(pc, after):
+    await asyncio.sleep(after)
+    await pc.close()
+
+
 async def wait_until(cond, timeout):
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -260,6 +271,33 @@ async def main():
                     "room": api(victim["base"], key, "GET", f"/v1/rooms/{room}"),
                     "rooms": [api(n["base"], key, "GET", f"/v1/rooms/{room}") for n in nodes],
                 }
+        if cfg.get("drain") and out["ready"] and victim:
+            # Drained through another node (the API), then the new owner gets SIGTERM: each time
+            # the room moves and every member is redirected.
+            out["drains"] = []
+            for how in ("api", "sigterm"):
+                cur = api(nodes[0]["base"], key, "GET", f"/v1/rooms/{room}")["node"]
+                node = next(n for n in nodes if n["id"] == cur)
+                via = next(n for n in nodes if n["id"] != cur and n["id"] != owner) if how == "sigterm" else next(n for n in nodes if n["id"] != cur)
+                welcomes = {m.id: m.welcomes for m in members}
+                now = time.monotonic()
+                for m in members:
+                    m.start_watch()
+                    m.since, m.back = (now, dict(m.frames)), {}
+                if how == "api":
+                    api(via["base"], key, "POST", f"/v1/nodes/{cur}/drain")
+                else:
+                    os.kill(node["pid"], signal.SIGTERM)
+                back = await wait_until(lambda: all(len(m.back) == len(others[m.id]) for m in members), 20)
+                await asyncio.sleep(2.5)  # past the old connections' close
+                out["drains"].append({
+                    "how": how,
+                    "from": cur,
+                    "back": back,
+                    "new_welcomes": {m.id: m.welcomes - welcomes[m.id] for m in members},
+                    "silence": {m.id: m.longest_silence(others[m.id]) for m in members},
+                    "room": api(via["base"], key, "GET", f"/v1/rooms/{room}"),
+                })
         if cfg.get("outage") and out["ready"]:
             marker = cfg["outage"]
             welcomes = {m.id: m.welcomes for m in members}

@@ -127,14 +127,15 @@ impl Server {
 
     pub fn terminate(mut self) -> std::process::ExitStatus {
         sigterm(&self.child);
-        for _ in 0..100 {
+        // A cluster node drains first: its rooms move, then it waits their move grace.
+        for _ in 0..300 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
-        panic!("sluice did not stop within 5 s of SIGTERM");
+        panic!("sluice did not stop within 15 s of SIGTERM");
     }
 }
 

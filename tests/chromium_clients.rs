@@ -314,8 +314,8 @@ fn chromium_pages_talk_peer_to_peer_then_keep_hearing_each_other_through_the_sfu
     assert_eq!(run.metric("sluice_mode_switches_total{to=\"p2p\"}"), 1);
     assert_eq!(r["server_exit"], 0);
 
-    // The admin page: refused without the key; with it, the room, its mode and members, and live
-    // per-worker packet rates (the four pages send 50 packets/s each to sluice).
+    // The admin page: refused without the key; with it, the node, the room, its mode and members,
+    // and live per-worker packet rates (the four pages send 50 packets/s each to sluice).
     assert_eq!(r["admin_unauthenticated"], 401);
     let a = &r["admin"];
     assert!(a["refreshes"].as_u64().unwrap_or(0) >= 3, "{a}");
@@ -324,6 +324,14 @@ fn chromium_pages_talk_peer_to_peer_then_keep_hearing_each_other_through_the_sfu
         a["rooms"],
         serde_json::json!([{"name": "browsers", "mode": "sfu", "connected": 4,
             "members": ["page0", "page1", "page2", "page3"]}]),
+        "{a}"
+    );
+    // A single node is its own cluster: one node, serving, with the four members.
+    let nodes = a["nodes"].as_array().expect("the cluster section");
+    assert_eq!(nodes.len(), 1, "{a}");
+    assert_eq!(
+        (&nodes[0]["state"], &nodes[0]["members"]),
+        (&Value::from("serving"), &Value::from(4)),
         "{a}"
     );
     let pps_in: f64 = a["rates"]

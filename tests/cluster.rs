@@ -521,6 +521,20 @@ fn an_owner_paused_past_its_expiry_loses_the_room_and_fences_itself_when_resumed
         (0, 0),
         "the old owner serves nothing of the room"
     );
+    let m = http()
+        .get(old.url("/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .expect("metrics");
+    assert_eq!(
+        common::clients::metric_sum(&m, "sluice_cluster_rooms_total", "fenced"),
+        1,
+        "{m}"
+    );
+    assert_eq!(
+        common::clients::metric_sum(&m, "sluice_cluster_rooms_served ", ""),
+        0
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
         metrics().2,
@@ -669,6 +683,27 @@ fn redis_killed_and_restarted_while_a_room_talks_never_stops_its_audio_and_place
         "a join after the outage is sent to the owner: {out}"
     );
     assert!(o["new_join"]["signal_url"].is_string(), "{out}");
+    // /metrics: Redis is up again, three nodes, and the owner put one room back.
+    let mut restored = 0;
+    for s in &servers {
+        let m = http()
+            .get(s.url("/metrics"))
+            .send()
+            .and_then(|r| r.text())
+            .expect("metrics");
+        assert_eq!(
+            common::clients::metric_sum(&m, "sluice_cluster_store_up ", ""),
+            1,
+            "{m}"
+        );
+        assert_eq!(
+            common::clients::metric_sum(&m, "sluice_cluster_nodes ", ""),
+            3,
+            "{m}"
+        );
+        restored += common::clients::metric_sum(&m, "sluice_cluster_rooms_total", "restored");
+    }
+    assert_eq!(restored, 1, "the owner put its room back");
     drop(servers);
 }
 

@@ -11,6 +11,7 @@
 //! It also listens on this node's control channel ([`spawn_control`]): what other nodes ask of it
 //! (drain: then its rooms move, [`crate::room_moves`]; room actions), applied at once and made visible by writing the record again.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,8 +49,10 @@ pub fn spawn(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
                     }
                     registered = true;
                     check_rooms(&state, &store, &record.id).await;
+                    note_store(&state, true, store.nodes().await.ok().map(|n| n.len()));
                 }
                 Err(e) => {
+                    note_store(&state, false, None);
                     if down_since.is_none() {
                         tracing::warn!(
                             node = %record.id,
@@ -62,6 +65,16 @@ pub fn spawn(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
             }
         }
     }))
+}
+
+/// Notes for `/metrics` whether Redis answered the last refresh, and how many nodes it listed.
+fn note_store(state: &AppState, up: bool, nodes: Option<usize>) {
+    if let Some(c) = &state.cluster_rooms {
+        c.stats.store_up.store(up, Ordering::Relaxed);
+        if let Some(n) = nodes {
+            c.stats.nodes.store(n, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Checks that this node still holds the epoch of every room it serves (one round trip) and stops
@@ -98,6 +111,7 @@ async fn check_rooms(state: &AppState, store: &sluice_cluster::ClusterStore, me:
                 };
                 match restored {
                     Ok((_, true)) => {
+                        crate::cluster_rooms::ClusterStats::count(&c.stats.restored);
                         tracing::info!(%room, epoch, "room put back into the cluster store (Redis had lost it)")
                     }
                     Ok((owner, false)) if owner.node != me || owner.epoch != *epoch => {

@@ -6,6 +6,7 @@
 //! epoch it holds), and the probe that tells a killed owner from a paused one.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -36,6 +37,30 @@ pub struct ClusterRooms {
     pub(crate) store: ClusterStore,
     pub(crate) regions: Regions,
     served: Mutex<HashMap<String, u64>>,
+    /// What this node saw of the cluster (`/metrics`).
+    pub stats: ClusterStats,
+}
+
+/// What this node saw of the cluster, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    /// Whether the last refresh reached Redis.
+    pub store_up: AtomicBool,
+    /// Live nodes at the last refresh (this one included).
+    pub nodes: AtomicUsize,
+    /// Rooms this node stopped serving because another node took them.
+    pub fenced: AtomicU64,
+    /// Rooms this node put back into a Redis that had lost them.
+    pub restored: AtomicU64,
+    /// Rooms this node moved to another node (drains).
+    pub moved: AtomicU64,
+}
+
+impl ClusterStats {
+    /// Adds one to `counter`.
+    pub fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl ClusterRooms {
@@ -45,6 +70,7 @@ impl ClusterRooms {
             store,
             regions,
             served: Mutex::default(),
+            stats: ClusterStats::default(),
         }
     }
 

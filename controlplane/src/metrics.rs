@@ -10,6 +10,7 @@
 //! naming what failed ([`verdict`] is pure).
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -152,6 +153,19 @@ pub async fn metrics(State(s): Shared, client: ClientIp, headers: HeaderMap) -> 
             "# HELP sluice_cluster_events_total Room events written to the cluster's Redis stream, or dropped (Redis away, queue full).\n# TYPE sluice_cluster_events_total counter\nsluice_cluster_events_total{{outcome=\"appended\"}} {}\nsluice_cluster_events_total{{outcome=\"dropped\"}} {}",
             log.appended(),
             log.dropped()
+        );
+    }
+    if let Some(c) = &s.cluster_rooms {
+        let st = &c.stats;
+        let _ = writeln!(
+            out,
+            "# HELP sluice_cluster_store_up Whether this node's last refresh reached the cluster's Redis.\n# TYPE sluice_cluster_store_up gauge\nsluice_cluster_store_up {}\n# HELP sluice_cluster_nodes Live nodes in the cluster at the last refresh.\n# TYPE sluice_cluster_nodes gauge\nsluice_cluster_nodes {}\n# HELP sluice_cluster_rooms_served Rooms this node owns and serves.\n# TYPE sluice_cluster_rooms_served gauge\nsluice_cluster_rooms_served {}\n# HELP sluice_cluster_rooms_total Rooms this node stopped serving because another node took them (fenced), put back into a Redis that had lost them (restored), or moved to another node (moved).\n# TYPE sluice_cluster_rooms_total counter\nsluice_cluster_rooms_total{{event=\"fenced\"}} {}\nsluice_cluster_rooms_total{{event=\"restored\"}} {}\nsluice_cluster_rooms_total{{event=\"moved\"}} {}",
+            u8::from(st.store_up.load(Ordering::Relaxed)),
+            st.nodes.load(Ordering::Relaxed),
+            c.served().len(),
+            st.fenced.load(Ordering::Relaxed),
+            st.restored.load(Ordering::Relaxed),
+            st.moved.load(Ordering::Relaxed),
         );
     }
     let (to_sfu, to_p2p) = s.hub.switches();

@@ -63,6 +63,7 @@ impl AppState {
         }
         // No longer ours: members whose sockets close now are not removed from the document.
         c.lock().remove(room);
+        crate::cluster_rooms::ClusterStats::count(&c.stats.moved);
         let base = ws_base(&pick.url);
         let now = SystemTime::now();
         let redirected = self.hub.redirect_room(room, |p| {

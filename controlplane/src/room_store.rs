@@ -496,6 +496,7 @@ impl AppState {
     pub fn fence(&self, room: &str) {
         if let Some(c) = self.cluster_rooms() {
             c.lock().remove(room);
+            crate::cluster_rooms::ClusterStats::count(&c.stats.fenced);
         }
         let moved = self.hub.move_room(room);
         if let Some(m) = &self.media {

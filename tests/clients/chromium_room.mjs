@@ -161,6 +161,7 @@ try {
         rates: window.admin.rates,
         rooms: window.admin.rooms.map((r) => ({ name: r.name, mode: r.current_mode, connected: r.connected,
                                                 members: r.participants.map((p) => p.name) })),
+        nodes: window.admin.nodes.map((n) => ({ id: n.id, state: n.state, members: n.load.members })),
         error: document.getElementById("error").textContent,
         table: document.querySelector("#rooms tbody").innerText,
       }));

@@ -543,8 +543,10 @@ fn an_owner_paused_past_its_expiry_loses_the_room_and_fences_itself_when_resumed
     );
     // Nothing was deleted: the room and its three members are in the store, through any node
     // (read while the clients were still there).
+    // Every node also shows who is connected (the owner's live summary, a refresh old at most).
     for room in resumed["rooms"].as_array().expect("rooms") {
         assert_eq!(room["node"], after["node"], "{out}");
+        assert_eq!(room["connected"], 3, "{out}");
         assert_eq!(
             room["participants"].as_array().map(Vec::len),
             Some(3),

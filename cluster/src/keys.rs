@@ -84,6 +84,11 @@ impl Keys {
     pub fn room_owner(&self, room: &str) -> String {
         format!("{}room:{room}:owner", self.prefix)
     }
+
+    /// A room's live summary as its owner last wrote it (expires unless written again).
+    pub fn room_live(&self, room: &str) -> String {
+        format!("{}room:{room}:live", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -97,6 +102,7 @@ mod tests {
         assert_eq!(k.node_prefix(), "sluice:node:");
         assert_eq!(k.nodes(), "sluice:nodes");
         assert_eq!(k.room_owner("lobby"), "sluice:room:lobby:owner");
+        assert_eq!(k.room_live("lobby"), "sluice:room:lobby:live");
         assert_eq!(k.events(), "sluice:events");
         assert_eq!(k.room("lobby"), "sluice:room:lobby");
         assert_eq!(k.rooms(), "sluice:rooms");

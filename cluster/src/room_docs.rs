@@ -1,5 +1,6 @@
 //! Rooms in Redis: each room's settings and participants as one JSON document with a version
-//! (`{prefix}room:{name}`, a hash `{v, doc}`), and the set of room names. The document's format
+//! (`{prefix}room:{name}`, a hash `{v, doc}`), the set of room names, and the live summary the
+//! owner writes with every refresh (`{prefix}room:{name}:live`, expiring). The document's format
 //! belongs to the control plane (its room rules run on it); here it is opaque text. Every write is
 //! a compare-and-set on the version (one Lua script), so two nodes changing one room at once cannot
 //! both win: the loser reads again and re-applies its rule, exactly as two requests on one node
@@ -20,6 +21,8 @@ pub struct RoomDoc {
     pub doc: String,
     /// The owner and epoch, where the room has been placed.
     pub owner: Option<Ownership>,
+    /// The live summary its owner last wrote (the control plane's JSON), if fresh.
+    pub live: Option<String>,
 }
 
 /// What a compare-and-set write did.
@@ -88,14 +91,20 @@ end
 return {1, ''}
 ";
 
-/// Every room's document (names from set KEYS[1], hashes under prefix ARGV[1]); names whose hash is
-/// gone are dropped from the set on the way. Returns the documents.
+/// Every room's document and live summary ('' if none) (names from set KEYS[1], hashes under
+/// prefix ARGV[1]); names whose hash is gone are dropped from the set on the way. Returns them in
+/// pairs.
 const LIST_ROOMS: &str = r"
 local names = redis.call('SMEMBERS', KEYS[1])
 local out = {}
 for _, name in ipairs(names) do
   local doc = redis.call('HGET', ARGV[1] .. name, 'doc')
-  if doc then table.insert(out, doc) else redis.call('SREM', KEYS[1], name) end
+  if doc then
+    table.insert(out, doc)
+    table.insert(out, redis.call('GET', ARGV[1] .. name .. ':live') or '')
+  else
+    redis.call('SREM', KEYS[1], name)
+  end
 end
 return out
 ";
@@ -103,8 +112,12 @@ return out
 impl ClusterStore {
     /// Room `room`'s document, version and owner (one round trip), or `None`.
     pub async fn room_doc(&self, room: &str) -> Result<Option<RoomDoc>, ClusterError> {
-        type Raw = ((Option<u64>, Option<String>), (Option<String>, Option<u64>));
-        let ((version, doc), (node, epoch)): Raw = redis::pipe()
+        type Raw = (
+            (Option<u64>, Option<String>),
+            (Option<String>, Option<u64>),
+            Option<String>,
+        );
+        let ((version, doc), (node, epoch), live): Raw = redis::pipe()
             .cmd("HMGET")
             .arg(self.keys.room(room))
             .arg("v")
@@ -113,6 +126,8 @@ impl ClusterStore {
             .arg(self.keys.room_owner(room))
             .arg("node")
             .arg("epoch")
+            .cmd("GET")
+            .arg(self.keys.room_live(room))
             .query_async(&mut self.con.clone())
             .await?;
         Ok(match (version, doc) {
@@ -123,6 +138,7 @@ impl ClusterStore {
                     (Some(node), Some(epoch)) => Some(Ownership { node, epoch }),
                     _ => None,
                 },
+                live,
             }),
             _ => None,
         })
@@ -176,12 +192,43 @@ impl ClusterStore {
         })
     }
 
-    /// Every room's document (in no particular order).
-    pub async fn room_docs(&self) -> Result<Vec<String>, ClusterError> {
-        Ok(Script::new(LIST_ROOMS)
+    /// Every room's document with its live summary, if fresh (in no particular order).
+    pub async fn room_docs(&self) -> Result<Vec<(String, Option<String>)>, ClusterError> {
+        let flat: Vec<String> = Script::new(LIST_ROOMS)
             .key(self.keys.rooms())
             .arg(self.keys.room(""))
             .invoke_async(&mut self.con.clone())
-            .await?)
+            .await?;
+        Ok(flat
+            .chunks(2)
+            .map(|pair| {
+                let live = pair.get(1).filter(|l| !l.is_empty()).cloned();
+                (pair[0].clone(), live)
+            })
+            .collect())
+    }
+
+    /// Writes the live summaries (`(room, json)`) of the rooms this node serves, each alive for
+    /// `ttl` unless written again (one round trip).
+    pub async fn put_live(
+        &self,
+        rooms: &[(String, String)],
+        ttl: std::time::Duration,
+    ) -> Result<(), ClusterError> {
+        if rooms.is_empty() {
+            return Ok(());
+        }
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut pipe = redis::pipe();
+        for (room, json) in rooms {
+            pipe.cmd("SET")
+                .arg(self.keys.room_live(room))
+                .arg(json)
+                .arg("PX")
+                .arg(ms)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.con.clone()).await?;
+        Ok(())
     }
 }

@@ -225,7 +225,7 @@ fn room_documents_are_written_only_by_compare_and_set_and_never_deleted_under_a_
         );
         let doc = s.room_doc("lobby").await.unwrap().unwrap();
         assert_eq!((doc.version, doc.doc.as_str(), doc.owner), (2, "{2}", None));
-        assert_eq!(s.room_docs().await.unwrap(), ["{2}"]);
+        assert_eq!(s.room_docs().await.unwrap(), [("{2}".to_string(), None)]);
 
         // b owns it: a may not delete it while b's record lives.
         let placed = |nodes: Vec<NodeInfo>, id: &str| {
@@ -348,8 +348,23 @@ fn an_owner_puts_back_its_rooms_after_redis_lost_its_data_and_never_over_another
             (doc.doc.as_str(), doc.owner),
             ("{talk}", Some(mine.clone()))
         );
-        assert_eq!(s.room_docs().await.unwrap(), ["{talk}"]);
+        assert_eq!(s.room_docs().await.unwrap(), [("{talk}".to_string(), None)]);
         assert_eq!(s.held("a", &served).await.unwrap(), [Held::Yes]);
+        // The owner's live summary is read with the document until it expires.
+        s.put_live(
+            &[("talk".to_string(), "{live}".to_string())],
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap();
+        let doc = s.room_doc("talk").await.unwrap().unwrap();
+        assert_eq!(doc.live.as_deref(), Some("{live}"));
+        assert_eq!(
+            s.room_docs().await.unwrap(),
+            [("{talk}".to_string(), Some("{live}".to_string()))]
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(s.room_doc("talk").await.unwrap().unwrap().live, None);
 
         // A node that lost the room (released, or taken) never puts it back over its new owner.
         assert!(s.release_room("talk", "a", mine.epoch).await.unwrap());

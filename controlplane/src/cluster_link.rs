@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use sluice_cluster::{ControlMsg, Held};
 
 use crate::cluster_calls::Answer;
+use crate::cluster_rooms::LiveSummary;
 use crate::state::AppState;
 
 /// How often the record is written.
@@ -49,6 +50,7 @@ pub fn spawn(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
                     }
                     registered = true;
                     check_rooms(&state, &store, &record.id).await;
+                    publish_live(&state, &store).await;
                     note_store(&state, true, store.nodes().await.ok().map(|n| n.len()));
                 }
                 Err(e) => {
@@ -65,6 +67,30 @@ pub fn spawn(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
             }
         }
     }))
+}
+
+/// Writes the live summary (connected members, mode, last switch) of every room this node serves,
+/// for the other nodes' `GET /v1/rooms` (one round trip; each expires with this node's record).
+async fn publish_live(state: &AppState, store: &sluice_cluster::ClusterStore) {
+    let Some(c) = &state.cluster_rooms else {
+        return;
+    };
+    let live: Vec<(String, String)> = c
+        .served()
+        .into_iter()
+        .filter_map(|(room, _)| {
+            let l = state.hub.live(&room)?;
+            let summary = LiveSummary {
+                current_mode: l.mode,
+                last_switch_at: l.last_switch,
+                connected: l.connected,
+            };
+            Some((room, serde_json::to_string(&summary).ok()?))
+        })
+        .collect();
+    if let Err(e) = store.put_live(&live, RECORD_TTL).await {
+        tracing::debug!(error = %e, "could not write the rooms' live summaries");
+    }
 }
 
 /// Notes for `/metrics` whether Redis answered the last refresh, and how many nodes it listed.

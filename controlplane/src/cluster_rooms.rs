@@ -15,6 +15,7 @@ use sluice_cluster::region::Regions;
 use sluice_cluster::{ClusterStore, Ownership, Put};
 
 use crate::error::ApiError;
+use crate::mode::MediaMode;
 use crate::rooms::{Room, RoomDefaults, Rooms};
 
 /// How often a compare-and-set is tried before the call gives up (each retry means another node
@@ -29,6 +30,39 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 pub(crate) struct StoredRoom {
     pub(crate) room: Room,
     seq: u64,
+}
+
+/// A room as read from the store.
+pub(crate) struct Loaded {
+    /// The room (if it exists) as a view for the room rules.
+    pub(crate) view: Rooms,
+    /// Its document's version (`None`: no such room).
+    pub(crate) version: Option<u64>,
+    /// Its owner and epoch, where placed.
+    pub(crate) owner: Option<Ownership>,
+    /// What its owner last said of its live state (at most a refresh old).
+    pub(crate) live: Option<LiveSummary>,
+}
+
+/// A room's live state as its owner writes it for the other nodes with every refresh, so that
+/// `GET /v1/rooms/{room}` through any node shows who is connected (at most a second old).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct LiveSummary {
+    /// How media flows now.
+    pub current_mode: MediaMode,
+    /// When the room last switched mode (seconds since the Unix epoch).
+    pub last_switch_at: Option<u64>,
+    /// Members connected to signaling.
+    pub connected: u32,
+}
+
+impl LiveSummary {
+    /// The live fields of `room`, from its owner's summary.
+    pub fn apply(&self, room: &mut Room) {
+        room.current_mode = self.current_mode;
+        room.last_switch_at = self.last_switch_at;
+        room.connected = self.connected;
+    }
 }
 
 /// What this node knows of the cluster's rooms: the store, the regions, and the rooms it serves
@@ -88,25 +122,31 @@ impl ClusterRooms {
         self.served.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The room's document as a view for the rules, its version, and its owner.
+    /// The room's document as a view for the rules, its version, its owner and its live summary.
     pub(crate) async fn load(
         &self,
         defaults: RoomDefaults,
         name: &str,
-    ) -> Result<(Rooms, Option<u64>, Option<Ownership>), ApiError> {
+    ) -> Result<Loaded, ApiError> {
         let Some(doc) = self.store.room_doc(name).await? else {
-            return Ok((Rooms::holding(defaults, None, 0), None, None));
+            return Ok(Loaded {
+                view: Rooms::holding(defaults, None, 0),
+                version: None,
+                owner: None,
+                live: None,
+            });
         };
         let stored: StoredRoom = serde_json::from_str(&doc.doc).map_err(|e| {
             ApiError::internal(format!(
                 "room {name:?} in the cluster store does not parse: {e}"
             ))
         })?;
-        Ok((
-            Rooms::holding(defaults, Some(stored.room), stored.seq),
-            Some(doc.version),
-            doc.owner,
-        ))
+        Ok(Loaded {
+            view: Rooms::holding(defaults, Some(stored.room), stored.seq),
+            version: Some(doc.version),
+            owner: doc.owner,
+            live: doc.live.and_then(|l| serde_json::from_str(&l).ok()),
+        })
     }
 
     /// Applies `rule` to room `name` and writes the result back (compare-and-set, retried);
@@ -120,7 +160,9 @@ impl ClusterRooms {
         mut rule: impl FnMut(&mut Rooms) -> Result<T, ApiError>,
     ) -> Result<(T, Option<Room>), ApiError> {
         for _ in 0..CAS_TRIES {
-            let (mut view, version, _) = self.load(defaults, name).await?;
+            let Loaded {
+                mut view, version, ..
+            } = self.load(defaults, name).await?;
             let out = rule(&mut view)?;
             let seq = view.seq();
             let Ok(room) = view.get(name).cloned() else {

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use sluice_cluster::{Deleted, NodeInfo, Ownership, RoomAction};
 
 use crate::access::RoomGuests;
-use crate::cluster_rooms::{refuses_connections, ws_base, ClusterRooms, StoredRoom};
+use crate::cluster_rooms::{refuses_connections, ws_base, ClusterRooms, LiveSummary, StoredRoom};
 use crate::error::ApiError;
 use crate::rooms::{unknown_room, CreateParticipant, CreateRoom, Participant, Room};
 use crate::state::AppState;
@@ -75,24 +75,26 @@ impl AppState {
         Ok(room)
     }
 
-    /// One room as the API shows it: with its live state where this node serves it, and its owner
-    /// and epoch in a cluster.
+    /// One room as the API shows it: with its live state where this node serves it (else, in a
+    /// cluster, as its owner last wrote it: at most a refresh old), and its owner and epoch.
     pub async fn room(&self, name: &str) -> Result<Room, ApiError> {
         let Some(c) = self.cluster_rooms() else {
             let room = self.rooms().get(name)?.clone();
             return Ok(self.with_live(room));
         };
-        let (view, _, owner) = c.load(self.room_defaults(), name).await?;
-        let mut room = view.get(name)?.clone();
-        if let Some(o) = owner {
+        let loaded = c.load(self.room_defaults(), name).await?;
+        let mut room = loaded.view.get(name)?.clone();
+        if let Some(o) = loaded.owner {
             room.node = Some(o.node);
             room.epoch = Some(o.epoch);
         }
-        Ok(if c.serves(name).is_some() {
-            self.with_live(room)
-        } else {
-            room
-        })
+        if c.serves(name).is_some() {
+            return Ok(self.with_live(room));
+        }
+        if let Some(live) = loaded.live {
+            live.apply(&mut room);
+        }
+        Ok(room)
     }
 
     /// Every room (by name).
@@ -102,12 +104,19 @@ impl AppState {
             return Ok(rooms.into_iter().map(|r| self.with_live(r)).collect());
         };
         let mut rooms = Vec::new();
-        for doc in c.store.room_docs().await? {
+        for (doc, live) in c.store.room_docs().await? {
             match serde_json::from_str::<StoredRoom>(&doc) {
                 Ok(stored) if c.serves(&stored.room.name).is_some() => {
                     rooms.push(self.with_live(stored.room))
                 }
-                Ok(stored) => rooms.push(stored.room),
+                Ok(mut stored) => {
+                    if let Some(live) =
+                        live.and_then(|l| serde_json::from_str::<LiveSummary>(&l).ok())
+                    {
+                        live.apply(&mut stored.room);
+                    }
+                    rooms.push(stored.room)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "skipping a room document that does not parse")
                 }
@@ -126,8 +135,8 @@ impl AppState {
         let Some(c) = self.cluster_rooms() else {
             return Ok(self.rooms().get(room).ok().map(guests));
         };
-        let (view, _, _) = c.load(self.room_defaults(), room).await?;
-        Ok(view.get(room).ok().map(guests))
+        let loaded = c.load(self.room_defaults(), room).await?;
+        Ok(loaded.view.get(room).ok().map(guests))
     }
 
     /// Adds a participant to `room`, whose client is in `region` (a cluster places the room at its
@@ -255,7 +264,8 @@ impl AppState {
             });
         };
         let me = self.node.identity().id.clone();
-        let (view, _, owner) = c.load(self.room_defaults(), room).await?;
+        let loaded = c.load(self.room_defaults(), room).await?;
+        let (view, owner) = (loaded.view, loaded.owner);
         let r = view.get(room)?;
         if participant.is_some_and(|id| !r.participants.iter().any(|p| p.id == id)) {
             return Err(ApiError::not_found(

@@ -18,35 +18,13 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use common::browsers::{check_modules, chromium, root, run_driver};
 use common::clients::{metric_sum, negotiated, unshare_net};
 use common::server::tempdir::TempDir;
 use serde_json::Value;
 
 /// One browser scenario at a time: each runs a Chromium and a server on this small machine.
 static BROWSER: Mutex<()> = Mutex::new(());
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn chromium() -> PathBuf {
-    let p = std::env::var_os("SLUICE_CHROMIUM")
-        .map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from);
-    assert!(
-        p.exists(),
-        "Chromium is not installed ({}): run scripts/test (it installs Debian's chromium), or set SLUICE_CHROMIUM",
-        p.display()
-    );
-    p
-}
-
-fn check_driver() {
-    let module = root().join("tests/clients/node_modules/playwright-core");
-    assert!(
-        module.exists(),
-        "playwright-core is not installed: run scripts/test (it runs npm ci in tests/clients)"
-    );
-}
 
 /// Where the hybrid run saves its screenshot of `/admin` (kept for people to look at).
 fn admin_screenshot() -> PathBuf {
@@ -71,10 +49,10 @@ impl Run {
 fn run_pages(pages: usize, seconds: u32, chromium_args: &str, flags: &[&str]) -> Run {
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let chromium = chromium();
-    check_driver();
+    check_modules(&["playwright-core"]);
     let state = TempDir::new("chromium");
-    let out = unshare_net()
-        .arg("node")
+    let mut cmd = unshare_net();
+    cmd.arg("node")
         .arg(root().join("tests/clients/chromium_room.mjs"))
         .arg(env!("CARGO_BIN_EXE_sluice"))
         .arg(&state.0)
@@ -82,19 +60,8 @@ fn run_pages(pages: usize, seconds: u32, chromium_args: &str, flags: &[&str]) ->
         .args(flags)
         .env("SLUICE_CHROMIUM", &chromium)
         .env("SLUICE_CHROMIUM_ARGS", chromium_args)
-        .env("SLUICE_ADMIN_SCREENSHOT", admin_screenshot())
-        .current_dir(root().join("tests/clients"))
-        .output()
-        .expect("unshare and node run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("the driver prints JSON ({e}): {stdout}\n{stderr}"));
-    assert!(
-        out.status.success() && result["error"].is_null(),
-        "the browser scenario failed: {}\n{stderr}",
-        serde_json::to_string_pretty(&result).unwrap_or_default()
-    );
+        .env("SLUICE_ADMIN_SCREENSHOT", admin_screenshot());
+    let result = run_driver(cmd);
     Run { result }
 }
 

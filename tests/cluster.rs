@@ -406,6 +406,15 @@ fn clients_cfg(servers: &[Server], first: u8, room: &str, extra: Value) -> Value
     cfg
 }
 
+/// `s`'s `/metrics` text.
+fn metrics_of(s: &Server) -> String {
+    http()
+        .get(s.url("/metrics"))
+        .send()
+        .and_then(|r| r.text())
+        .expect("metrics")
+}
+
 /// The gaps per member the script measured (`out[what]`), as numbers.
 fn gaps_of(out: &Value, what: &str) -> Vec<f64> {
     out[what]
@@ -504,11 +513,7 @@ fn an_owner_paused_past_its_expiry_loses_the_room_and_fences_itself_when_resumed
     );
     let old = &servers[1];
     let metrics = || {
-        let m = http()
-            .get(old.url("/metrics"))
-            .send()
-            .and_then(|r| r.text())
-            .expect("metrics");
+        let m = metrics_of(old);
         (
             common::clients::metric_sum(&m, "sluice_rooms ", ""),
             common::clients::metric_sum(&m, "sluice_media_sessions ", ""),
@@ -521,11 +526,7 @@ fn an_owner_paused_past_its_expiry_loses_the_room_and_fences_itself_when_resumed
         (0, 0),
         "the old owner serves nothing of the room"
     );
-    let m = http()
-        .get(old.url("/metrics"))
-        .send()
-        .and_then(|r| r.text())
-        .expect("metrics");
+    let m = metrics_of(old);
     assert_eq!(
         common::clients::metric_sum(&m, "sluice_cluster_rooms_total", "fenced"),
         1,
@@ -688,11 +689,7 @@ fn redis_killed_and_restarted_while_a_room_talks_never_stops_its_audio_and_place
     // /metrics: Redis is up again, three nodes, and the owner put one room back.
     let mut restored = 0;
     for s in &servers {
-        let m = http()
-            .get(s.url("/metrics"))
-            .send()
-            .and_then(|r| r.text())
-            .expect("metrics");
+        let m = metrics_of(s);
         assert_eq!(
             common::clients::metric_sum(&m, "sluice_cluster_store_up ", ""),
             1,

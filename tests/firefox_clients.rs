@@ -21,10 +21,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use common::browsers::{check_modules, installed, root, run_driver};
 use common::clients::{metric_sum, negotiated, python, unshare_net};
 use common::server::tempdir::TempDir;
 use serde_json::Value;
@@ -37,43 +37,17 @@ const FIREFOX_HZ: f64 = 1000.0;
 const CHROMIUM_HZ: f64 = 440.0;
 const AIORTC_HZ: f64 = 660.0;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn installed(env: &str, default: &str, what: &str) -> PathBuf {
-    let p = std::env::var_os(env).map_or_else(|| default.into(), PathBuf::from);
-    assert!(
-        p.exists(),
-        "{what} is not installed ({}): run scripts/test (it installs Debian's package), or set {env}",
-        p.display()
-    );
-    p
-}
-
-fn check_driver() {
-    for module in ["puppeteer-core", "playwright-core"] {
-        assert!(
-            root()
-                .join("tests/clients/node_modules")
-                .join(module)
-                .exists(),
-            "{module} is not installed: run scripts/test (it runs npm ci in tests/clients)"
-        );
-    }
-}
-
 /// Runs the driver for `scenario` (`sfu`, `p2p` or `mixed`) with `seconds` of talk and Firefox
 /// prefs `prefs` (JSON) on top of the driver's; returns its JSON result, which says it ran.
 fn run(scenario: &str, seconds: u32, prefs: &str) -> Value {
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let firefox = installed("SLUICE_FIREFOX", "/usr/bin/firefox-esr", "Firefox ESR");
     let chromium = installed("SLUICE_CHROMIUM", "/usr/bin/chromium", "Chromium");
-    check_driver();
+    check_modules(&["puppeteer-core", "playwright-core"]);
     let state = TempDir::new("firefox");
     let started = Instant::now();
-    let out = unshare_net()
-        .arg("node")
+    let mut cmd = unshare_net();
+    cmd.arg("node")
         .arg(root().join("tests/clients/firefox_room.mjs"))
         .arg(env!("CARGO_BIN_EXE_sluice"))
         .arg(&state.0)
@@ -83,19 +57,8 @@ fn run(scenario: &str, seconds: u32, prefs: &str) -> Value {
         .env("SLUICE_PYTHON", python())
         .env("SLUICE_FIREFOX_PREFS", prefs)
         // Firefox's temporary profile goes with the state directory.
-        .env("TMPDIR", &state.0)
-        .current_dir(root().join("tests/clients"))
-        .output()
-        .expect("unshare and node run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("the driver prints JSON ({e}): {stdout}\n{stderr}"));
-    assert!(
-        out.status.success() && result["error"].is_null(),
-        "the browser scenario failed: {}\n{stderr}",
-        serde_json::to_string_pretty(&result).unwrap_or_default()
-    );
+        .env("TMPDIR", &state.0);
+    let result = run_driver(cmd);
     eprintln!(
         "{scenario}: {:.1} s (driver's marks: {})",
         started.elapsed().as_secs_f64(),

@@ -169,6 +169,14 @@ impl ClusterStore {
         &self.keys
     }
 
+    /// An epoch as a script returned it (a string: Lua numbers are floats).
+    fn parse_epoch(&self, room: &str, epoch: &str) -> Result<u64, ClusterError> {
+        epoch.parse().map_err(|_| ClusterError::BadRecord {
+            key: self.keys.room_owner(room),
+            reason: format!("epoch {epoch:?} is not a number"),
+        })
+    }
+
     /// Writes this node's record, alive for `ttl` unless written again.
     pub async fn register(&self, node: &NodeInfo, ttl: Duration) -> Result<(), ClusterError> {
         let json = serde_json::to_string(node).map_err(|e| ClusterError::BadRecord {
@@ -248,10 +256,7 @@ impl ClusterStore {
             .arg(self.keys.node_prefix())
             .invoke_async(&mut self.con.clone())
             .await?;
-        let epoch = epoch.parse().map_err(|_| ClusterError::BadRecord {
-            key: self.keys.room_owner(room),
-            reason: format!("epoch {epoch:?} is not a number"),
-        })?;
+        let epoch = self.parse_epoch(room, &epoch)?;
         Ok((Ownership { node: owner, epoch }, claimed == 1))
     }
 
@@ -343,10 +348,7 @@ impl ClusterStore {
             .arg(room)
             .invoke_async(&mut self.con.clone())
             .await?;
-        let epoch = epoch.parse().map_err(|_| ClusterError::BadRecord {
-            key: self.keys.room_owner(room),
-            reason: format!("epoch {epoch:?} is not a number"),
-        })?;
+        let epoch = self.parse_epoch(room, &epoch)?;
         Ok((Ownership { node: owner, epoch }, restored == 1))
     }
 

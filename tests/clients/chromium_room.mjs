@@ -16,7 +16,7 @@
 
 import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
-import { startSluice } from "./sluice_server.mjs";
+import { chromiumArgs, startSluice } from "./sluice_server.mjs";
 
 const [bin, workDir, pagesArg = "2", secondsArg = "6", ...flags] = process.argv.slice(2);
 if (!bin || !workDir) {
@@ -43,11 +43,7 @@ try {
     : { name: ROOM, mode: "sfu", last_n: 3 });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-      "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required",
-      ...(process.env.SLUICE_CHROMIUM_ARGS || "").split(" ").filter(Boolean)],
+    args: chromiumArgs(),
   });
   result.browser = browser.version();
   const pages = [];

@@ -26,7 +26,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import puppeteer from "puppeteer-core";
-import { startSluice } from "./sluice_server.mjs";
+import { chromiumArgs, startSluice } from "./sluice_server.mjs";
 
 const [bin, workDir, scenario = "sfu", secondsArg = "5"] = process.argv.slice(2);
 if (!bin || !workDir || !["sfu", "p2p", "mixed"].includes(scenario)) {
@@ -239,11 +239,7 @@ try {
     toneWav(wav, CHROMIUM_HZ);
     chromium = await playwrightChromium.launch({
       executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-        `--use-file-for-fake-audio-capture=${wav}`,
-        "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required"],
+      args: chromiumArgs([`--use-file-for-fake-audio-capture=${wav}`]),
     });
     result.chromium = chromium.version();
     mark("chromium_started");

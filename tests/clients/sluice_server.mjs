@@ -1,7 +1,7 @@
-// `sluice serve` for the browser tests (chromium_room.mjs, firefox_room.mjs), started as an operator
-// would: from a TOML file with two workers (so two pages land on different workers and their audio
-// crosses the relay rings), the API key and a state directory, with debug logs of the media module.
-// Resolves once the server prints its URL.
+// `sluice serve` for the browser tests (chromium_room.mjs, firefox_room.mjs, chromium_cluster.mjs),
+// started as an operator would: from a TOML file with two workers (so two pages land on different
+// workers and their audio crosses the relay rings), the API key and a state directory, with debug
+// logs of the media module. Resolves once the server prints its URL.
 
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -11,17 +11,30 @@ import { join } from "node:path";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts `bin serve` with `key` and `workDir` as its state directory; returns
- * `{ base, api(method, path, body), log(), stop() }`: the base URL, an admin REST call (throws on an
- * error status), the server's stderr so far, and a SIGTERM that resolves to the exit code (or
- * "timeout" after 10 s). */
-export async function startSluice(bin, workDir, key) {
+ * `{ base, pid, api(method, path, body), log(), stop(), kill() }`: the base URL, the process id, an
+ * admin REST call (throws on an error status), the server's stderr so far, a SIGTERM that resolves
+ * to the exit code (or "timeout" after 10 s), and a SIGKILL that resolves once it is gone.
+ * `options`: `http` (the listener, default 127.0.0.1:0), `workers` (default 2), `config` (more TOML
+ * lines, e.g. a cluster node's `redis`, `node_id`, `region`, `token_secret`) and `rustLog`. */
+/** Headless Chromium's flags for the tests: fake microphone, no prompts, loopback ICE allowed, no
+ * background traffic; then `extra`, then those in SLUICE_CHROMIUM_ARGS. */
+export function chromiumArgs(extra = []) {
+  return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required",
+    ...extra, ...(process.env.SLUICE_CHROMIUM_ARGS || "").split(" ").filter(Boolean)];
+}
+
+export async function startSluice(bin, workDir, key, options = {}) {
+  const { http = "127.0.0.1:0", workers = 2, config: more = [], rustLog } = options;
   const config = join(workDir, "sluice.toml");
   writeFileSync(config, [
-    `http = "127.0.0.1:0"`, `udp_port = 0`, `workers = 2`, `api_key = "${key}"`,
-    `state_dir = ${JSON.stringify(workDir)}`, "",
+    `http = "${http}"`, `udp_port = 0`, `workers = ${workers}`, `api_key = "${key}"`,
+    `state_dir = ${JSON.stringify(workDir)}`, ...more, "",
   ].join("\n"));
   const server = spawn(bin, ["serve", "--config", config], { stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "info,sluice_controlplane::media=debug" } });
+    env: { ...process.env, RUST_LOG: rustLog || process.env.RUST_LOG || "info,sluice_controlplane::media=debug" } });
   let log = "";
   server.stderr.on("data", (d) => { log += d; });
   const base = await new Promise((resolve, reject) => {
@@ -48,5 +61,11 @@ export async function startSluice(bin, workDir, key) {
     const [code] = await Promise.race([once(server, "exit"), sleep(10000).then(() => ["timeout"])]);
     return code;
   }
-  return { base, api, log: () => log, stop };
+  async function kill() {
+    if (server.exitCode !== null || server.signalCode !== null) return;
+    const gone = once(server, "exit");
+    server.kill("SIGKILL");
+    await gone;
+  }
+  return { base, pid: server.pid, api, log: () => log, stop, kill };
 }

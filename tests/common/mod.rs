@@ -268,6 +268,7 @@ pub fn wait_stats(dp: &Dataplane, what: &str, f: impl Fn(&StatsSnapshot) -> bool
 pub fn drops(dp: &Dataplane, r: DropReason) -> u64 {
     dp.total_stats().drops(r)
 }
+pub mod browsers;
 pub mod clients;
 pub mod freeze;
 pub mod offers;

@@ -25,6 +25,7 @@
 #![deny(unsafe_code)]
 
 pub mod dataplane;
+pub mod dominant;
 pub mod forwarder;
 pub mod ice;
 // System calls and raw buffers (recvmmsg/sendmmsg, io_uring rings, eventfd, socket options, CPU

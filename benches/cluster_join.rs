@@ -31,22 +31,12 @@ const PER_ROOM: usize = 4;
 type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
 
 fn node(redis: &RedisServer, i: u8, region: &str) -> Server {
-    let id = format!("b{i}");
-    Server::start_with(
+    Server::cluster_node(
         &format!("127.0.0.{}:0", 90 + i),
-        1,
-        &[
-            "--api-key",
-            KEY,
-            "--token-secret",
-            SECRET,
-            "--redis",
-            &redis.url(),
-            "--node-id",
-            &id,
-            "--region",
-            region,
-        ],
+        &redis.url(),
+        &format!("b{i}"),
+        region,
+        (KEY, SECRET),
     )
 }
 

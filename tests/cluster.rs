@@ -26,22 +26,12 @@ fn http() -> Client {
 }
 
 fn node(redis: &RedisServer, i: u8, region: &str) -> Server {
-    let id = format!("n{i}");
-    Server::start_with(
+    Server::cluster_node(
         &format!("127.0.0.{}:0", 10 + i),
-        1,
-        &[
-            "--api-key",
-            KEY,
-            "--token-secret",
-            SECRET,
-            "--redis",
-            &redis.url(),
-            "--node-id",
-            &id,
-            "--region",
-            region,
-        ],
+        &redis.url(),
+        &format!("n{i}"),
+        region,
+        (KEY, SECRET),
     )
 }
 

@@ -168,11 +168,7 @@ impl ClusterRooms {
             let Ok(room) = view.get(name).cloned() else {
                 return Ok((out, None));
             };
-            let doc = serde_json::to_string(&StoredRoom {
-                room: stored_form(room.clone()),
-                seq,
-            })
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            let doc = doc_of(&room, seq)?;
             match self
                 .store
                 .put_room_doc(name, version, &doc, as_owner)
@@ -198,12 +194,17 @@ impl ClusterRooms {
 impl ClusterRooms {
     /// `room` (this node's copy) as its document: the form [`Self::load`] reads back.
     pub(crate) fn stored_doc(&self, room: &Room) -> Result<String, ApiError> {
-        serde_json::to_string(&StoredRoom {
-            room: stored_form(room.clone()),
-            seq: participant_seq(room),
-        })
-        .map_err(|e| ApiError::internal(e.to_string()))
+        doc_of(room, participant_seq(room))
     }
+}
+
+/// `room` as the document Redis stores, its participant ids continuing from `seq`.
+fn doc_of(room: &Room, seq: u64) -> Result<String, ApiError> {
+    serde_json::to_string(&StoredRoom {
+        room: stored_form(room.clone()),
+        seq,
+    })
+    .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// The participant counter a room's ids reached (`p_{hex counter}_{random}`), for a document put

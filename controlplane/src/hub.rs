@@ -446,22 +446,22 @@ impl Hub {
         room: &str,
         url_for: impl Fn(&PeerInfo) -> Option<String>,
     ) -> usize {
-        let Some(live) = self.lock().remove(room) else {
-            return 0;
-        };
-        for m in live.members.values() {
-            let msg = url_for(&m.info).map_or(ServerMsg::Moved, |url| ServerMsg::Redirect { url });
-            let _ = m.tx.try_send(msg);
-        }
-        live.members.len()
+        self.end_room_with(room, |p| {
+            url_for(p).map_or(ServerMsg::Moved, |url| ServerMsg::Redirect { url })
+        })
     }
 
     fn end_room(&self, room: &str, msg: ServerMsg) -> usize {
+        self.end_room_with(room, |_| msg.clone())
+    }
+
+    /// Forgets `room`, telling each member what `msg_for` says to it; returns how many there were.
+    fn end_room_with(&self, room: &str, msg_for: impl Fn(&PeerInfo) -> ServerMsg) -> usize {
         let Some(live) = self.lock().remove(room) else {
             return 0;
         };
         for m in live.members.values() {
-            let _ = m.tx.try_send(msg.clone());
+            let _ = m.tx.try_send(msg_for(&m.info));
         }
         live.members.len()
     }

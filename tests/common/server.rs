@@ -121,6 +121,33 @@ impl Server {
         }
     }
 
+    /// A cluster node `id` in `region` with its HTTP listener on `http`, Redis at `redis_url`, and
+    /// the API key and token secret every node of the cluster shares.
+    pub fn cluster_node(
+        http: &str,
+        redis_url: &str,
+        id: &str,
+        region: &str,
+        (key, secret): (&str, &str),
+    ) -> Server {
+        Self::start_with(
+            http,
+            1,
+            &[
+                "--api-key",
+                key,
+                "--token-secret",
+                secret,
+                "--redis",
+                redis_url,
+                "--node-id",
+                id,
+                "--region",
+                region,
+            ],
+        )
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

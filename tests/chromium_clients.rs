@@ -74,11 +74,13 @@ fn assert_pages_hear_each_other(run: &Run) {
     for (i, p) in pages.iter().enumerate() {
         assert_eq!(p["connection"], "connected", "{p}");
         assert_eq!(p["members"], serde_json::json!(["page0", "page1"]), "{p}");
-        let stats = p["stats"].as_object().expect("slot stats");
+        let stats = p["stats"]
+            .as_object()
+            .unwrap_or_else(|| panic!("slot stats: {p}"));
         let (best_mid, best) = stats
             .iter()
             .max_by_key(|(_, s)| s["packetsReceived"].as_u64().unwrap_or(0))
-            .expect("receive slots");
+            .unwrap_or_else(|| panic!("{} received nothing on any slot: {p}", p["name"]));
         let packets = best["packetsReceived"].as_u64().unwrap_or(0);
         assert!(
             packets > 100,
@@ -115,9 +117,10 @@ fn assert_pages_hear_each_other(run: &Run) {
     assert_eq!(run.metric("sluice_dtls_failures_total"), 0);
     assert!(run.metric("sluice_joins_total") >= 2);
     eprintln!(
-        "works with: Chromium {} | sfu | {}",
+        "works with: Chromium {} | sfu | {} (every page heard the other {} ms after the talk)",
         run.result["browser"].as_str().unwrap_or("?"),
-        negotiated(run.result["metrics"].as_str().unwrap_or(""))
+        negotiated(run.result["metrics"].as_str().unwrap_or("")),
+        run.result["sfu_settled_ms"]
     );
     assert_eq!(
         run.result["server_exit"], 0,
@@ -227,7 +230,9 @@ fn chromium_pages_talk_peer_to_peer_then_keep_hearing_each_other_through_the_sfu
             p["mesh"].as_object().is_some_and(|m| m.is_empty()),
             "mesh closed: {p}"
         );
-        let stats = p["stats"].as_object().expect("slot stats");
+        let stats = p["stats"]
+            .as_object()
+            .unwrap_or_else(|| panic!("slot stats: {p}"));
         let mut heard: Vec<&str> = stats
             .iter()
             .filter(|(_, s)| s["packetsReceived"].as_u64().unwrap_or(0) > 100)

@@ -174,8 +174,19 @@ try {
                     room: JSON.parse(await api("GET", `/v1/rooms/${ROOM}`)) };
   } else {
     for (let i = 0; i < PAGES; i++) await openPage(i);
-    // Talk for a while, then read what each page received.
+    // Talk for a while, then read what each page received. On a loaded machine (CI runs the suites
+    // side by side) a page's DTLS handshake may finish seconds late: give every page up to 20 s more
+    // until one of its slots carried over a second of decoded audio, and say how long that took.
     await talk(SECONDS);
+    const settled = Date.now();
+    const hears = async ({ page }) => Object.values(await page.evaluate(() => window.sluice.stats()))
+      .some((x) => x.packetsReceived > 100 && x.totalSamplesReceived > 48000);
+    while (Date.now() - settled < 20000) {
+      const ready = await Promise.all(pages.map(hears));
+      if (ready.every(Boolean)) break;
+      await sleep(250);
+    }
+    result.sfu_settled_ms = Date.now() - settled;
     result.pages = await snapshot();
   }
   if (flags.includes("mute")) {

@@ -37,6 +37,7 @@ pub mod outbox;
 pub mod packet;
 pub mod presence;
 pub mod relay;
+pub mod reports;
 pub mod rewrite;
 pub mod speaker;
 pub mod srtp;

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::packet::{AudioLevel, RtpHeader};
+use crate::packet::{AudioLevel, RtpHeader, SenderInfo};
 
 /// A source not heard on a slot for this long may be replaced by another source.
 pub const DEFAULT_SLOT_IDLE: Duration = Duration::from_secs(2);
@@ -49,6 +49,9 @@ pub struct SlotRewriter {
     last_voice: Option<Instant>,
     /// The source the current deltas were computed for.
     anchored: Option<u32>,
+    /// Packets and payload octets sent on this stream (its sender report's counts).
+    packets: u32,
+    octets: u32,
 }
 
 impl SlotRewriter {
@@ -70,7 +73,32 @@ impl SlotRewriter {
             last_at: None,
             last_voice: None,
             anchored: None,
+            packets: 0,
+            octets: 0,
         }
+    }
+
+    /// Counts one packet of `payload` octets as sent on this stream.
+    #[inline]
+    pub fn count_sent(&mut self, payload: usize) {
+        self.packets = self.packets.wrapping_add(1);
+        self.octets = self.octets.wrapping_add(payload as u32);
+    }
+
+    /// The sender info of this stream's SR at `now` (NTP time `ntp`), or `None` before its first
+    /// packet. The RTP timestamp is the last one sent advanced by the wall-clock time since, the
+    /// same rule a source switch continues the stream by, so the NTP/RTP pair stays on one line
+    /// whoever feeds the slot.
+    pub fn sender_info(&self, now: Instant, ntp: u64, clock_rate: u32) -> Option<SenderInfo> {
+        let at = self.last_at.filter(|_| self.packets > 0)?;
+        let elapsed = now.saturating_duration_since(at);
+        let ticks = (elapsed.as_micros() as u64 * u64::from(clock_rate) / 1_000_000) as u32;
+        Some(SenderInfo {
+            ntp_timestamp: ntp,
+            rtp_timestamp: self.last_ts.wrapping_add(ticks),
+            packet_count: self.packets,
+            octet_count: self.octets,
+        })
     }
 
     fn anchor_needed(&self, source: u32) -> bool {
@@ -544,5 +572,47 @@ mod tests {
         assert_eq!(f.csrc_count(), 15);
         assert_eq!(f.csrcs().next(), Some(0xDEAD_BEEF));
         assert_eq!(f.payload(), b"x");
+    }
+
+    #[test]
+    fn sender_report_counts_and_a_timestamp_on_one_line_across_a_switch() {
+        let t0 = Instant::now();
+        let mut s = SlotRewriter::new(0xAAAA);
+        assert_eq!(s.sender_info(t0, 7, OPUS), None, "nothing sent yet");
+        s.assign(1);
+        for i in 0..50u32 {
+            s.map(
+                t0 + Duration::from_millis(20 * u64::from(i)),
+                1,
+                i as u16,
+                960 * i,
+                OPUS,
+            );
+            s.count_sent(80);
+        }
+        // 100 ms after the last packet (ts 47,040 at t0 + 980 ms): 4,800 ticks later.
+        let at = t0 + Duration::from_millis(1080);
+        let si = s.sender_info(at, 7, OPUS).unwrap();
+        assert_eq!(
+            si,
+            SenderInfo {
+                ntp_timestamp: 7,
+                rtp_timestamp: 47_040 + 4_800,
+                packet_count: 50,
+                octet_count: 4_000
+            }
+        );
+        // Another source with unrelated numbering takes over 500 ms later: the report's RTP time
+        // for a given instant does not move.
+        s.release();
+        s.assign(2);
+        let later = t0 + Duration::from_millis(1480);
+        s.map(later, 2, 9_000, 77_777_777, OPUS);
+        s.count_sent(80);
+        let si2 = s
+            .sender_info(at + Duration::from_millis(400), 8, OPUS)
+            .unwrap();
+        assert_eq!(si2.rtp_timestamp, si.rtp_timestamp + 19_200);
+        assert_eq!((si2.packet_count, si2.octet_count), (51, 4_080));
     }
 }

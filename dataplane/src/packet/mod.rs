@@ -59,7 +59,10 @@ pub mod stun;
 pub use ext::{
     write_one_byte_extensions, AudioLevel, ExtensionIter, HeaderExtension, HeaderExtensions,
 };
-pub use rtcp::{first_ssrc, ReportBlock, ReportBlocks, RtcpCompound, RtcpPacket, SenderInfo};
+pub use rtcp::{
+    first_ssrc, write_rr, write_sdes_cname, write_sr, ReportBlock, ReportBlocks, RtcpCompound,
+    RtcpPacket, SenderInfo,
+};
 pub use rtp::{
     set_marker, set_payload_type, set_sequence_number, set_ssrc, set_timestamp, RtpHeader,
     RTP_HEADER_LEN,

@@ -19,6 +19,9 @@
 //! Invariant of a yielded [`RtcpPacket`]: `bytes().len() == length_bytes()`, at least 4, a multiple
 //! of 4, and `padding_len() <= length_bytes() - 4`.
 //!
+//! Writers for what sluice itself sends at every hop ([`write_sr`], [`write_rr`], [`write_sdes_cname`])
+//! fill a caller's buffer and return the length, or `None` when it does not fit.
+//!
 //! SRTCP (RFC 3711 §3.4) encrypts everything after the first 8 bytes and appends an index and tag,
 //! so walk the compound only after decryption; [`first_ssrc`] reads the clear sender SSRC to route a
 //! datagram to its decryption context.
@@ -322,6 +325,98 @@ impl Iterator for ReportBlocks<'_> {
 
 impl FusedIterator for ReportBlocks<'_> {}
 
+impl ReportBlock {
+    /// Writes the block's 24 bytes (the cumulative loss clamped to 24 signed bits).
+    pub fn write(&self, out: &mut [u8; REPORT_BLOCK_LEN]) {
+        let lost = self.cumulative_lost.clamp(-0x80_0000, 0x7F_FFFF);
+        let lost = lost.to_be_bytes();
+        out[0..4].copy_from_slice(&self.ssrc.to_be_bytes());
+        out[4] = self.fraction_lost;
+        out[5..8].copy_from_slice(&lost[1..4]);
+        out[8..12].copy_from_slice(&self.ext_highest_seq.to_be_bytes());
+        out[12..16].copy_from_slice(&self.jitter.to_be_bytes());
+        out[16..20].copy_from_slice(&self.lsr.to_be_bytes());
+        out[20..24].copy_from_slice(&self.dlsr.to_be_bytes());
+    }
+}
+
+/// Most report blocks one SR or RR carries (the 5-bit count).
+pub const MAX_REPORT_BLOCKS: usize = 31;
+
+fn write_header(out: &mut [u8], count: usize, packet_type: u8, len: usize) {
+    out[0] = 0x80 | count as u8;
+    out[1] = packet_type;
+    out[2..4].copy_from_slice(&((len / 4 - 1) as u16).to_be_bytes());
+}
+
+fn write_blocks(out: &mut [u8], blocks: &[ReportBlock]) {
+    for (b, chunk) in blocks.iter().zip(out.chunks_exact_mut(REPORT_BLOCK_LEN)) {
+        if let Some(c) = chunk.first_chunk_mut::<REPORT_BLOCK_LEN>() {
+            b.write(c);
+        }
+    }
+}
+
+/// Writes a sender report (RFC 3550 §6.4.1) from `ssrc` with `info` and `blocks` at the start of
+/// `out`; returns its length, or `None` when it does not fit or has too many blocks.
+pub fn write_sr(
+    out: &mut [u8],
+    ssrc: u32,
+    info: &SenderInfo,
+    blocks: &[ReportBlock],
+) -> Option<usize> {
+    if blocks.len() > MAX_REPORT_BLOCKS {
+        return None;
+    }
+    let len = 8 + SENDER_INFO_LEN + REPORT_BLOCK_LEN * blocks.len();
+    let out = out.get_mut(..len)?;
+    write_header(out, blocks.len(), RTCP_SR, len);
+    out[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    out[8..16].copy_from_slice(&info.ntp_timestamp.to_be_bytes());
+    out[16..20].copy_from_slice(&info.rtp_timestamp.to_be_bytes());
+    out[20..24].copy_from_slice(&info.packet_count.to_be_bytes());
+    out[24..28].copy_from_slice(&info.octet_count.to_be_bytes());
+    write_blocks(&mut out[28..], blocks);
+    Some(len)
+}
+
+/// Writes a receiver report (RFC 3550 §6.4.2) from `ssrc` with `blocks` at the start of `out`;
+/// returns its length, or `None` when it does not fit or has too many blocks.
+pub fn write_rr(out: &mut [u8], ssrc: u32, blocks: &[ReportBlock]) -> Option<usize> {
+    if blocks.len() > MAX_REPORT_BLOCKS {
+        return None;
+    }
+    let len = 8 + REPORT_BLOCK_LEN * blocks.len();
+    let out = out.get_mut(..len)?;
+    write_header(out, blocks.len(), RTCP_RR, len);
+    out[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    write_blocks(&mut out[8..], blocks);
+    Some(len)
+}
+
+/// Writes an SDES packet (RFC 3550 §6.5) with one chunk per SSRC of `ssrcs`, each naming `cname`
+/// (at most 255 bytes) as its CNAME, at the start of `out`; returns its length, or `None` when it
+/// does not fit, has no or too many chunks, or the name is too long. A compound RTCP packet carries
+/// one (RFC 3550 §6.1).
+pub fn write_sdes_cname(out: &mut [u8], ssrcs: &[u32], cname: &[u8]) -> Option<usize> {
+    if ssrcs.is_empty() || ssrcs.len() > MAX_REPORT_BLOCKS || cname.len() > 255 {
+        return None;
+    }
+    // SSRC, CNAME item (type, length, text), then at least one null octet up to a word boundary.
+    let chunk = (4 + 2 + cname.len() + 1).div_ceil(4) * 4;
+    let len = 4 + chunk * ssrcs.len();
+    let out = out.get_mut(..len)?;
+    write_header(out, ssrcs.len(), RTCP_SDES, len);
+    for (ssrc, c) in ssrcs.iter().zip(out[4..].chunks_exact_mut(chunk)) {
+        c[0..4].copy_from_slice(&ssrc.to_be_bytes());
+        c[4] = 1; // CNAME
+        c[5] = cname.len() as u8;
+        c[6..6 + cname.len()].copy_from_slice(cname);
+        c[6 + cname.len()..].fill(0);
+    }
+    Some(len)
+}
+
 /// The SSRC in bytes 4..8 of an (S)RTCP datagram: the sender of its first packet. SRTCP leaves the
 /// first 8 bytes in the clear (RFC 3711 §3.4), so this routes a datagram to its SRTCP context before
 /// decryption. `None` if the datagram is shorter than 8 bytes.
@@ -486,5 +581,60 @@ mod tests {
             assert!(failed || total == len, "len {len}");
         }
         assert_eq!(first_ssrc(&p[..7]), None);
+    }
+
+    #[test]
+    fn written_reports_parse_back() {
+        let block = ReportBlock {
+            ssrc: 0x2222_2222,
+            fraction_lost: 13,
+            cumulative_lost: -3,
+            ext_highest_seq: 0x0002_0005,
+            jitter: 120,
+            lsr: 0xABCD_0123,
+            dlsr: 0x0001_8000,
+        };
+        let info = SenderInfo {
+            ntp_timestamp: 0xE000_0000_8000_0000,
+            rtp_timestamp: 960,
+            packet_count: 50,
+            octet_count: 4_000,
+        };
+        let mut buf = [0u8; 256];
+        let sr = write_sr(&mut buf, 7, &info, &[block]).unwrap();
+        let rr = write_rr(&mut buf[sr..], 8, &[block, block]).unwrap();
+        let sdes = write_sdes_cname(&mut buf[sr + rr..], &[7, 8], b"sluice").unwrap();
+        let all = &buf[..sr + rr + sdes];
+        assert_eq!(RtcpCompound::validate(all), Ok(3));
+        let pkts: Vec<_> = RtcpCompound::new(all).map(Result::unwrap).collect();
+        assert_eq!(pkts[0].sender_ssrc(), Some(7));
+        assert_eq!(pkts[0].sender_info(), Some(info));
+        assert_eq!(pkts[0].report_blocks().collect::<Vec<_>>(), vec![block]);
+        assert_eq!(pkts[1].packet_type(), RTCP_RR);
+        assert_eq!(pkts[1].sender_ssrc(), Some(8));
+        assert_eq!(
+            pkts[1].report_blocks().collect::<Vec<_>>(),
+            vec![block, block]
+        );
+        assert_eq!(pkts[2].packet_type(), RTCP_SDES);
+        assert_eq!(pkts[2].count(), 2);
+        // Two chunks of 4 + 2 + 6 + 1 bytes, padded to 16.
+        assert_eq!(pkts[2].length_bytes(), 4 + 2 * 16);
+        assert_eq!(
+            &pkts[2].body()[4..12],
+            &[1, 6, b's', b'l', b'u', b'i', b'c', b'e']
+        );
+        // Too small a buffer, or too many blocks: nothing written.
+        assert_eq!(write_sr(&mut buf[..27], 7, &info, &[]), None);
+        assert_eq!(write_rr(&mut buf, 7, &[block; 32]), None);
+        assert_eq!(write_sdes_cname(&mut buf, &[], b"x"), None);
+        // A loss beyond 24 bits is clamped, not wrapped.
+        let mut b = [0u8; REPORT_BLOCK_LEN];
+        ReportBlock {
+            cumulative_lost: i32::MAX,
+            ..block
+        }
+        .write(&mut b);
+        assert_eq!(ReportBlock::parse(&b).cumulative_lost, 0x7F_FFFF);
     }
 }

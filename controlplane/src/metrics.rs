@@ -240,6 +240,11 @@ pub async fn metrics(State(s): Shared, client: ClientIp, headers: HeaderMap) -> 
                 |x| x.rtcp_in,
             ),
             (
+                "sluice_rtcp_out_total",
+                "RTCP datagrams (sender and receiver reports) a worker wrote.",
+                |x| x.rtcp_out,
+            ),
+            (
                 "sluice_stun_answered_total",
                 "ICE connectivity checks answered by a worker.",
                 |x| x.stun_answered,

@@ -107,6 +107,8 @@ pub struct WorkerStats {
     pub relayed_in: Counter,
     /// RTCP packets authenticated and terminated here.
     pub rtcp_in: Counter,
+    /// RTCP datagrams (sender and receiver reports) this hop wrote.
+    pub rtcp_out: Counter,
     /// ICE connectivity checks answered.
     pub stun_answered: Counter,
     /// Reports to the control plane dropped because its channel was full.
@@ -140,6 +142,7 @@ impl WorkerStats {
             relayed_out: self.relayed_out.get(),
             relayed_in: self.relayed_in.get(),
             rtcp_in: self.rtcp_in.get(),
+            rtcp_out: self.rtcp_out.get(),
             stun_answered: self.stun_answered.get(),
             upcalls_dropped: self.upcalls_dropped.get(),
             drops,
@@ -164,6 +167,8 @@ pub struct StatsSnapshot {
     pub relayed_in: u64,
     /// See [`WorkerStats::rtcp_in`].
     pub rtcp_in: u64,
+    /// See [`WorkerStats::rtcp_out`].
+    pub rtcp_out: u64,
     /// See [`WorkerStats::stun_answered`].
     pub stun_answered: u64,
     /// See [`WorkerStats::upcalls_dropped`].
@@ -192,6 +197,7 @@ impl StatsSnapshot {
         self.relayed_out += other.relayed_out;
         self.relayed_in += other.relayed_in;
         self.rtcp_in += other.rtcp_in;
+        self.rtcp_out += other.rtcp_out;
         self.stun_answered += other.stun_answered;
         self.upcalls_dropped += other.upcalls_dropped;
         for (a, b) in self.drops.iter_mut().zip(&other.drops) {

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 
 use crate::ice::IceCredentials;
+pub use crate::reports::{DownlinkSample, Quality};
 pub use crate::rewrite::EgressFormat;
 use crate::srtp::SrtpKeys;
 
@@ -146,6 +147,36 @@ pub enum TopologyUpdate {
         /// The datagram.
         datagram: Vec<u8>,
     },
+    /// The worst loss and jitter the subscribers of a publisher's stream report (over the last
+    /// seconds, from [`Upcall::Link`]): the receiver reports sluice sends the publisher carry the
+    /// worse of it and what sluice measures itself ([`crate::reports`]).
+    Downstream {
+        /// The publisher's transport.
+        transport: TransportId,
+        /// The worst quality among its subscribers.
+        quality: Quality,
+    },
+}
+
+/// One second of RTCP about one transport, for the control plane ([`Upcall::Link`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkReport {
+    /// What sluice measured of the stream the member publishes (its uplink), if it sent any.
+    pub uplink: Option<UplinkSample>,
+    /// What the member's receiver reports said of the streams sluice sends it, if it sent any.
+    pub downlink: Option<DownlinkSample>,
+}
+
+/// What sluice measured of a publisher's stream (the report block it sent it, before the
+/// downstream loss was folded in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UplinkSample {
+    /// Fraction lost in the last interval and jitter, in report-block units.
+    pub quality: Quality,
+    /// Packets lost in all.
+    pub lost: i64,
+    /// Packets received in all.
+    pub received: u32,
 }
 
 /// What a worker tells the control plane (over a bounded crossbeam channel; never blocks the worker:
@@ -194,6 +225,16 @@ pub enum Upcall {
         transport: TransportId,
         /// The SSRC its packets carry.
         ssrc: u32,
+    },
+    /// About once a second, for each transport that sent RTP or receiver reports: its link as RTCP
+    /// sees it (loss, jitter, round-trip time), for the API, the metrics and [`TopologyUpdate::Downstream`].
+    Link {
+        /// The worker.
+        worker: usize,
+        /// The transport.
+        transport: TransportId,
+        /// What the reports said.
+        report: LinkReport,
     },
     /// A DTLS datagram from a transport's ICE-confirmed address, for the control plane's handshake.
     Dtls {

@@ -31,7 +31,7 @@ use crate::outbox::Outbox;
 use crate::stats::{DropReason, WorkerStats};
 use crate::topology::{TopologyUpdate, Upcall};
 
-/// How often a worker runs housekeeping (ICE consent expiry).
+/// How often a worker runs housekeeping (ICE consent expiry, speaking states, RTCP reports).
 pub const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// How long an idle worker sleeps before it looks around again (housekeeping tick).
@@ -145,7 +145,7 @@ impl<B: DatagramIo> WorkerLoop<B> {
             let now = Instant::now();
             if now >= next_housekeeping {
                 next_housekeeping = now + HOUSEKEEPING;
-                self.housekeeping(now, &mut backlog);
+                self.housekeeping(now, &mut backlog, &mut out);
             }
             while !self.core.drain_relays(now, &mut out) {
                 self.flush(&mut out);
@@ -220,8 +220,19 @@ impl<B: DatagramIo> WorkerLoop<B> {
         }
     }
 
-    fn housekeeping(&mut self, now: Instant, backlog: &mut Backlog) {
+    fn housekeeping(&mut self, now: Instant, backlog: &mut Backlog, out: &mut Outbox) {
         self.core.expire_speaking(now);
+        // RTCP: the wall clock read here, once a second, is the only one the core sees.
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.core.set_wall_clock(now, wall);
+        let mut from = 0;
+        while let Some(next) = self.core.send_reports(now, from, out) {
+            self.flush(out);
+            from = next;
+        }
+        self.flush(out);
         self.report_upcalls(backlog);
         for transport in self.core.expire_consent(now) {
             let u = Upcall::ConsentExpired {

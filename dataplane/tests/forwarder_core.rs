@@ -17,14 +17,17 @@ use std::time::{Duration, Instant};
 
 use sluice_dataplane::forwarder::{Forwarder, ForwarderConfig, TopologyError};
 use sluice_dataplane::outbox::Outbox;
-use sluice_dataplane::packet::RtpHeader;
+use sluice_dataplane::packet::rtcp::{RTCP_RR, RTCP_SDES, RTCP_SR};
+use sluice_dataplane::packet::{write_rr, ReportBlock, RtcpCompound, RtpHeader};
 use sluice_dataplane::presence::{Presence, PresenceChange};
 use sluice_dataplane::relay::relay_ring;
+use sluice_dataplane::reports::{ntp_mid32, to_units, Quality};
 use sluice_dataplane::srtp::{SrtpContext, SrtpEngine, SrtpProfile};
 use sluice_dataplane::stats::{DropReason, StatsSnapshot, WorkerStats};
 use sluice_dataplane::testkit::fixture_keys;
 use sluice_dataplane::topology::{
-    Membership, RoomId, TopologyUpdate, TransportConfig, TransportId, TransportKeys, Upcall,
+    LinkReport, Membership, RoomId, TopologyUpdate, TransportConfig, TransportId, TransportKeys,
+    Upcall,
 };
 use webrtc_srtp::context::Context;
 
@@ -229,6 +232,26 @@ impl Peer {
             .expect("a peer protects its own receiver report");
         p.truncate(n);
         p
+    }
+
+    /// SRTCP of any plaintext compound `plain`, protected with the peer's keys.
+    fn srtcp(&mut self, mut p: Vec<u8>) -> Vec<u8> {
+        let len = p.len();
+        p.resize(len + self.profile.rtcp_overhead(), 0);
+        let n = self
+            .sender
+            .protect_rtcp(&mut p, len)
+            .expect("a peer protects its own report");
+        p.truncate(n);
+        p
+    }
+
+    /// Decrypts an SRTCP datagram the SFU sent this peer with webrtc-srtp.
+    fn open_rtcp(&mut self, datagram: &[u8]) -> Vec<u8> {
+        self.oracle
+            .decrypt_rtcp(datagram)
+            .unwrap_or_else(|e| panic!("peer {} cannot decrypt the SFU's RTCP: {e}", self.id))
+            .to_vec()
     }
 
     /// Decrypts what the SFU sent this peer with webrtc-srtp and reads the header and payload marks.
@@ -945,6 +968,212 @@ fn srtcp_is_authenticated_terminated_and_latches_an_unlatched_transport() {
         assert_eq!(core.transport_remote(u.id), Some(there), "{profile}");
         assert_eq!(drops(&core, DropReason::UnknownSource), 2, "{profile}");
     }
+}
+
+// ------------------------------------------------------------------------------ 4b. RTCP per hop
+
+/// The `Link` upcalls the core queued, by transport.
+fn links(core: &mut Forwarder) -> Vec<(TransportId, LinkReport)> {
+    core.drain_upcalls()
+        .filter_map(|u| match u {
+            Upcall::Link {
+                transport, report, ..
+            } => Some((transport, report)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_hop_sends_sender_reports_on_slots_and_receiver_reports_with_the_worst_subscriber_loss() {
+    for profile in SrtpProfile::ALL {
+        const SLOT: u32 = 0x5107_0001;
+        let mut p = Peer::new(1, profile, 0xA1A1_0001, 100, 5_000);
+        let mut u = Peer::listener(2, profile);
+        let mut core = core();
+        publisher_and_subscriber(&mut core, &p, &u, SLOT);
+        let mut out = Outbox::with_capacity(64);
+        let t0 = Instant::now();
+        // Without a wall clock nothing is stamped, so nothing is sent.
+        assert_eq!(core.send_reports(t0, 0, &mut out), None);
+        assert!(out.is_empty());
+        core.set_wall_clock(t0, Duration::from_secs(1_000_000));
+
+        // 50 frames from P, of which every tenth is lost on the way to the SFU.
+        for i in 0..50u32 {
+            let d = p.next_rtp();
+            if i % 10 != 3 {
+                feed(&mut core, t0 + FRAME * i, p.addr, &d, &mut out);
+            }
+        }
+        assert_eq!(take(&mut out).len(), 45, "{profile}");
+        let _ = core.drain_upcalls().count();
+
+        let at = t0 + Duration::from_secs(1);
+        assert_eq!(core.send_reports(at, 0, &mut out), None);
+        let sent = take(&mut out);
+        assert_eq!(sent.len(), 2, "{profile}: one report to each");
+        assert_eq!(stats(&core).rtcp_out, 2);
+
+        // U: an SR from its slot with what it was sent, and an SDES CNAME.
+        let to_u = u.open_rtcp(&sent.iter().find(|(a, _)| *a == u.addr).expect("to U").1);
+        let pkts: Vec<_> = RtcpCompound::new(&to_u).map(Result::unwrap).collect();
+        assert_eq!(pkts.len(), 2, "{profile}");
+        assert_eq!(
+            (pkts[0].packet_type(), pkts[0].sender_ssrc()),
+            (RTCP_SR, Some(SLOT))
+        );
+        let info = pkts[0].sender_info().expect("sender info");
+        assert_eq!(
+            (info.packet_count, info.octet_count),
+            (45, 45 * PAYLOAD_LEN as u32)
+        );
+        // The last packet (P's frame 49, sent on as ts 5000 + 49 * 960) went 20 ms before `at`.
+        assert_eq!(info.rtp_timestamp, 5_000 + 49 * FRAME_TICKS + FRAME_TICKS);
+        assert_eq!(pkts[0].report_blocks().count(), 0, "U publishes nothing");
+        assert_eq!(pkts[1].packet_type(), RTCP_SDES);
+
+        // P: an RR about its stream: a tenth lost (25/256), 5 in all.
+        let to_p = p.open_rtcp(&sent.iter().find(|(a, _)| *a == p.addr).expect("to P").1);
+        let pkts: Vec<_> = RtcpCompound::new(&to_p).map(Result::unwrap).collect();
+        assert_eq!(pkts[0].packet_type(), RTCP_RR, "{profile}");
+        let b: Vec<ReportBlock> = pkts[0].report_blocks().collect();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].ssrc, p.ssrc);
+        assert_eq!((b[0].fraction_lost, b[0].cumulative_lost), (25, 5));
+        assert_eq!(b[0].ext_highest_seq, 149);
+        let ls = links(&mut core);
+        assert_eq!(
+            ls.len(),
+            1,
+            "{profile}: only P has something to report: {ls:?}"
+        );
+        let up = ls[0].1.uplink.expect("P's uplink");
+        assert_eq!(
+            (ls[0].0, up.quality.fraction_lost, up.lost, up.received),
+            (p.id, 25, 5, 45)
+        );
+
+        // U reports 20 % lost on its slot, echoing our SR (held 100 ms), 300 ms after it went.
+        let rr_block = ReportBlock {
+            ssrc: SLOT,
+            fraction_lost: 51,
+            cumulative_lost: 9,
+            ext_highest_seq: 0,
+            jitter: 240,
+            lsr: ntp_mid32(info.ntp_timestamp),
+            dlsr: to_units(ms(100)),
+        };
+        let mut rr = [0u8; 64];
+        let n = write_rr(&mut rr, u.ssrc, &[rr_block]).unwrap();
+        let rr = u.srtcp(rr[..n].to_vec());
+        feed(&mut core, at + ms(300), u.addr, &rr, &mut out);
+        assert!(out.is_empty(), "{profile}: reports end here");
+        // The control plane hands the worst among P's subscribers to P's worker.
+        apply(
+            &mut core,
+            TopologyUpdate::Downstream {
+                transport: p.id,
+                quality: Quality {
+                    fraction_lost: 51,
+                    jitter: 240,
+                },
+            },
+        );
+        for i in 0..45u32 {
+            let d = p.next_rtp();
+            feed(&mut core, at + FRAME * i, p.addr, &d, &mut out);
+        }
+        let _ = take(&mut out);
+        let _ = core.drain_upcalls().count();
+        let at2 = at + Duration::from_secs(1);
+        assert_eq!(core.send_reports(at2, 0, &mut out), None);
+        let sent = take(&mut out);
+        // P's block now says what U lost (its own hop lost nothing this second).
+        let to_p = p.open_rtcp(&sent.iter().find(|(a, _)| *a == p.addr).expect("to P").1);
+        let b: Vec<ReportBlock> = RtcpCompound::new(&to_p)
+            .map(Result::unwrap)
+            .flat_map(|x| x.report_blocks().collect::<Vec<_>>())
+            .collect();
+        assert_eq!(
+            (b[0].fraction_lost, b[0].jitter, b[0].cumulative_lost),
+            (51, 240, 5)
+        );
+        // U's link: the loss it reported and a 200 ms round trip (300 ms minus the 100 it held).
+        let ls = links(&mut core);
+        let down = ls
+            .iter()
+            .find(|(t, _)| *t == u.id)
+            .and_then(|(_, r)| r.downlink)
+            .expect("U's downlink");
+        assert_eq!(
+            (down.worst.fraction_lost, down.worst.jitter, down.lost),
+            (51, 240, 9)
+        );
+        let rtt = down.rtt.expect("round trip");
+        assert!(rtt.abs_diff(ms(200)) < ms(1), "{profile}: {rtt:?}");
+        // P's own uplink sample does not carry the downstream loss.
+        let up = ls
+            .iter()
+            .find(|(t, _)| *t == p.id)
+            .and_then(|(_, r)| r.uplink);
+        assert_eq!(up.map(|u| u.quality.fraction_lost), Some(0));
+
+        // A report block about an SSRC that is not one of U's slots is not U's downlink.
+        let mut rr = [0u8; 64];
+        let n = write_rr(
+            &mut rr,
+            u.ssrc,
+            &[ReportBlock {
+                ssrc: p.ssrc,
+                ..rr_block
+            }],
+        )
+        .unwrap();
+        let rr = u.srtcp(rr[..n].to_vec());
+        feed(&mut core, at2 + ms(10), u.addr, &rr, &mut out);
+        let _ = core.send_reports(at2 + Duration::from_secs(1), 0, &mut out);
+        let ls = links(&mut core);
+        assert!(ls.iter().all(|(t, _)| *t != u.id), "{profile}: {ls:?}");
+    }
+}
+
+#[test]
+fn reports_resume_where_a_full_outbox_stopped_them() {
+    let profile = AES_CM;
+    let mut p = Peer::new(1, profile, 0xA1A1_0001, 100, 5_000);
+    let listeners: Vec<Peer> = (2..12).map(|id| Peer::listener(id, profile)).collect();
+    let mut core = core();
+    apply(&mut core, p.transport());
+    apply(&mut core, p.join(ROOM, true, &[]));
+    for (i, l) in listeners.iter().enumerate() {
+        apply(&mut core, l.transport());
+        apply(&mut core, l.join(ROOM, false, &[0x5000 + i as u32]));
+    }
+    let t0 = Instant::now();
+    core.set_wall_clock(t0, Duration::from_secs(1_000_000));
+    let mut out = Outbox::with_capacity(16);
+    for i in 0..5u32 {
+        let d = p.next_rtp();
+        feed(&mut core, t0 + FRAME * i, p.addr, &d, &mut out);
+        let _ = take(&mut out);
+    }
+    let mut out = Outbox::with_capacity(4);
+    let mut from = 0;
+    let mut sent = Vec::new();
+    let at = t0 + Duration::from_secs(1);
+    while let Some(next) = core.send_reports(at, from, &mut out) {
+        assert!(next > from, "progress");
+        sent.extend(take(&mut out));
+        from = next;
+    }
+    sent.extend(take(&mut out));
+    // One to the publisher, one to each listener, none twice.
+    assert_eq!(sent.len(), 11);
+    let mut dests: Vec<_> = sent.iter().map(|(a, _)| *a).collect();
+    dests.sort();
+    dests.dedup();
+    assert_eq!(dests.len(), 11);
 }
 
 // ----------------------------------------------------------------------------- 5. robustness

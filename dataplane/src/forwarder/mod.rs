@@ -22,13 +22,16 @@
 //!   per-subscriber rewrite and the relay rings to other workers;
 //! - `handshake`: the packets that set a transport up: ICE-lite connectivity checks and DTLS handed
 //!   up to the control plane;
-//! - `housekeeping`: the once-a-second expiries (speaking state, ICE consent).
+//! - `housekeeping`: the once-a-second expiries (speaking state, ICE consent);
+//! - `reporting`: RTCP terminated at this hop: reports read on the packet path, and the
+//!   once-a-second sender and receiver reports each transport gets ([`crate::reports`]).
 //!
 //! Which source gets which subscriber slot is the speaker policy's business ([`crate::speaker`]).
 
 mod handshake;
 mod housekeeping;
 mod packet_path;
+mod reporting;
 mod tables;
 
 use std::net::SocketAddr;
@@ -130,6 +133,8 @@ pub struct Forwarder {
     upcalls: Vec<Upcall>,
     /// Datagrams the control plane asked to send (DTLS flights), drained into the outbox.
     control_out: Vec<(SocketAddr, Vec<u8>)>,
+    /// Wall-clock time for RTCP (set by the worker: the core reads no clock).
+    ntp: Option<crate::reports::NtpClock>,
 }
 
 impl Forwarder {
@@ -155,6 +160,7 @@ impl Forwarder {
             // Slot changes of a whole room can come out of one packet: room for them up front.
             upcalls: Vec::with_capacity(1024),
             control_out: Vec::new(),
+            ntp: None,
         }
     }
 
@@ -268,6 +274,14 @@ impl Forwarder {
                     .transport_remote(transport)
                     .ok_or(TopologyError::UnknownTransport(transport))?;
                 self.control_out.push((to, datagram));
+            }
+            TopologyUpdate::Downstream { transport, quality } => {
+                let t = self
+                    .by_id
+                    .get(&transport)
+                    .and_then(|&i| self.transports.get_mut(i)?.as_mut())
+                    .ok_or(TopologyError::UnknownTransport(transport))?;
+                t.rtcp.downstream = quality;
             }
         }
         Ok(())

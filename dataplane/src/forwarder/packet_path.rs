@@ -4,7 +4,8 @@
 //! RTP is looked up, decrypted once in place, checked against the publisher's state, then for every
 //! local subscriber mapped onto a speaker slot ([`crate::speaker::pick_slot`]), rewritten and
 //! encrypted with that subscriber's key; other workers hosting the room get the decrypted packet over
-//! their relay ring. SRTCP is authenticated and terminated here. Every failure is one counted drop.
+//! their relay ring. SRTCP is authenticated, read (`reporting`) and terminated here. Every failure is
+//! one counted drop.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -96,7 +97,14 @@ impl Forwarder {
         if t.publish_ssrc != Some(ssrc) && t.learn_ssrc && !unlatched {
             return self.propose_ssrc(now, idx, ssrc, plain);
         }
-        if t.publish_ssrc != Some(ssrc) || t.muted {
+        if t.publish_ssrc != Some(ssrc) {
+            return self.stats.count_drop(DropReason::Muted, 1);
+        }
+        // The first hop's loss and jitter, muted or not (what the publisher's report says).
+        t.rtcp
+            .reception
+            .on_packet(now, seq, ts, self.cfg.clock_rate);
+        if t.muted {
             return self.stats.count_drop(DropReason::Muted, 1);
         }
         let Ok(hdr) = RtpHeader::parse(plain) else {
@@ -114,7 +122,6 @@ impl Forwarder {
         let Some(room_id) = t.room else {
             return self.stats.count_drop(DropReason::Muted, 1);
         };
-        let _ = (seq, ts);
         let pkt = Decrypted {
             publisher: Some(idx),
             hdr: &hdr,
@@ -170,9 +177,11 @@ impl Forwarder {
         let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
             return self.stats.count_drop(DropReason::UnknownSource, 1);
         };
+        let mut plain_len = buf.len();
         if let Some(ctx) = &mut t.inbound {
-            if let Err(e) = ctx.unprotect_rtcp(buf) {
-                return self.count_srtp_error(&e);
+            match ctx.unprotect_rtcp(buf) {
+                Ok(n) => plain_len = n,
+                Err(e) => return self.count_srtp_error(&e),
             }
             if !unlatched {
                 refresh_consent(t, now);
@@ -189,7 +198,9 @@ impl Forwarder {
         } else if next_port || (unlatched && !rtcp_latched) {
             self.latch_rtcp(idx, from);
         }
-        // Receiver reports and feedback end here for now: audio needs no retransmission or key frames.
+        // Reports are read and end here (`reporting`); feedback (NACK, PLI) too: audio needs no
+        // retransmission or key frames.
+        self.read_reports(idx, now, &buf[..plain_len]);
         self.stats.rtcp_in.add(1);
     }
 
@@ -246,7 +257,9 @@ impl Forwarder {
                     None => Some(n),
                 }
             });
-            if !pushed {
+            if pushed {
+                t.slots[i].count_sent(plain.len().saturating_sub(hdr.header_len()));
+            } else {
                 let reason = if failed {
                     DropReason::Malformed
                 } else {

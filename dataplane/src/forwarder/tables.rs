@@ -44,6 +44,8 @@ pub(super) struct Transport {
     pub(super) rtcp_remote: Option<SocketAddr>,
     /// Address moves and the DTLS budget: boxed, off the packet path's cache lines.
     pub(super) guard: Box<super::handshake::Guard>,
+    /// RTCP at this hop (`reporting`): boxed, off the packet path's cache lines.
+    pub(super) rtcp: Box<super::reporting::Rtcp>,
 }
 
 /// A room as this worker sees it.
@@ -99,6 +101,7 @@ impl Forwarder {
             consent: None,
             rtcp_remote,
             guard: Box::default(),
+            rtcp: Box::default(),
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -271,6 +274,9 @@ impl Forwarder {
             .ok_or(TopologyError::UnknownTransport(id))?;
         let old = t.publish_ssrc.replace(ssrc);
         t.proposed_ssrc = None;
+        if old != Some(ssrc) {
+            t.rtcp.reception = crate::reports::Reception::default();
+        }
         if let (Some(room), Some(old)) = (t.room, old.filter(|&o| o != ssrc)) {
             self.source_gone(room, Some(old));
         }

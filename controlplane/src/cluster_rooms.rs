@@ -225,6 +225,9 @@ fn stored_form(mut room: Room) -> Room {
     room.connected = 0;
     room.node = None;
     room.epoch = None;
+    for p in &mut room.participants {
+        p.link = None;
+    }
     room
 }
 

@@ -37,6 +37,7 @@ pub mod guard;
 pub mod heartbeat;
 pub mod hub;
 pub mod limits;
+pub mod links;
 pub mod media;
 pub mod messages;
 pub mod metrics;

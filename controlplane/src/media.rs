@@ -20,6 +20,7 @@ use sluice_dataplane::Dataplane;
 use crate::dtls::{DtlsCertificate, DtlsEvent, DtlsServer};
 use crate::heartbeat::Heartbeat;
 use crate::hub::Hub;
+use crate::links::{LinkQuality, LinkSummary, Links};
 use crate::messages::{ServerMsg, SlotInfo};
 use crate::sdp::{self, AnswerParams, SdpError};
 
@@ -206,6 +207,9 @@ pub struct Media {
     dtls_failures: AtomicU64,
     /// Completed handshakes by (SRTP profile, DTLS version): what clients negotiate.
     negotiated: Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+    /// Every transport's link from RTCP, and when the worst downstream loss is next handed to
+    /// publishers.
+    links: Mutex<(Links, Instant)>,
 }
 
 fn random_token(len: usize) -> String {
@@ -237,6 +241,7 @@ impl Media {
             next_worker: AtomicUsize::new(0),
             dtls_failures: AtomicU64::new(0),
             negotiated: Mutex::new(Default::default()),
+            links: Mutex::new((Links::default(), Instant::now())),
         }))
     }
 
@@ -250,6 +255,10 @@ impl Media {
 
     fn publishers(&self) -> MutexGuard<'_, HashMap<(String, u32), String>> {
         self.publishers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn links(&self) -> MutexGuard<'_, (Links, Instant)> {
+        self.links.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn speakers(&self) -> MutexGuard<'_, HashMap<String, Vec<String>>> {
@@ -404,6 +413,7 @@ impl Media {
             .retain(|(r, _), p| !(r == room && p == participant));
         self.set_speaking(room, participant, false);
         for (id, worker) in gone {
+            self.links().0.remove(id);
             if let Err(e) = self.dataplane.remove_transport(worker, id) {
                 tracing::warn!(transport = id, error = %e, "removing a transport");
             }
@@ -578,6 +588,9 @@ impl Media {
                     self.set_speaking(&room, &participant, speaking);
                 }
             }
+            Upcall::Link {
+                transport, report, ..
+            } => self.links().0.on_report(transport, &report, Instant::now()),
             other => tracing::debug!(?other, "upcall ignored"),
         }
     }
@@ -884,6 +897,7 @@ impl Media {
 
     fn on_tick(&self) {
         let now = Instant::now();
+        self.hand_down_link_quality(now);
         let mut sessions = self.sessions();
         let ids: Vec<TransportId> = sessions.keys().copied().collect();
         for id in ids {
@@ -894,6 +908,74 @@ impl Media {
                 }
             }
         }
+    }
+
+    /// Once a second: hands each publisher's worker the worst downlink among the subscribers that
+    /// have it on a slot ([`Links::downstream`]), so the receiver reports it gets say what its
+    /// listeners lose.
+    fn hand_down_link_quality(&self, now: Instant) {
+        {
+            let mut links = self.links();
+            if now < links.1 {
+                return;
+            }
+            links.1 = now + Duration::from_secs(1);
+            links.0.forget_stale(now);
+        }
+        let (pairs, workers) = {
+            let sessions = self.sessions();
+            let publishers: HashMap<(&str, u32), TransportId> = sessions
+                .iter()
+                .filter_map(|(&id, s)| Some(((s.room.as_str(), s.publish_ssrc?), id)))
+                .collect();
+            let pairs: Vec<(TransportId, TransportId)> = sessions
+                .iter()
+                .flat_map(|(&id, s)| {
+                    let publishers = &publishers;
+                    s.slot_sources
+                        .iter()
+                        .flatten()
+                        .filter_map(move |&src| publishers.get(&(s.room.as_str(), src)))
+                        .map(move |&p| (id, p))
+                })
+                .collect();
+            let workers: HashMap<TransportId, usize> =
+                sessions.iter().map(|(&id, s)| (id, s.worker)).collect();
+            (pairs, workers)
+        };
+        let changed = self.links().0.downstream(now, pairs);
+        for (publisher, quality) in changed {
+            let Some(&worker) = workers.get(&publisher) else {
+                continue;
+            };
+            if let Err(e) = self.dataplane.set_downstream(worker, publisher, quality) {
+                tracing::debug!(transport = publisher, error = %e, "handing down link quality");
+            }
+        }
+    }
+
+    /// A participant's link as RTCP sees it (its media transport's, or its plain transport's).
+    pub fn link_of(&self, room: &str, participant: &str) -> Option<LinkQuality> {
+        let mut ids: Vec<TransportId> = self
+            .sessions()
+            .iter()
+            .filter(|(_, s)| s.room == room && s.participant == participant)
+            .map(|(&id, _)| id)
+            .collect();
+        ids.extend(
+            self.plain()
+                .iter()
+                .filter(|(_, p)| p.room == room && p.participant == participant)
+                .map(|(&id, _)| id),
+        );
+        let now = Instant::now();
+        let links = self.links();
+        ids.iter().find_map(|&id| links.0.quality(id, now))
+    }
+
+    /// Every transport's link, summed up for `/metrics`.
+    pub fn link_summary(&self) -> LinkSummary {
+        self.links().0.summary(Instant::now())
     }
 
     /// Starts the thread that drains the workers' upcalls and drives DTLS timers; it ends when the

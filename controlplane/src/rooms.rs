@@ -106,6 +106,10 @@ pub struct Participant {
     pub role: Role,
     /// Seconds since the Unix epoch.
     pub created_at: u64,
+    /// Live: the member's link as RTCP sees it (loss and jitter each way, round-trip time), while
+    /// its media flows through this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<crate::links::LinkQuality>,
 }
 
 /// A room as the API shows it (and as a cluster stores it, without the live fields' values).
@@ -433,6 +437,7 @@ impl Rooms {
             name: req.name,
             role: req.role.unwrap_or_default(),
             created_at: unix_secs(now),
+            link: None,
         };
         r.participants.push(p.clone());
         Ok(p)

@@ -306,12 +306,17 @@ impl AppState {
         }
     }
 
-    /// A room with its live state (mode, last switch, connected members) filled in.
+    /// A room with its live state (mode, last switch, connected members, each member's link) filled in.
     pub fn with_live(&self, mut room: Room) -> Room {
         if let Some(live) = self.hub.live(&room.name) {
             room.current_mode = live.mode;
             room.last_switch_at = live.last_switch;
             room.connected = live.connected;
+        }
+        if let Some(media) = &self.media {
+            for p in &mut room.participants {
+                p.link = media.link_of(&room.name, &p.id);
+            }
         }
         room
     }

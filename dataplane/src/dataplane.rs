@@ -398,6 +398,17 @@ impl Dataplane {
         }
     }
 
+    /// Tells worker `i` the worst loss and jitter among the subscribers of its publisher
+    /// `transport`, for the receiver reports it sends it ([`crate::forwarder`]'s RTCP).
+    pub fn set_downstream(
+        &self,
+        i: usize,
+        transport: TransportId,
+        quality: crate::reports::Quality,
+    ) -> Result<(), DataplaneError> {
+        self.send(i, TopologyUpdate::Downstream { transport, quality })
+    }
+
     /// Takes a transport of worker `i` out of its room.
     pub fn leave(&self, i: usize, transport: TransportId) -> Result<(), DataplaneError> {
         self.forget_member(transport)?;

@@ -24,8 +24,11 @@ use crate::topology::{LinkReport, Upcall, UplinkSample};
 
 use super::Forwarder;
 
-/// The CNAME sluice's own streams carry (RFC 3550 §6.5.1: one per endpoint).
-const CNAME: &[u8] = b"sluice";
+/// The CNAME sluice's own streams carry (RFC 3550 §6.5.1: one per endpoint). Its length is a
+/// multiple of 4, so each SDES chunk ends in exactly two null octets: aiortc (1.x) reads a chunk's
+/// terminator as a two-byte item and does not skip padding, so with any other length it misreads
+/// every chunk after the first and drops the whole compound.
+const CNAME: &[u8] = b"sluice.local";
 
 /// Room left in an outbox slot for what SRTCP appends (the E‖index word and the longest tag).
 const SRTCP_ROOM: usize = 32;
@@ -163,6 +166,7 @@ fn write_compound(
     let mut count = 0;
     let mut n = 0;
     let mut pending = block;
+    const _: () = assert!(CNAME.len() % 4 == 0);
     for slot in slots {
         let Some(info) = slot.sender_info(now, ntp, clock_rate) else {
             continue;

@@ -77,8 +77,51 @@ fn every_subscriber_gets_every_packet_exactly_once_and_publishers_never_hear_the
             }
             let s = dp.total_stats();
             assert_eq!(s.packets_in, 400);
-            assert_eq!(s.packets_out, 400 * 5 + 2 * 200);
+            // Beside the fan-out, the reports (RTCP per hop) each transport gets once a second.
+            assert_eq!(s.packets_out - s.rtcp_out, 400 * 5 + 2 * 200);
             assert_eq!(s.total_drops(), 0, "{s:?}");
+        }
+    });
+}
+
+#[test]
+fn each_worker_sends_its_subscribers_a_sender_report_per_slot_and_its_publishers_a_receiver_report()
+{
+    use sluice_dataplane::packet::rtcp::{RTCP_RR, RTCP_SR};
+    use sluice_dataplane::packet::RtcpCompound;
+    each_backend(|backend| {
+        for profile in [GCM, None] {
+            let dp = start(backend, 1);
+            let mut publisher = Client::add(&dp, 0, 1, profile);
+            let mut subscriber = Client::add(&dp, 0, 2, profile);
+            publisher.join(&dp, 7, true, 0);
+            subscriber.join(&dp, 7, false, 2);
+            dp.sync().unwrap();
+            publisher.send(60);
+            assert_eq!(per_sender(&subscriber.receive(QUIET)).get(&1), Some(&60));
+            // Housekeeping runs once a second: within 2.2 s each got its report.
+            let sr = subscriber.receive_rtcp(Duration::from_millis(2200));
+            let sr = sr.last().unwrap_or_else(|| panic!("{profile:?}: no SR"));
+            let pkts: Vec<_> = RtcpCompound::new(sr).map(Result::unwrap).collect();
+            assert_eq!(pkts[0].packet_type(), RTCP_SR, "{profile:?}");
+            // Slot 0 carried the publisher; slot 1 sent nothing and reports nothing.
+            assert_eq!(pkts[0].sender_ssrc(), Some(0x5000_0000 + 2 * 16));
+            assert_eq!(pkts[0].sender_info().map(|i| i.packet_count), Some(60));
+            assert_eq!(
+                pkts.iter().filter(|p| p.packet_type() == RTCP_SR).count(),
+                1
+            );
+            let rr = publisher.receive_rtcp(Duration::from_millis(1200));
+            let rr = rr.last().unwrap_or_else(|| panic!("{profile:?}: no RR"));
+            let pkt = RtcpCompound::new(rr).next().unwrap().unwrap();
+            assert_eq!(pkt.packet_type(), RTCP_RR, "{profile:?}");
+            let block = pkt
+                .report_blocks()
+                .next()
+                .expect("a block about the publisher");
+            assert_eq!((block.ssrc, block.cumulative_lost), (publisher.ssrc, 0));
+            assert_eq!(block.ext_highest_seq, 1000 + 59);
+            assert!(dp.total_stats().rtcp_out >= 2);
         }
     });
 }

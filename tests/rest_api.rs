@@ -507,8 +507,7 @@ fn plain_srtp_transports_forward_through_a_room_and_bad_requests_are_refused() {
     }
     let mut buf = [0u8; 2048];
     for _ in 0..10 {
-        let (n, _) = listener_sock
-            .recv_from(&mut buf)
+        let (n, _) = recv_media(&listener_sock, &mut buf)
             .expect("the recorder receives the publisher's packets");
         let plain_len = recv
             .unprotect_rtp(&mut buf[..n])
@@ -530,7 +529,7 @@ fn plain_srtp_transports_forward_through_a_room_and_bad_requests_are_refused() {
         .unwrap();
     mic.send_to(&buf[..10], server).unwrap();
     assert!(
-        listener_sock.recv_from(&mut buf).is_err(),
+        recv_media(&listener_sock, &mut buf).is_err(),
         "nothing after the kick"
     );
     assert!(s.terminate().success());
@@ -687,7 +686,7 @@ fn plain_transports_speak_aes_cm_sha1_32_and_take_rtcp_from_another_port() {
         p.resize(len + 4, 0);
         assert_eq!(send.protect_rtp(&mut p, len).unwrap(), len + 4);
         mic.send_to(&p, server).unwrap();
-        let (n, _) = rec.recv_from(&mut buf).expect("the recorder hears the mic");
+        let (n, _) = recv_media(&rec, &mut buf).expect("the recorder hears the mic");
         let plain_len = recv.unprotect_rtp(&mut buf[..n]).expect("decrypts");
         assert_eq!(n, plain_len + 4, "a 32-bit tag on what sluice sends too");
         let hdr = sluice_dataplane::packet::RtpHeader::parse(&buf[..plain_len]).unwrap();
@@ -751,4 +750,20 @@ fn a_plain_speaker_may_not_take_an_ssrc_another_member_publishes_with() {
     // The refused one holds no seat: its name is free, and another SSRC works.
     assert_eq!(plain("second", 0x7001).status(), StatusCode::CREATED);
     assert!(s.terminate().success());
+}
+
+/// The next RTP datagram on `sock`, skipping the sender reports sluice sends on each slot stream
+/// once a second (RTCP per hop).
+fn recv_media(
+    sock: &std::net::UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, std::net::SocketAddr)> {
+    loop {
+        let (n, from) = sock.recv_from(buf)?;
+        if sluice_dataplane::packet::classify(&buf[..n])
+            != sluice_dataplane::packet::PacketKind::Rtcp
+        {
+            return Ok((n, from));
+        }
+    }
 }

@@ -46,8 +46,10 @@ impl Subscriber {
 /// What the sinks saw.
 #[derive(Debug, Clone)]
 pub struct SinkTotals {
-    /// Datagrams received.
+    /// Datagrams received (RTP; sluice's sender reports are counted in `rtcp`).
     pub received: u64,
+    /// RTCP datagrams received (the sender reports on each slot stream, once a second).
+    pub rtcp: u64,
     /// Sampled datagrams that decrypted and carried the expected payload.
     pub verified: u64,
     /// Sampled datagrams that did not.
@@ -62,6 +64,7 @@ impl Default for SinkTotals {
     fn default() -> Self {
         Self {
             received: 0,
+            rtcp: 0,
             verified: 0,
             verify_failures: 0,
             latency_ns: Histogram::new_with_bounds(1, 600_000_000_000, 3)
@@ -75,6 +78,7 @@ impl SinkTotals {
     /// Adds another sink's totals.
     pub fn merge(&mut self, other: SinkTotals) {
         self.received += other.received;
+        self.rtcp += other.rtcp;
         self.verified += other.verified;
         self.verify_failures += other.verify_failures;
         let _ = self.latency_ns.add(&other.latency_ns);
@@ -147,6 +151,10 @@ impl Sink {
             return;
         };
         let len = data.len();
+        if sluice_dataplane::packet::classify(data) == sluice_dataplane::packet::PacketKind::Rtcp {
+            totals.rtcp += 1;
+            return;
+        }
         totals.received += 1;
         let sub = &mut self.subs[s];
         sub.received += 1;

@@ -86,6 +86,8 @@ pub struct Client {
     /// Sequence number of the next packet.
     pub seq: u16,
     ts: u32,
+    /// RTCP datagrams [`Client::receive`] skipped (sluice's sender reports).
+    pub rtcp_received: usize,
 }
 
 impl Client {
@@ -135,6 +137,7 @@ impl Client {
             socket,
             seq: 1000,
             ts: 0,
+            rtcp_received: 0,
         }
     }
 
@@ -195,6 +198,31 @@ impl Client {
         }
     }
 
+    /// The RTCP datagrams that arrive within `within` (RTP is skipped), decrypted with the oracle.
+    pub fn receive_rtcp(&mut self, within: Duration) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
+                continue;
+            };
+            if sluice_dataplane::packet::classify(&buf[..n])
+                != sluice_dataplane::packet::PacketKind::Rtcp
+            {
+                continue;
+            }
+            got.push(match &mut self.recv_ctx {
+                Some(ctx) => ctx
+                    .decrypt_rtcp(&buf[..n])
+                    .expect("webrtc-srtp decrypts sluice's SRTCP with this subscriber's key")
+                    .to_vec(),
+                None => buf[..n].to_vec(),
+            });
+        }
+        got
+    }
+
     /// Reads until `quiet` passes without a datagram; decrypts each with the oracle.
     /// Returns (sender transport id, sender seq) of each packet, in arrival order.
     pub fn receive(&mut self, quiet: Duration) -> Vec<(u32, u16)> {
@@ -205,6 +233,13 @@ impl Client {
             match self.socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     assert_eq!(from, self.server, "datagrams come from the worker's socket");
+                    if sluice_dataplane::packet::classify(&buf[..n])
+                        == sluice_dataplane::packet::PacketKind::Rtcp
+                    {
+                        // Sluice's sender reports on the slot streams (RTCP per hop).
+                        self.rtcp_received += 1;
+                        continue;
+                    }
                     last = Instant::now();
                     let plain = match &mut self.recv_ctx {
                         Some(ctx) => ctx

@@ -28,8 +28,11 @@ fn assert_heard(phase: &Value, ids: &[&str], via: &str) {
             .unwrap_or_else(|| panic!("{me} heard nothing via {via}: {h}"));
         for other in ids.iter().filter(|o| *o != me) {
             let frames = got.get(*other).and_then(Value::as_u64).unwrap_or(0);
+            // Over half a second of each stream: one Python process decodes all 56-72 of them, and
+            // on a loaded 2-core machine it decodes every stream alike but slowly (CI once saw 38
+            // frames of each in 6 s); what is checked is which path the audio takes.
             assert!(
-                frames > 50,
+                frames > 25,
                 "{me} decoded {frames} frames of {other} via {via}: {h}"
             );
         }

@@ -52,6 +52,17 @@ pub enum MediaError {
 /// The workers hung up.
 struct Gone;
 
+/// `active_speakers` as members see it: who speaks, most recent first, with the room's dominant
+/// speaker (who holds the floor, `crate::dominant` in the dataplane) moved to the front when it
+/// speaks, so a cough from someone else never puts them first.
+pub fn dominant_first(mut ids: Vec<String>, dominant: Option<&str>) -> Vec<String> {
+    if let Some(i) = dominant.and_then(|d| ids.iter().position(|p| p == d)) {
+        let d = ids.remove(i);
+        ids.insert(0, d);
+    }
+    ids
+}
+
 /// The next upcall, control ones first (consent lost, slots, SSRCs, speaking: never behind DTLS),
 /// waiting at most `timeout` for either channel. `Ok(None)`: nothing came.
 fn next_upcall(
@@ -197,8 +208,11 @@ pub struct Media {
     /// Participants muted by their own `mute`, by (room, participant): a new transport of theirs
     /// (a renegotiation) starts muted too.
     muted: Mutex<std::collections::HashSet<(String, String)>>,
-    /// Who speaks in each room, most recent first (`active_speakers`).
+    /// Who speaks in each room, most recent first (`active_speakers`, where the room's dominant
+    /// speaker comes first).
     speakers: Mutex<HashMap<String, Vec<String>>>,
+    /// Each room's dominant speaker, as the workers' detectors last said (`Upcall::Dominant`).
+    dominant: Mutex<HashMap<String, String>>,
     /// Where room news goes (`slots`, `active_speakers`).
     hub: Arc<Hub>,
     room_ids: Mutex<HashMap<String, RoomId>>,
@@ -235,6 +249,7 @@ impl Media {
             publishers: Mutex::new(HashMap::new()),
             muted: Mutex::new(Default::default()),
             speakers: Mutex::new(HashMap::new()),
+            dominant: Mutex::new(HashMap::new()),
             hub,
             room_ids: Mutex::new(HashMap::new()),
             next_transport: AtomicU64::new(1),
@@ -533,6 +548,10 @@ impl Media {
             self.remove_participant(room, &p);
         }
         self.speakers().remove(room);
+        self.dominant
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(room);
     }
 
     /// Handles one upcall from a worker.
@@ -591,6 +610,7 @@ impl Media {
             Upcall::Link {
                 transport, report, ..
             } => self.links().0.on_report(transport, &report, Instant::now()),
+            Upcall::Dominant { room, source, .. } => self.on_dominant(room, source),
             other => tracing::debug!(?other, "upcall ignored"),
         }
     }
@@ -721,7 +741,44 @@ impl Media {
 
     /// Records whether a participant speaks and, when that changes the room's list, announces
     /// `active_speakers` to the room.
+    /// A worker's detector says `source` holds the floor in `room` now: it leads
+    /// `active_speakers` from now on (several workers hosting the room report the same change).
+    fn on_dominant(&self, room: RoomId, source: u32) {
+        let name = {
+            let ids = self.room_ids.lock().unwrap_or_else(|e| e.into_inner());
+            ids.iter()
+                .find(|(_, &id)| id == room)
+                .map(|(n, _)| n.clone())
+        };
+        let Some(name) = name else {
+            return;
+        };
+        let Some(participant) = self.publishers().get(&(name.clone(), source)).cloned() else {
+            return;
+        };
+        {
+            let mut dominant = self.dominant.lock().unwrap_or_else(|e| e.into_inner());
+            if dominant.get(&name) == Some(&participant) {
+                return;
+            }
+            dominant.insert(name.clone(), participant.clone());
+        }
+        tracing::debug!(room = %name, %participant, "dominant speaker");
+        let ids = self.speakers().get(&name).cloned().unwrap_or_default();
+        if ids.contains(&participant) {
+            let ids = dominant_first(ids, Some(&participant));
+            self.hub
+                .send_room(&name, &ServerMsg::ActiveSpeakers { ids });
+        }
+    }
+
     fn set_speaking(&self, room: &str, participant: &str, speaking: bool) {
+        let dominant = self
+            .dominant
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(room)
+            .cloned();
         let ids = {
             let mut speakers = self.speakers();
             let list = speakers.entry(room.to_string()).or_default();
@@ -744,6 +801,7 @@ impl Media {
             ids
         };
         tracing::debug!(room, participant, speaking, "speaking");
+        let ids = dominant_first(ids, dominant.as_deref());
         self.hub.send_room(room, &ServerMsg::ActiveSpeakers { ids });
     }
 
@@ -1038,5 +1096,25 @@ impl Media {
             .iter()
             .find(|(_, s)| s.room == room && s.participant == participant)?;
         Some((id, self.dataplane.worker_addr(s.worker)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dominant_first;
+
+    #[test]
+    fn the_floor_holder_leads_active_speakers_when_it_speaks() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // A cough from c put it first by recency; b holds the floor.
+        assert_eq!(
+            dominant_first(ids(&["c", "a", "b"]), Some("b")),
+            ids(&["b", "c", "a"])
+        );
+        assert_eq!(
+            dominant_first(ids(&["c", "a"]), Some("b")),
+            ids(&["c", "a"])
+        );
+        assert_eq!(dominant_first(ids(&["c", "a"]), None), ids(&["c", "a"]));
     }
 }

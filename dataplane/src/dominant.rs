@@ -1,7 +1,9 @@
 //! Dominant speaker identification over RFC 6464 audio levels.
 //!
-//! A building block of issue 12 (big rooms, cascading): the forwarder's slot policy
-//! ([`crate::speaker`]) and `active_speakers` do not use it yet.
+//! Each worker runs one per room over the levels of every source it forwards (local and relayed):
+//! the slot policy ([`crate::speaker::pick_slot`]) never takes the floor holder's slot and lets it
+//! take one without the hold, and each change goes up (`Upcall::Dominant`) so `active_speakers`
+//! names the floor holder first.
 //!
 //! The method is I. Volfin and I. Cohen, "Dominant speaker identification for multipoint
 //! videoconferencing" (Computer Speech & Language 27(4), 2013), in the form two SFUs run it on

@@ -79,6 +79,10 @@ impl VoiceActivity {
 /// whether the source just moved onto it. The speaker policy (module docs): the slot already
 /// carrying the source; else a free one (no source, or one silent for `idle`); else, for a voiced
 /// packet, the slot whose source has gone without voice longest, if that is at least `hold`.
+///
+/// `dominant` is the room's dominant speaker ([`crate::dominant`]): its slot is never the one taken,
+/// and it takes the quietest slot without waiting for the hold (the detector already made it win
+/// on every time scale, which a cough cannot).
 #[inline]
 pub fn pick_slot(
     slots: &mut [SlotRewriter],
@@ -87,6 +91,7 @@ pub fn pick_slot(
     now: Instant,
     idle: Duration,
     hold: Duration,
+    dominant: Option<u32>,
 ) -> Option<(usize, bool)> {
     if let Some(i) = slots.iter().position(|s| s.source() == Some(source)) {
         if voiced {
@@ -100,9 +105,10 @@ pub fn pick_slot(
             let (i, quiet) = slots
                 .iter()
                 .enumerate()
+                .filter(|(_, s)| dominant.is_none() || s.source() != dominant)
                 .map(|(i, s)| (i, s.quiet_for(now)))
                 .max_by_key(|&(_, q)| q)?;
-            if quiet < hold {
+            if quiet < hold && dominant != Some(source) {
                 return None;
             }
             i
@@ -175,7 +181,7 @@ mod tests {
         let mut slots = vec![SlotRewriter::new(0x100), SlotRewriter::new(0x101)];
         // One packet of `source` at `at` ms: the slot choice, then the forwarding the core would do.
         let mut send = |source: u32, voiced: bool, at: u64| {
-            let got = pick_slot(&mut slots, source, voiced, ms(at), idle, hold);
+            let got = pick_slot(&mut slots, source, voiced, ms(at), idle, hold, None);
             if let Some((i, _)) = got {
                 slots[i].map(ms(at), source, (at / 20) as u16, at as u32 * 48, 48_000);
             }
@@ -206,5 +212,36 @@ mod tests {
         // B stops altogether: after the idle time its slot is free for anyone.
         assert_eq!(send(0xD, false, 2589), None);
         assert_eq!(send(0xD, false, 2590), Some((1, true)));
+    }
+
+    #[test]
+    fn the_dominant_speaker_keeps_its_slot_and_takes_one_without_the_hold() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let (idle, hold) = (Duration::from_millis(1000), Duration::from_millis(1500));
+        let mut slots = vec![SlotRewriter::new(0x100), SlotRewriter::new(0x101)];
+        let mut send = |source: u32, voiced: bool, at: u64, dominant: Option<u32>| {
+            let got = pick_slot(&mut slots, source, voiced, ms(at), idle, hold, dominant);
+            if let Some((i, _)) = got {
+                slots[i].map(ms(at), source, (at / 20) as u16, at as u32 * 48, 48_000);
+            }
+            got
+        };
+        assert_eq!(send(0xA, true, 0, None), Some((0, true)));
+        assert_eq!(send(0xB, true, 0, None), Some((1, true)));
+        // A holds the floor but has been without voice longest (since 0); B since 100. C talks
+        // after the hold: it takes B's slot, never the dominant speaker's.
+        assert_eq!(send(0xB, true, 100, Some(0xA)), Some((1, false)));
+        assert_eq!(send(0xA, false, 1600, Some(0xA)), Some((0, false)));
+        assert_eq!(send(0xB, false, 1600, Some(0xA)), Some((1, false)));
+        assert_eq!(send(0xC, true, 1700, Some(0xA)), Some((1, true)));
+        // A speaks again (the floor is about to change hands).
+        assert_eq!(send(0xA, true, 1700, Some(0xA)), Some((0, false)));
+        // D becomes the dominant speaker: it gets a slot at once, though nobody was quiet for the
+        // hold (A spoke 40 ms ago, C 20 ms ago): the quieter one's, A's.
+        assert_eq!(send(0xC, true, 1720, Some(0xD)), Some((1, false)));
+        assert_eq!(send(0xD, true, 1740, Some(0xD)), Some((0, true)));
+        // Anyone else still waits for the hold.
+        assert_eq!(send(0xE, true, 1760, Some(0xD)), None);
     }
 }

@@ -226,6 +226,16 @@ pub enum Upcall {
         /// The SSRC its packets carry.
         ssrc: u32,
     },
+    /// A room's dominant speaker changed ([`crate::dominant`], decided every 300 ms by each worker
+    /// hosting members of the room, over the levels of every source it forwards).
+    Dominant {
+        /// The worker.
+        worker: usize,
+        /// The room.
+        room: RoomId,
+        /// The new dominant speaker's SSRC, as published.
+        source: u32,
+    },
     /// About once a second, for each transport that sent RTP or receiver reports: its link as RTCP
     /// sees it (loss, jitter, round-trip time), for the API, the metrics and [`TopologyUpdate::Downstream`].
     Link {

@@ -409,7 +409,11 @@ fn three_publishers_one_listener(
         .map(|id| Peer::new(id, AES_CM, ssrc_base + id as u32, seq_step * id as u16, 0))
         .collect();
     let s = Peer::listener(9, AES_CM);
-    let mut core = core();
+    // The plain hold rule: the dominant speaker's part in the slot policy has its own story.
+    let mut core = core_with(ForwarderConfig {
+        dominant_speaker: false,
+        ..ForwarderConfig::default()
+    });
     for peer in &p {
         apply(&mut core, peer.transport());
         apply(&mut core, peer.join(ROOM, true, &[]));
@@ -968,6 +972,89 @@ fn srtcp_is_authenticated_terminated_and_latches_an_unlatched_transport() {
         assert_eq!(core.transport_remote(u.id), Some(there), "{profile}");
         assert_eq!(drops(&core, DropReason::UnknownSource), 2, "{profile}");
     }
+}
+
+#[test]
+fn the_dominant_speaker_is_reported_a_cough_takes_nothing_and_a_new_floor_holder_gets_a_slot_before_the_hold(
+) {
+    const SLOTS: [u32; 2] = [0x6300, 0x6400];
+    let p: Vec<Peer> = (1..=3)
+        .map(|id| Peer::new(id, AES_CM, 0xD0D0_0000 + id as u32, 10 * id as u16, 0))
+        .collect();
+    let mut p = p;
+    let mut s = Peer::listener(9, AES_CM);
+    let mut core = core();
+    for peer in &p {
+        apply(&mut core, peer.transport());
+        apply(&mut core, peer.join(ROOM, true, &[]));
+    }
+    apply(&mut core, s.transport());
+    apply(&mut core, s.join(ROOM, false, &SLOTS));
+    let (a, c) = (p[0].ssrc, p[2].ssrc);
+    let mut out = Outbox::with_capacity(16);
+    let t0 = Instant::now();
+    let mut dominant_at: Vec<(u32, u32)> = Vec::new();
+    // One frame from each peer (silence included); who the listener heard, and the floor changes.
+    let mut tick =
+        |core: &mut Forwarder, p: &mut [Peer], k: u32, dominant_at: &mut Vec<(u32, u32)>| {
+            let mut got = Vec::new();
+            for peer in p.iter_mut() {
+                let d = peer.next_rtp();
+                feed(core, t0 + FRAME * k, peer.addr, &d, &mut out);
+                got.extend(s.hear(&take(&mut out)).iter().map(|h| h.origin));
+            }
+            for u in core.drain_upcalls() {
+                if let Upcall::Dominant { room, source, .. } = u {
+                    assert_eq!(room, ROOM);
+                    dominant_at.push((k, source));
+                }
+            }
+            got
+        };
+    // Speech as the detector hears it: loud frames (15 dBov down) over a quieter noise floor that
+    // shows once a second (100 dBov down); a steady level would be taken for background noise.
+    let talk = |k: u32| if k % 50 == 0 { 100 } else { 15 };
+    // A talks from the start, B from 1 s; C sends silence, then coughs for 60 ms at 2 s.
+    for k in 0..200 {
+        p[0].level = talk(k);
+        p[1].level = if k >= 50 { talk(k) } else { 127 };
+        p[2].level = if (100..103).contains(&k) { 15 } else { 127 };
+        let got = tick(&mut core, &mut p, k, &mut dominant_at);
+        assert!(!got.contains(&c), "tick {k}: a cough takes no slot");
+    }
+    assert_eq!(
+        dominant_at.first().map(|x| x.1),
+        Some(a),
+        "A took the floor first: {dominant_at:?}"
+    );
+    assert!(
+        dominant_at.iter().all(|&(_, s)| s != c),
+        "a cough is not the floor: {dominant_at:?}"
+    );
+    // A and B fall silent (still sending); C starts talking. The plain rule would let C in once a
+    // slot's source had been quiet for the hold (75 frames); as the new floor holder it gets one as
+    // soon as the detector says so.
+    let hold_ticks = ForwarderConfig::default().slot_hold.as_millis() as u32 / 20;
+    let mut heard_c = None;
+    for k in 200..300 {
+        p[0].level = 127;
+        p[1].level = 127;
+        p[2].level = talk(k);
+        let got = tick(&mut core, &mut p, k, &mut dominant_at);
+        if heard_c.is_none() && got.contains(&c) {
+            heard_c = Some(k);
+        }
+    }
+    let (took_floor, _) = *dominant_at
+        .iter()
+        .find(|&&(_, s)| s == c)
+        .unwrap_or_else(|| panic!("C took the floor: {dominant_at:?}"));
+    let heard_c = heard_c.expect("C was heard");
+    assert!(took_floor < 200 + hold_ticks, "{took_floor}");
+    assert_eq!(
+        heard_c, took_floor,
+        "C got a slot with the floor, before the hold"
+    );
 }
 
 // ------------------------------------------------------------------------------ 4b. RTCP per hop

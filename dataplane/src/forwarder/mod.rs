@@ -68,6 +68,10 @@ pub struct ForwarderConfig {
     /// When every slot is taken, a speaking source replaces the one quiet (no voiced packet) for
     /// longest, once it has been quiet this long ([`crate::speaker`]).
     pub slot_hold: Duration,
+    /// Each room's dominant speaker ([`crate::dominant`]) shapes the slot policy (its slot is never
+    /// taken, and it takes one without the hold) and is reported up for `active_speakers`. Off:
+    /// the plain hold rule alone.
+    pub dominant_speaker: bool,
 }
 
 impl Default for ForwarderConfig {
@@ -79,6 +83,7 @@ impl Default for ForwarderConfig {
             clock_rate: 48_000,
             slot_idle: rewrite::DEFAULT_SLOT_IDLE,
             slot_hold: DEFAULT_SLOT_HOLD,
+            dominant_speaker: true,
         }
     }
 }

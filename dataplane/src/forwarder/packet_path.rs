@@ -213,10 +213,11 @@ impl Forwarder {
             plain,
             level,
         } = pkt;
+        let source = hdr.ssrc();
+        let dominant = self.track_dominant(now, room_id, source, level);
         let Some(room) = self.rooms.get(&room_id) else {
             return;
         };
-        let source = hdr.ssrc();
         let (seq, ts) = (hdr.sequence_number(), hdr.timestamp());
         let (clock_rate, idle, hold) =
             (self.cfg.clock_rate, self.cfg.slot_idle, self.cfg.slot_hold);
@@ -231,7 +232,9 @@ impl Forwarder {
             let Some(dest) = t.remote else {
                 continue;
             };
-            let Some((i, moved)) = pick_slot(&mut t.slots, source, voiced, now, idle, hold) else {
+            let Some((i, moved)) =
+                pick_slot(&mut t.slots, source, voiced, now, idle, hold, dominant)
+            else {
                 continue;
             };
             if moved {
@@ -268,6 +271,40 @@ impl Forwarder {
                 self.stats.count_drop(reason, 1);
             }
         }
+    }
+
+    /// Feeds one packet's level to the room's dominant-speaker detector, makes its decision when
+    /// one is due (every 300 ms; a change is reported up), and returns who holds the floor.
+    /// Allocates only for a room's first level and a source's first level.
+    fn track_dominant(
+        &mut self,
+        now: Instant,
+        room_id: RoomId,
+        source: u32,
+        level: Option<AudioLevel>,
+    ) -> Option<u32> {
+        if !self.cfg.dominant_speaker {
+            return None;
+        }
+        let room = self.rooms.get_mut(&room_id)?;
+        let Some(level) = level else {
+            return room.dominant.as_ref().and_then(|d| d.dominant());
+        };
+        let d = room.dominant.get_or_insert_with(Box::default);
+        if !d.contains(source) {
+            d.add(source);
+        }
+        d.level(source, level.level, now);
+        if d.next_decision_at().is_none_or(|t| now >= t) {
+            if let Some(source) = d.decide(now) {
+                self.upcalls.push(Upcall::Dominant {
+                    worker: self.cfg.worker,
+                    room: room_id,
+                    source,
+                });
+            }
+        }
+        d.dominant()
     }
 
     /// Hands a decrypted packet to every other worker hosting members of the room.

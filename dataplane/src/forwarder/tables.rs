@@ -57,6 +57,9 @@ pub(super) struct Room {
     pub(super) remote_counts: Vec<u32>,
     /// Workers with `remote_counts > 0`, for the per-packet loop.
     pub(super) remote_workers: Vec<usize>,
+    /// Who holds the floor, from every source's levels (local and relayed): created with the
+    /// room's first level, boxed (its score tables are a few KiB).
+    pub(super) dominant: Option<Box<crate::dominant::DominantSpeaker>>,
 }
 
 impl Room {
@@ -309,9 +312,12 @@ impl Forwarder {
     /// Frees the slots that `gone` (a publisher that left the room, here or on another worker) held
     /// in `room_id`, and forgets the room once no worker hosts anybody in it.
     fn source_gone(&mut self, room_id: RoomId, gone: Option<u32>) {
-        let Some(room) = self.rooms.get(&room_id) else {
+        let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };
+        if let (Some(d), Some(ssrc)) = (&mut room.dominant, gone) {
+            d.remove(ssrc);
+        }
         if let Some(ssrc) = gone {
             release_source(
                 &mut self.transports,

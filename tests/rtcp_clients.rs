@@ -16,6 +16,7 @@
 
 mod common;
 
+use common::browsers::{root, run_driver};
 use common::clients::{metric_sum, python, unshare_net};
 use common::server::tempdir::TempDir;
 use serde_json::Value;
@@ -44,25 +45,13 @@ fn num(v: &Value) -> f64 {
 #[test]
 fn sender_and_receiver_reports_at_each_hop_and_the_worst_listener_loss_reaches_the_speakers() {
     let state = TempDir::new("rtcp");
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
-    let out = unshare_net()
-        .arg(python())
-        .arg(script.join("aiortc_rtcp.py"))
+    let mut cmd = unshare_net();
+    cmd.arg(python())
+        .arg(root().join("tests/clients/aiortc_rtcp.py"))
         .arg(env!("CARGO_BIN_EXE_sluice"))
         .arg(&state.0)
-        .args([SECONDS, "0.05"])
-        .current_dir(&script)
-        .output()
-        .expect("unshare and python run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("aiortc_rtcp.py prints JSON ({e}): {stdout}\n{stderr}"));
-    assert!(
-        out.status.success() && result["error"].is_null(),
-        "{}\n{stderr}",
-        serde_json::to_string_pretty(&result).unwrap_or_default()
-    );
+        .args([SECONDS, "0.05"]);
+    let result = run_driver(cmd);
     for name in ["speaker0", "speaker1", "clean", "lossy"] {
         assert_eq!(client(&result, name)["state"], "connected", "{result}");
     }

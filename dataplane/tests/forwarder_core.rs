@@ -224,14 +224,7 @@ impl Peer {
     fn srtcp_rr(&mut self, sender_ssrc: u32) -> Vec<u8> {
         let mut p = vec![0x80, 201, 0, 1];
         p.extend_from_slice(&sender_ssrc.to_be_bytes());
-        let len = p.len();
-        p.resize(len + self.profile.rtcp_overhead(), 0);
-        let n = self
-            .sender
-            .protect_rtcp(&mut p, len)
-            .expect("a peer protects its own receiver report");
-        p.truncate(n);
-        p
+        self.srtcp(p)
     }
 
     /// SRTCP of any plaintext compound `plain`, protected with the peer's keys.

@@ -275,7 +275,7 @@ impl Forwarder {
 
     /// Feeds one packet's level to the room's dominant-speaker detector, makes its decision when
     /// one is due (every 300 ms; a change is reported up), and returns who holds the floor.
-    /// Allocates only for a room's first level and a source's first level.
+    /// Allocates only for a room's first level and a source's first voiced level.
     fn track_dominant(
         &mut self,
         now: Instant,
@@ -291,7 +291,12 @@ impl Forwarder {
             return room.dominant.as_ref().and_then(|d| d.dominant());
         };
         let d = room.dominant.get_or_insert_with(Box::default);
+        // A source joins the detector with its first voiced packet: members who only ever send
+        // silence cost it nothing (its lookup is a scan of the sources it tracks).
         if !d.contains(source) {
+            if !speaker::is_voiced(Some(level)) {
+                return d.dominant();
+            }
             d.add(source);
         }
         d.level(source, level.level, now);

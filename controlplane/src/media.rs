@@ -739,8 +739,6 @@ impl Media {
             .send_to(&room, &participant, ServerMsg::Slots { slots });
     }
 
-    /// Records whether a participant speaks and, when that changes the room's list, announces
-    /// `active_speakers` to the room.
     /// A worker's detector says `source` holds the floor in `room` now: it leads
     /// `active_speakers` from now on (several workers hosting the room report the same change).
     fn on_dominant(&self, room: RoomId, source: u32) {
@@ -772,6 +770,8 @@ impl Media {
         }
     }
 
+    /// Records whether a participant speaks and, when that changes the room's list, announces
+    /// `active_speakers` to the room (the floor holder first).
     fn set_speaking(&self, room: &str, participant: &str, speaking: bool) {
         let dominant = self
             .dominant

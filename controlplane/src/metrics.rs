@@ -353,6 +353,32 @@ pub async fn stats(State(s): Shared, _admin: Admin) -> Result<Json<ServerStats>,
     }))
 }
 
+/// The members' links from RTCP ([`crate::links`]): how many report, how many lose over 2 %, the
+/// worst loss, and round-trip times.
+fn write_links(out: &mut String, l: &crate::links::LinkSummary) {
+    let _ = writeln!(
+        out,
+        "# HELP sluice_link_members Members whose link RTCP reported on in the last seconds, by direction (uplink: what sluice receives from them; downlink: what their receiver reports say).\n# TYPE sluice_link_members gauge\nsluice_link_members{{direction=\"uplink\"}} {}\nsluice_link_members{{direction=\"downlink\"}} {}",
+        l.uplinks.0, l.downlinks.0
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sluice_link_lossy_members Members losing over 2 % of their audio, by direction.\n# TYPE sluice_link_lossy_members gauge\nsluice_link_lossy_members{{direction=\"uplink\"}} {}\nsluice_link_lossy_members{{direction=\"downlink\"}} {}",
+        l.uplinks.1, l.downlinks.1
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sluice_link_loss_worst The worst fraction lost any member reports (0-1), by direction.\n# TYPE sluice_link_loss_worst gauge\nsluice_link_loss_worst{{direction=\"uplink\"}} {}\nsluice_link_loss_worst{{direction=\"downlink\"}} {}",
+        l.worst_loss.0, l.worst_loss.1
+    );
+    if let Some((max, median)) = l.rtt {
+        let _ = writeln!(
+            out,
+            "# HELP sluice_link_rtt_seconds Round-trip time between sluice and its members, from RTCP (LSR/DLSR).\n# TYPE sluice_link_rtt_seconds gauge\nsluice_link_rtt_seconds{{quantile=\"0.5\"}} {median}\nsluice_link_rtt_seconds{{quantile=\"1\"}} {max}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,32 +415,6 @@ mod tests {
         assert_eq!(
             e.message,
             "the media thread has not gone round its loop for 1500 ms"
-        );
-    }
-}
-
-/// The members' links from RTCP ([`crate::links`]): how many report, how many lose over 2 %, the
-/// worst loss, and round-trip times.
-fn write_links(out: &mut String, l: &crate::links::LinkSummary) {
-    let _ = writeln!(
-        out,
-        "# HELP sluice_link_members Members whose link RTCP reported on in the last seconds, by direction (uplink: what sluice receives from them; downlink: what their receiver reports say).\n# TYPE sluice_link_members gauge\nsluice_link_members{{direction=\"uplink\"}} {}\nsluice_link_members{{direction=\"downlink\"}} {}",
-        l.uplinks.0, l.downlinks.0
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sluice_link_lossy_members Members losing over 2 % of their audio, by direction.\n# TYPE sluice_link_lossy_members gauge\nsluice_link_lossy_members{{direction=\"uplink\"}} {}\nsluice_link_lossy_members{{direction=\"downlink\"}} {}",
-        l.uplinks.1, l.downlinks.1
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sluice_link_loss_worst The worst fraction lost any member reports (0-1), by direction.\n# TYPE sluice_link_loss_worst gauge\nsluice_link_loss_worst{{direction=\"uplink\"}} {}\nsluice_link_loss_worst{{direction=\"downlink\"}} {}",
-        l.worst_loss.0, l.worst_loss.1
-    );
-    if let Some((max, median)) = l.rtt {
-        let _ = writeln!(
-            out,
-            "# HELP sluice_link_rtt_seconds Round-trip time between sluice and its members, from RTCP (LSR/DLSR).\n# TYPE sluice_link_rtt_seconds gauge\nsluice_link_rtt_seconds{{quantile=\"0.5\"}} {median}\nsluice_link_rtt_seconds{{quantile=\"1\"}} {max}"
         );
     }
 }

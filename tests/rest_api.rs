@@ -760,9 +760,7 @@ fn recv_media(
 ) -> std::io::Result<(usize, std::net::SocketAddr)> {
     loop {
         let (n, from) = sock.recv_from(buf)?;
-        if sluice_dataplane::packet::classify(&buf[..n])
-            != sluice_dataplane::packet::PacketKind::Rtcp
-        {
+        if !sluice_dataplane::packet::is_rtcp(&buf[..n]) {
             return Ok((n, from));
         }
     }

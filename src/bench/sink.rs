@@ -151,7 +151,7 @@ impl Sink {
             return;
         };
         let len = data.len();
-        if sluice_dataplane::packet::classify(data) == sluice_dataplane::packet::PacketKind::Rtcp {
+        if sluice_dataplane::packet::is_rtcp(data) {
             totals.rtcp += 1;
             return;
         }

@@ -207,9 +207,7 @@ impl Client {
             let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
                 continue;
             };
-            if sluice_dataplane::packet::classify(&buf[..n])
-                != sluice_dataplane::packet::PacketKind::Rtcp
-            {
+            if !sluice_dataplane::packet::is_rtcp(&buf[..n]) {
                 continue;
             }
             got.push(match &mut self.recv_ctx {
@@ -233,9 +231,7 @@ impl Client {
             match self.socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     assert_eq!(from, self.server, "datagrams come from the worker's socket");
-                    if sluice_dataplane::packet::classify(&buf[..n])
-                        == sluice_dataplane::packet::PacketKind::Rtcp
-                    {
+                    if sluice_dataplane::packet::is_rtcp(&buf[..n]) {
                         // Sluice's sender reports on the slot streams (RTCP per hop).
                         self.rtcp_received += 1;
                         continue;

@@ -142,9 +142,7 @@ impl Member {
         while last.elapsed() < quiet {
             if let Ok((n, _)) = self.socket.recv_from(&mut buf) {
                 last = Instant::now();
-                if sluice_dataplane::packet::classify(&buf[..n])
-                    == sluice_dataplane::packet::PacketKind::Rtcp
-                {
+                if sluice_dataplane::packet::is_rtcp(&buf[..n]) {
                     continue; // sluice's sender reports on the slot streams (RTCP per hop)
                 }
                 got.push(decode(&mut self.recv, &mut buf[..n]));
@@ -297,9 +295,7 @@ fn two_hundred_thousand_hostile_datagrams_on_every_worker_port_are_each_counted_
                     next += Duration::from_millis(20);
                 }
                 if let Ok((n, _)) = me.socket.recv_from(&mut buf) {
-                    if sluice_dataplane::packet::classify(&buf[..n])
-                        == sluice_dataplane::packet::PacketKind::Rtcp
-                    {
+                    if sluice_dataplane::packet::is_rtcp(&buf[..n]) {
                         continue;
                     }
                     heard.push((Instant::now(), decode(&mut me.recv, &mut buf[..n])));

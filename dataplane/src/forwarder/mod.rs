@@ -236,11 +236,7 @@ impl Forwarder {
                 self.set_publish_ssrc(transport, ssrc)?
             }
             TopologyUpdate::Mute { transport, muted } => {
-                let t = self
-                    .by_id
-                    .get(&transport)
-                    .and_then(|&i| self.transports.get_mut(i)?.as_mut())
-                    .ok_or(TopologyError::UnknownTransport(transport))?;
+                let t = self.transport_mut(transport)?;
                 t.muted = muted;
             }
             TopologyUpdate::CloseRoom { room } => {
@@ -263,11 +259,7 @@ impl Forwarder {
                 };
                 let inbound = SrtpContext::new(engine, &keys.inbound).map_err(err)?;
                 let outbound = SrtpContext::new(engine, &keys.outbound).map_err(err)?;
-                let t = self
-                    .by_id
-                    .get(&transport)
-                    .and_then(|&i| self.transports.get_mut(i)?.as_mut())
-                    .ok_or(TopologyError::UnknownTransport(transport))?;
+                let t = self.transport_mut(transport)?;
                 t.inbound = Some(inbound);
                 t.outbound = Some(outbound);
             }
@@ -281,15 +273,19 @@ impl Forwarder {
                 self.control_out.push((to, datagram));
             }
             TopologyUpdate::Downstream { transport, quality } => {
-                let t = self
-                    .by_id
-                    .get(&transport)
-                    .and_then(|&i| self.transports.get_mut(i)?.as_mut())
-                    .ok_or(TopologyError::UnknownTransport(transport))?;
+                let t = self.transport_mut(transport)?;
                 t.rtcp.downstream = quality;
             }
         }
         Ok(())
+    }
+
+    /// The transport an update names, or the error that refuses the update.
+    fn transport_mut(&mut self, id: TransportId) -> Result<&mut Transport, TopologyError> {
+        self.by_id
+            .get(&id)
+            .and_then(|&i| self.transports.get_mut(i)?.as_mut())
+            .ok_or(TopologyError::UnknownTransport(id))
     }
 
     /// Hands over what the core has to tell the control plane.

@@ -116,6 +116,13 @@ pub fn classify(buf: &[u8]) -> PacketKind {
     }
 }
 
+/// True when `buf` is (S)RTCP by [`classify`]'s rule: what a reader of forwarded RTP skips, since
+/// sluice sends each slot stream's sender reports on the same 5-tuple.
+#[inline]
+pub fn is_rtcp(buf: &[u8]) -> bool {
+    classify(buf) == PacketKind::Rtcp
+}
+
 /// Why a datagram could not be viewed as the packet it claimed to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

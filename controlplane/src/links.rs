@@ -11,7 +11,7 @@
 //! [`Upcall::Link`]: sluice_dataplane::topology::Upcall::Link
 //! [`TopologyUpdate::Downstream`]: sluice_dataplane::topology::TopologyUpdate::Downstream
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,11 @@ use utoipa::ToSchema;
 
 /// A report older than this says nothing about the link now (reports come every second).
 pub const FRESH_FOR: Duration = Duration::from_secs(3);
+
+/// `loss` in the API and `/metrics` is the mean of the reports over this long: one report covers
+/// about a second, 50 packets of a stream, too few for a loss rate (a 5 % link shows 0 in one
+/// interval of 12 now and then).
+pub const LOSS_OVER: Duration = Duration::from_secs(5);
 
 /// Reports of transports not heard of for this long are forgotten (the transport went).
 const FORGET_AFTER: Duration = Duration::from_secs(30);
@@ -33,7 +38,8 @@ const CLOCK_RATE: f64 = 48_000.0;
 /// One direction of a member's link, as the API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LinkDirection {
-    /// Fraction of packets lost over the last report interval (about a second), 0 to 1.
+    /// Fraction of packets lost over the last five seconds (the mean of the report intervals in
+    /// them), 0 to 1.
     pub loss: f64,
     /// Packets lost in all (as the receiving end counts them).
     pub lost: i64,
@@ -69,10 +75,43 @@ pub struct LinkSummary {
     pub rtt: Option<(f64, f64)>,
 }
 
+/// The loss fractions (1/256) of the recent reports of one direction, newest last.
+#[derive(Debug, Default)]
+struct RecentLoss(VecDeque<(u8, Instant)>);
+
+impl RecentLoss {
+    fn push(&mut self, fraction_lost: u8, now: Instant) {
+        self.0.push_back((fraction_lost, now));
+        while self
+            .0
+            .front()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) >= LOSS_OVER)
+        {
+            self.0.pop_front();
+        }
+    }
+
+    /// The mean over the reports of the last [`LOSS_OVER`] at `now`, 0 to 1.
+    fn mean(&self, now: Instant) -> f64 {
+        let (sum, n) = self
+            .0
+            .iter()
+            .filter(|(_, at)| now.saturating_duration_since(*at) < LOSS_OVER)
+            .fold((0u32, 0u32), |(s, n), (f, _)| (s + u32::from(*f), n + 1));
+        if n == 0 {
+            0.0
+        } else {
+            f64::from(sum) / f64::from(n) / 256.0
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Entry {
     uplink: Option<(UplinkSample, Instant)>,
     downlink: Option<(DownlinkSample, Instant)>,
+    uplink_loss: RecentLoss,
+    downlink_loss: RecentLoss,
     /// The last round-trip time measured (reports without an echoed SR do not clear it).
     rtt: Option<Duration>,
     seen: Option<Instant>,
@@ -90,9 +129,9 @@ fn fresh<T: Copy>(x: Option<(T, Instant)>, now: Instant) -> Option<T> {
         .map(|(v, _)| v)
 }
 
-fn direction(q: Quality, lost: i64) -> LinkDirection {
+fn direction(q: Quality, loss: f64, lost: i64) -> LinkDirection {
     LinkDirection {
-        loss: f64::from(q.fraction_lost) / 256.0,
+        loss,
         lost,
         jitter_ms: f64::from(q.jitter) * 1000.0 / CLOCK_RATE,
     }
@@ -105,9 +144,11 @@ impl Links {
         e.seen = Some(now);
         if let Some(u) = report.uplink {
             e.uplink = Some((u, now));
+            e.uplink_loss.push(u.quality.fraction_lost, now);
         }
         if let Some(d) = report.downlink {
             e.downlink = Some((d, now));
+            e.downlink_loss.push(d.worst.fraction_lost, now);
             if d.rtt.is_some() {
                 e.rtt = d.rtt;
             }
@@ -124,8 +165,10 @@ impl Links {
     /// report is.
     pub fn quality(&self, transport: TransportId, now: Instant) -> Option<LinkQuality> {
         let e = self.entries.get(&transport)?;
-        let uplink = fresh(e.uplink, now).map(|u| direction(u.quality, u.lost));
-        let downlink = fresh(e.downlink, now).map(|d| direction(d.worst, i64::from(d.lost)));
+        let uplink =
+            fresh(e.uplink, now).map(|u| direction(u.quality, e.uplink_loss.mean(now), u.lost));
+        let downlink = fresh(e.downlink, now)
+            .map(|d| direction(d.worst, e.downlink_loss.mean(now), i64::from(d.lost)));
         if uplink.is_none() && downlink.is_none() {
             return None;
         }
@@ -190,14 +233,14 @@ impl Links {
         let mut s = LinkSummary::default();
         let mut rtts: Vec<f64> = Vec::new();
         for e in self.entries.values() {
-            if let Some(u) = fresh(e.uplink, now) {
-                let loss = f64::from(u.quality.fraction_lost) / 256.0;
+            if fresh(e.uplink, now).is_some() {
+                let loss = e.uplink_loss.mean(now);
                 s.uplinks.0 += 1;
                 s.uplinks.1 += u64::from(loss > LOSSY);
                 s.worst_loss.0 = s.worst_loss.0.max(loss);
             }
-            if let Some(d) = fresh(e.downlink, now) {
-                let loss = f64::from(d.worst.fraction_lost) / 256.0;
+            if fresh(e.downlink, now).is_some() {
+                let loss = e.downlink_loss.mean(now);
                 s.downlinks.0 += 1;
                 s.downlinks.1 += u64::from(loss > LOSSY);
                 s.worst_loss.1 = s.worst_loss.1.max(loss);
@@ -267,7 +310,8 @@ mod tests {
         );
         let d = q.downlink.unwrap();
         assert_eq!((d.lost, d.jitter_ms), (7, 2.0));
-        assert!((d.loss - 13.0 / 256.0).abs() < 1e-9);
+        // The mean of the two reports (0 and 13/256).
+        assert!((d.loss - 6.5 / 256.0).abs() < 1e-9);
         assert_eq!(q.rtt_ms, Some(40.0));
         // Stale reports say nothing.
         let q = l.quality(1, t0 + Duration::from_millis(3500)).unwrap();
@@ -276,6 +320,28 @@ mod tests {
         assert_eq!(l.quality(1, t0 + Duration::from_secs(5)), None);
         l.forget_stale(t0 + Duration::from_secs(60));
         assert!(l.entries.is_empty());
+    }
+
+    #[test]
+    fn loss_is_the_mean_of_the_last_five_seconds_so_one_clean_interval_does_not_hide_a_lossy_link()
+    {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut l = Links::default();
+        // A 5 % link: intervals of 50 packets lose 3, 2, 4, then none.
+        for (i, f) in [15u8, 10, 20, 0].into_iter().enumerate() {
+            l.on_report(1, &down(f, None), at(i as u64));
+        }
+        let d = l.quality(1, at(3)).unwrap().downlink.unwrap();
+        assert!((d.loss - 45.0 / 4.0 / 256.0).abs() < 1e-9, "{d:?}");
+        assert_eq!(l.summary(at(3)).downlinks, (1, 1));
+        // The lossy intervals age out; a clean link reads clean again.
+        for s in 4..9 {
+            l.on_report(1, &down(0, None), at(s));
+        }
+        assert_eq!(l.quality(1, at(8)).unwrap().downlink.unwrap().loss, 0.0);
+        assert_eq!(l.summary(at(8)).downlinks, (1, 0));
+        assert!(l.entries[&1].downlink_loss.0.len() <= 5);
     }
 
     #[test]

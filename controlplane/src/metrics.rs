@@ -368,7 +368,7 @@ fn write_links(out: &mut String, l: &crate::links::LinkSummary) {
     );
     let _ = writeln!(
         out,
-        "# HELP sluice_link_loss_worst The worst fraction lost any member reports (0-1), by direction.\n# TYPE sluice_link_loss_worst gauge\nsluice_link_loss_worst{{direction=\"uplink\"}} {}\nsluice_link_loss_worst{{direction=\"downlink\"}} {}",
+        "# HELP sluice_link_loss_worst The worst fraction lost any member reports (0-1, mean of its reports over 5 s), by direction.\n# TYPE sluice_link_loss_worst gauge\nsluice_link_loss_worst{{direction=\"uplink\"}} {}\nsluice_link_loss_worst{{direction=\"downlink\"}} {}",
         l.worst_loss.0, l.worst_loss.1
     );
     if let Some((max, median)) = l.rtt {

@@ -907,6 +907,7 @@ impl Media {
                 slot_ssrcs: s.slot_ssrcs.clone(),
                 slot_mids: s.slot_mids.clone(),
                 egress: s.egress.clone(),
+                relay_leg: None,
             };
             let muted = self
                 .muted

@@ -3,7 +3,8 @@
 //! members live on several workers is decrypted once and re-encrypted by each member's own worker.
 //!
 //! A record is a fixed header followed by the plaintext RTP packet:
-//! `room: u64 | source ssrc: u32 | level: u8 (0xFF none, else V<<7 | level) | pad: u8 | len: u16`.
+//! `room: u64 | source ssrc: u32 | level: u8 (0xFF none, else V<<7 | level) | flags: u8 | len: u16`
+//! (flags bit 0: [`RelayMeta::restart`]).
 //! A full ring refuses the record (the caller counts a `queue_full` drop); nothing ever blocks.
 
 use rtrb::{Consumer, Producer, RingBuffer};
@@ -22,6 +23,9 @@ pub struct RelayMeta {
     pub source: u32,
     /// Its RFC 6464 audio level, when the publisher sent one.
     pub level: Option<AudioLevel>,
+    /// The source's numbering changed under its SSRC (it came over a relay leg on another of the
+    /// leg's streams): slots carrying it re-anchor ([`crate::rewrite::SlotRewriter::reanchor`]).
+    pub restart: bool,
     /// Length of the plaintext packet.
     pub len: usize,
 }
@@ -57,6 +61,7 @@ impl RelayTx {
         room: RoomId,
         source: u32,
         level: Option<AudioLevel>,
+        restart: bool,
         packet: &[u8],
     ) -> bool {
         let Ok(len) = u16::try_from(packet.len()) else {
@@ -66,6 +71,7 @@ impl RelayTx {
         header[..8].copy_from_slice(&room.to_le_bytes());
         header[8..12].copy_from_slice(&source.to_le_bytes());
         header[12] = level.map_or(0xFF, |l| ((l.voice_activity as u8) << 7) | (l.level & 0x7F));
+        header[13] = u8::from(restart);
         header[14..16].copy_from_slice(&len.to_le_bytes());
         let Ok(mut chunk) = self.0.write_chunk(HEADER + packet.len()) else {
             return false;
@@ -128,6 +134,7 @@ impl RelayRx {
             room: u64::from_le_bytes(header[..8].try_into().ok()?),
             source: u32::from_le_bytes(header[8..12].try_into().ok()?),
             level,
+            restart: header[13] & 1 != 0,
             len: len.min(scratch.len()),
         })
     }
@@ -149,7 +156,8 @@ mod tests {
                 voice_activity: true,
                 level: 33,
             });
-            assert!(tx.push(7, round, level, &packet));
+            let restart = round % 3 == 0;
+            assert!(tx.push(7, round, level, restart, &packet));
             let meta = rx.pop(&mut scratch).unwrap();
             assert_eq!(
                 meta,
@@ -157,6 +165,7 @@ mod tests {
                     room: 7,
                     source: round,
                     level,
+                    restart,
                     len: packet.len()
                 }
             );
@@ -170,7 +179,9 @@ mod tests {
     fn full_ring_refuses() {
         let (mut tx, _rx) = relay_ring(4096);
         let packet = [1u8; 1000];
-        let pushed = (0..10).filter(|_| tx.push(1, 1, None, &packet)).count();
+        let pushed = (0..10)
+            .filter(|_| tx.push(1, 1, None, false, &packet))
+            .count();
         assert_eq!(pushed, 4, "4 records of 1016 bytes fit in 4096");
     }
 }

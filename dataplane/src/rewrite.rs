@@ -158,6 +158,13 @@ impl SlotRewriter {
         self.anchored = None;
     }
 
+    /// Makes the next [`map`](Self::map) continue the stream from the current source as if it had
+    /// just switched to it: its numbering changed under the same SSRC (a relay leg moved it to
+    /// another of its streams, [`unforward_in_place`]).
+    pub fn reanchor(&mut self) {
+        self.anchored = None;
+    }
+
     /// Takes `source` onto this slot; the next [`map`](Self::map) continues the stream from it.
     pub fn assign(&mut self, source: u32) {
         self.source = Some(source);
@@ -333,9 +340,62 @@ pub fn write_forwarded(
     Some(len)
 }
 
+/// Turns a forwarded packet back into its source's (a relay leg's packet, written by
+/// [`write_forwarded_as`] on the node at the leg's other end): the SSRC becomes CSRC[0], the source
+/// it carries, and CSRC[0] is taken out of the list (the rest of the packet moves up 4 bytes).
+/// The sequence number and timestamp stay the leg stream's. Returns the new length and the source,
+/// or `None` when `buf` is not RTP with at least one CSRC.
+pub fn unforward_in_place(buf: &mut [u8]) -> Option<(usize, u32)> {
+    let hdr = RtpHeader::parse(buf).ok()?;
+    if hdr.csrc_count() == 0 {
+        return None;
+    }
+    let source = hdr.csrcs().next()?;
+    let len = buf.len();
+    buf.copy_within(12..16, 8);
+    buf.copy_within(16..len, 12);
+    buf[0] -= 1;
+    Some((len - 4, source))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forwarded_packet_unforwards_to_its_source_with_the_rest_intact() {
+        // A publisher's packet with one CSRC of its own and an extension, forwarded on slot 0x51.
+        let mut src = vec![0x91, 111, 0, 7, 0, 0, 3, 0xC0, 0xAA, 0xAA, 0xAA, 0xAA];
+        src.extend_from_slice(&0x0C0C_0C0Cu32.to_be_bytes());
+        src.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x10, 0x9E, 0, 0]);
+        src.extend_from_slice(b"opus payload");
+        let hdr = RtpHeader::parse(&src).unwrap();
+        let mut fwd = vec![0u8; 128];
+        let mapped = Mapped {
+            seq: 100,
+            ts: 4800,
+            switched: false,
+        };
+        let n = write_forwarded(&src, &hdr, &mut fwd, 0x51, mapped).unwrap();
+        fwd.truncate(n);
+        let (m, source) = unforward_in_place(&mut fwd).unwrap();
+        fwd.truncate(m);
+        assert_eq!(source, 0xAAAA_AAAA);
+        let h = RtpHeader::parse(&fwd).unwrap();
+        assert_eq!(h.ssrc(), 0xAAAA_AAAA);
+        assert_eq!((h.sequence_number(), h.timestamp()), (100, 4800));
+        assert_eq!(h.csrcs().collect::<Vec<_>>(), vec![0x0C0C_0C0C]);
+        assert_eq!(h.audio_level(1).map(|l| l.level), Some(0x1E));
+        assert_eq!(h.payload(), b"opus payload");
+        // Not forwarded (no CSRC), or not RTP: refused, untouched.
+        let mut plain = src[..12].to_vec();
+        plain[0] = 0x80;
+        plain.extend_from_slice(b"x");
+        let before = plain.clone();
+        assert_eq!(unforward_in_place(&mut plain), None);
+        assert_eq!(plain, before);
+        assert_eq!(unforward_in_place(&mut [0x81, 0, 0]), None);
+    }
 
     const OPUS: u32 = 48_000;
 

@@ -13,7 +13,9 @@
 //!   packet takes the slot whose source has been quiet longest, once that source has been quiet for
 //!   the slot hold (`ForwarderConfig::slot_hold`), so nobody is cut off mid-sentence.
 //!
-//! The slot rule is [`pick_slot`], called by the forwarder for every subscriber of every packet.
+//! The slot rule is [`pick_slot`], called by the forwarder for every subscriber of every packet;
+//! a relay leg to another node (a cascade) takes [`pick_gated_slot`], the same rule behind an
+//! audio-level gate.
 //!
 //! Pure state over `Instant`s (passed in by the caller): no I/O, no clock reads, no allocation.
 
@@ -120,6 +122,27 @@ pub fn pick_slot(
         slots[i].mark_voice(now);
     }
     Some((i, true))
+}
+
+/// [`pick_slot`] for a relay leg to another node ([`crate::topology::RelayLeg`]): the audio-level
+/// gate of a cascade. A voiced packet is placed as `pick_slot` places it; an unvoiced one only goes
+/// on while its source holds a slot and spoke within `hold`, so members who do not speak cost the
+/// link between two nodes nothing, and a pause between words does not cut a speaker off.
+#[inline]
+pub fn pick_gated_slot(
+    slots: &mut [SlotRewriter],
+    source: u32,
+    voiced: bool,
+    now: Instant,
+    idle: Duration,
+    hold: Duration,
+    dominant: Option<u32>,
+) -> Option<(usize, bool)> {
+    if voiced {
+        return pick_slot(slots, source, true, now, idle, hold, dominant);
+    }
+    let i = slots.iter().position(|s| s.source() == Some(source))?;
+    (slots[i].quiet_for(now) < hold).then_some((i, false))
 }
 
 #[cfg(test)]
@@ -243,5 +266,39 @@ mod tests {
         assert_eq!(send(0xD, true, 1740, Some(0xD)), Some((0, true)));
         // Anyone else still waits for the hold.
         assert_eq!(send(0xE, true, 1760, Some(0xD)), None);
+    }
+
+    #[test]
+    fn a_relay_leg_carries_a_source_only_while_it_speaks_and_through_pauses_shorter_than_the_hold()
+    {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let (idle, hold) = (Duration::from_secs(2), Duration::from_millis(1500));
+        let mut slots = vec![SlotRewriter::new(1), SlotRewriter::new(2)];
+        // A member who only sends silence never gets on the leg, even with free slots.
+        assert_eq!(
+            pick_gated_slot(&mut slots, 9, false, t0, idle, hold, None),
+            None
+        );
+        assert_eq!(slots[0].source(), None);
+        // A speaker does, and stays on through a pause of one second ...
+        assert_eq!(
+            pick_gated_slot(&mut slots, 5, true, t0, idle, hold, None),
+            Some((0, true))
+        );
+        assert_eq!(
+            pick_gated_slot(&mut slots, 5, false, ms(1000), idle, hold, None),
+            Some((0, false))
+        );
+        // ... but not once it has been quiet for the hold.
+        assert_eq!(
+            pick_gated_slot(&mut slots, 5, false, ms(1500), idle, hold, None),
+            None
+        );
+        // Speaking again puts it back on its slot at once.
+        assert_eq!(
+            pick_gated_slot(&mut slots, 5, true, ms(1520), idle, hold, None),
+            Some((0, false))
+        );
     }
 }

@@ -105,6 +105,10 @@ pub struct WorkerStats {
     pub relayed_out: Counter,
     /// Decrypted packets taken from other workers' relay rings.
     pub relayed_in: Counter,
+    /// Packets received on relay legs from other nodes (a cascade).
+    pub cascade_in: Counter,
+    /// Packets sent on relay legs to other nodes.
+    pub cascade_out: Counter,
     /// RTCP packets authenticated and terminated here.
     pub rtcp_in: Counter,
     /// RTCP datagrams (sender and receiver reports) this hop wrote.
@@ -141,6 +145,8 @@ impl WorkerStats {
             bytes_out: self.bytes_out.get(),
             relayed_out: self.relayed_out.get(),
             relayed_in: self.relayed_in.get(),
+            cascade_in: self.cascade_in.get(),
+            cascade_out: self.cascade_out.get(),
             rtcp_in: self.rtcp_in.get(),
             rtcp_out: self.rtcp_out.get(),
             stun_answered: self.stun_answered.get(),
@@ -165,6 +171,10 @@ pub struct StatsSnapshot {
     pub relayed_out: u64,
     /// See [`WorkerStats::relayed_in`].
     pub relayed_in: u64,
+    /// See [`WorkerStats::cascade_in`].
+    pub cascade_in: u64,
+    /// See [`WorkerStats::cascade_out`].
+    pub cascade_out: u64,
     /// See [`WorkerStats::rtcp_in`].
     pub rtcp_in: u64,
     /// See [`WorkerStats::rtcp_out`].
@@ -196,6 +206,8 @@ impl StatsSnapshot {
         self.bytes_out += other.bytes_out;
         self.relayed_out += other.relayed_out;
         self.relayed_in += other.relayed_in;
+        self.cascade_in += other.cascade_in;
+        self.cascade_out += other.cascade_out;
         self.rtcp_in += other.rtcp_in;
         self.rtcp_out += other.rtcp_out;
         self.stun_answered += other.stun_answered;

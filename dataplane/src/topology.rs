@@ -80,6 +80,27 @@ pub struct Membership {
     pub slot_mids: Vec<String>,
     /// How this member wants forwarded packets written (its payload type and extension ids).
     pub egress: EgressFormat,
+    /// The transport is a relay leg to another node serving the same room (a cascade), not a
+    /// member: see [`RelayLeg`].
+    pub relay_leg: Option<RelayLeg>,
+}
+
+/// A relay leg: the plain-SRTP link between two nodes that serve one room (its core and an edge,
+/// docs/cascade.md). Both ends are ordinary transports in the room with these differences:
+/// - what the leg sends: the room's sources on its slots (`Membership::slot_ssrcs`, the room's
+///   `last_n`), each packet naming its source as CSRC[0] like every forwarded packet, behind an
+///   audio-level gate ([`crate::speaker::pick_gated_slot`]): a source goes on only while it speaks
+///   (within the slot hold), so silent members cost the link nothing; never what came in on the
+///   leg itself;
+/// - what it receives: packets on the other end's slot SSRCs (`inbound_ssrcs`) are turned back
+///   into their source's ([`crate::rewrite::unforward_in_place`]) and go to the room as that
+///   source's own packets, so this node's slots, speaker detection and `active_speakers` see the
+///   real participants; whether each remote source speaks comes up as [`Upcall::SourceSpeaking`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RelayLeg {
+    /// The SSRCs the other end sends the leg's streams with (its `slot_ssrcs`); packets on any
+    /// other SSRC are dropped (`malformed`).
+    pub inbound_ssrcs: Vec<u32>,
 }
 
 /// One instruction for a worker.
@@ -235,6 +256,18 @@ pub enum Upcall {
         room: RoomId,
         /// The new dominant speaker's SSRC, as published.
         source: u32,
+    },
+    /// A source that reaches this node over a relay leg ([`RelayLeg`]) started or stopped
+    /// speaking, as [`Upcall::Speaking`] says of a local publisher.
+    SourceSpeaking {
+        /// The worker.
+        worker: usize,
+        /// The room.
+        room: RoomId,
+        /// The source's SSRC (the participant publishing it sits on another node).
+        source: u32,
+        /// Speaking now or not.
+        speaking: bool,
     },
     /// About once a second, for each transport that sent RTP or receiver reports: its link as RTCP
     /// sees it (loss, jitter, round-trip time), for the API, the metrics and [`TopologyUpdate::Downstream`].

@@ -1,5 +1,5 @@
 //! Housekeeping of a forwarding core, called by the worker about once a second with `now`: speaking
-//! states that ran out, and ICE transports whose consent expired (RFC 7675).
+//! states that ran out (of local publishers and of sources heard over relay legs), and ICE transports whose consent expired (RFC 7675).
 
 use std::time::Instant;
 
@@ -20,6 +20,16 @@ impl Forwarder {
                     transport: t.id,
                     speaking: false,
                 });
+            }
+            if let (Some(leg), Some(room)) = (&mut t.leg, t.room) {
+                for source in leg.expire_speaking(now) {
+                    self.upcalls.push(Upcall::SourceSpeaking {
+                        worker: self.cfg.worker,
+                        room,
+                        source,
+                        speaking: false,
+                    });
+                }
             }
         }
     }

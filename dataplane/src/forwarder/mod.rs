@@ -23,11 +23,14 @@
 //! - `handshake`: the packets that set a transport up: ICE-lite connectivity checks and DTLS handed
 //!   up to the control plane;
 //! - `housekeeping`: the once-a-second expiries (speaking state, ICE consent);
+//! - `cascade`: the receiving end of relay legs to other nodes (which source each incoming leg
+//!   stream carries, and whether it speaks);
 //! - `reporting`: RTCP terminated at this hop: reports read on the packet path, and the
 //!   once-a-second sender and receiver reports each transport gets ([`crate::reports`]).
 //!
 //! Which source gets which subscriber slot is the speaker policy's business ([`crate::speaker`]).
 
+mod cascade;
 mod handshake;
 mod housekeeping;
 mod packet_path;

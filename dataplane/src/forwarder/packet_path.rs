@@ -4,7 +4,8 @@
 //! RTP is looked up, decrypted once in place, checked against the publisher's state, then for every
 //! local subscriber mapped onto a speaker slot ([`crate::speaker::pick_slot`]), rewritten and
 //! encrypted with that subscriber's key; other workers hosting the room get the decrypted packet over
-//! their relay ring. SRTCP is authenticated, read (`reporting`) and terminated here. Every failure is
+//! their relay ring. A relay leg to another node is one more subscriber behind an audio-level gate,
+//! and what comes in on one is turned back into its source's packets first (`cascade`). SRTCP is authenticated, read (`reporting`) and terminated here. Every failure is
 //! one counted drop.
 
 use std::net::SocketAddr;
@@ -71,11 +72,13 @@ impl Forwarder {
             // still decrypted below, so its SRTP rollover counter follows the sender through a long
             // mute (skipping them would desynchronise it and lose every packet after the unmute).
             // A learning publisher's packets on a new SSRC are authenticated first, then proposed.
-            match t.publish_ssrc {
-                Some(p) if p == ssrc => {}
+            match (&t.leg, t.publish_ssrc) {
+                (Some(leg), _) if leg.accepts(ssrc) => {}
+                (Some(_), _) => return self.stats.count_drop(DropReason::Malformed, 1),
+                (None, Some(p)) if p == ssrc => {}
                 _ if t.learn_ssrc => {}
-                Some(_) => return self.stats.count_drop(DropReason::Malformed, 1),
-                None => return self.stats.count_drop(DropReason::Muted, 1),
+                (None, Some(_)) => return self.stats.count_drop(DropReason::Malformed, 1),
+                (None, None) => return self.stats.count_drop(DropReason::Muted, 1),
             }
         }
         let plain_len = match &mut t.inbound {
@@ -90,10 +93,13 @@ impl Forwarder {
         } else if t.inbound.is_some() {
             refresh_consent(t, now);
         }
-        let plain = &buf[..plain_len];
         let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
+        if t.leg.is_some() && !unlatched {
+            return self.on_leg_rtp(now, idx, ssrc, &mut buf[..plain_len], out);
+        }
+        let plain = &buf[..plain_len];
         if t.publish_ssrc != Some(ssrc) && t.learn_ssrc && !unlatched {
             return self.propose_ssrc(now, idx, ssrc, plain);
         }
@@ -127,9 +133,64 @@ impl Forwarder {
             hdr: &hdr,
             plain,
             level,
+            restart: false,
         };
         self.fan_out(now, room_id, pkt, out);
-        self.relay(room_id, ssrc, level, plain);
+        self.relay(room_id, ssrc, level, false, plain);
+    }
+
+    /// An authenticated packet on a relay leg from another node (`cascade`): turned back into its
+    /// source's packet (CSRC[0]) and sent to the room as that source's own.
+    fn on_leg_rtp(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        leg_ssrc: u32,
+        buf: &mut [u8],
+        out: &mut Outbox,
+    ) {
+        let Some((len, source)) = rewrite::unforward_in_place(buf) else {
+            return self.stats.count_drop(DropReason::Malformed, 1);
+        };
+        let plain = &buf[..len];
+        let Ok(hdr) = RtpHeader::parse(plain) else {
+            return self.stats.count_drop(DropReason::Malformed, 1);
+        };
+        let Some(t) = self.transports.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let level = t.audio_level_ext.and_then(|id| hdr.audio_level(id));
+        let (Some(room_id), Some(leg)) = (t.room, t.leg.as_mut()) else {
+            return self.stats.count_drop(DropReason::Muted, 1);
+        };
+        let p = leg.on_packet(now, leg_ssrc, source, speaker::is_voiced(level));
+        let worker = self.cfg.worker;
+        if let Some(gone) = p.displaced {
+            self.upcalls.push(Upcall::SourceSpeaking {
+                worker,
+                room: room_id,
+                source: gone,
+                speaking: false,
+            });
+        }
+        if let Some(speaking) = p.speaking {
+            self.upcalls.push(Upcall::SourceSpeaking {
+                worker,
+                room: room_id,
+                source,
+                speaking,
+            });
+        }
+        self.stats.cascade_in.add(1);
+        let pkt = Decrypted {
+            publisher: Some(idx),
+            hdr: &hdr,
+            plain,
+            level,
+            restart: p.restart,
+        };
+        self.fan_out(now, room_id, pkt, out);
+        self.relay(room_id, source, level, p.restart, plain);
     }
 
     /// An authenticated packet of a learning publisher on an SSRC it is not confirmed for: held
@@ -212,6 +273,7 @@ impl Forwarder {
             hdr,
             plain,
             level,
+            restart,
         } = pkt;
         let source = hdr.ssrc();
         let dominant = self.track_dominant(now, room_id, source, level);
@@ -232,12 +294,20 @@ impl Forwarder {
             let Some(dest) = t.remote else {
                 continue;
             };
-            let Some((i, moved)) =
-                pick_slot(&mut t.slots, source, voiced, now, idle, hold, dominant)
+            let is_leg = t.leg.is_some();
+            let pick = if is_leg {
+                speaker::pick_gated_slot
+            } else {
+                pick_slot
+            };
+            let Some((i, moved)) = pick(&mut t.slots, source, voiced, now, idle, hold, dominant)
             else {
                 continue;
             };
-            if moved {
+            if restart && !moved {
+                t.slots[i].reanchor();
+            }
+            if moved && !is_leg {
                 self.upcalls.push(Upcall::SlotChanged {
                     worker: self.cfg.worker,
                     transport: t.id,
@@ -262,6 +332,9 @@ impl Forwarder {
             });
             if pushed {
                 t.slots[i].count_sent(plain.len().saturating_sub(hdr.header_len()));
+                if is_leg {
+                    self.stats.cascade_out.add(1);
+                }
             } else {
                 let reason = if failed {
                     DropReason::Malformed
@@ -313,7 +386,14 @@ impl Forwarder {
     }
 
     /// Hands a decrypted packet to every other worker hosting members of the room.
-    fn relay(&mut self, room_id: RoomId, source: u32, level: Option<AudioLevel>, plain: &[u8]) {
+    fn relay(
+        &mut self,
+        room_id: RoomId,
+        source: u32,
+        level: Option<AudioLevel>,
+        restart: bool,
+        plain: &[u8],
+    ) {
         let Some(room) = self.rooms.get(&room_id) else {
             return;
         };
@@ -321,7 +401,7 @@ impl Forwarder {
             let Some(tx) = self.relay_tx.get_mut(w).and_then(Option::as_mut) else {
                 continue;
             };
-            if tx.push(room_id, source, level, plain) {
+            if tx.push(room_id, source, level, restart, plain) {
                 self.stats.relayed_out.add(1);
                 self.touched |= 1u64 << (w % 64);
             } else {
@@ -362,19 +442,22 @@ impl Forwarder {
             hdr: &hdr,
             plain,
             level: meta.level,
+            restart: meta.restart,
         };
         self.fan_out(now, meta.room, pkt, out);
     }
 }
 
 /// A decrypted packet on its way to the room: who published it here (None when relayed from another
-/// worker), its parsed header, its bytes and its audio level.
+/// worker; the leg, for a packet that came over a relay leg), its parsed header, its bytes, its
+/// audio level, and whether its source's numbering restarted (`cascade`).
 #[derive(Clone, Copy)]
 struct Decrypted<'h, 'a> {
     publisher: Option<usize>,
     hdr: &'h RtpHeader<'a>,
     plain: &'a [u8],
     level: Option<AudioLevel>,
+    restart: bool,
 }
 
 /// Authenticated SRTP or SRTCP from a transport's latched address is a sign of life as good as a

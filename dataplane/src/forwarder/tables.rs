@@ -46,6 +46,8 @@ pub(super) struct Transport {
     pub(super) guard: Box<super::handshake::Guard>,
     /// RTCP at this hop (`reporting`): boxed, off the packet path's cache lines.
     pub(super) rtcp: Box<super::reporting::Rtcp>,
+    /// A relay leg to another node (`Membership::relay_leg`), not a member.
+    pub(super) leg: Option<Box<super::cascade::LegState>>,
 }
 
 /// A room as this worker sees it.
@@ -105,6 +107,7 @@ impl Forwarder {
             rtcp_remote,
             guard: Box::default(),
             rtcp: Box::default(),
+            leg: None,
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -222,6 +225,10 @@ impl Forwarder {
                 })
                 .collect();
             t.egress = m.egress.clone();
+            t.leg = m
+                .relay_leg
+                .as_ref()
+                .map(|l| Box::new(super::cascade::LegState::new(&l.inbound_ssrcs)));
         }
         let workers = self.cfg.workers.max(1);
         let room = self.rooms.entry(m.room).or_insert_with(|| Room {
@@ -252,10 +259,27 @@ impl Forwarder {
                 speaking: false,
             });
         }
+        // A relay leg's sources are heard no more: they leave this node's slots too.
+        let leg_sources = t
+            .leg
+            .take()
+            .map(|mut l| l.take_sources())
+            .unwrap_or_default();
         if let Some(room) = self.rooms.get_mut(&room_id) {
             room.members.retain(|&m| m != idx);
         }
         self.source_gone(room_id, gone);
+        for (source, speaking) in leg_sources {
+            if speaking {
+                self.upcalls.push(Upcall::SourceSpeaking {
+                    worker: self.cfg.worker,
+                    room: room_id,
+                    source,
+                    speaking: false,
+                });
+            }
+            self.source_gone(room_id, Some(source));
+        }
         self.recompute_fanout();
     }
 
@@ -400,6 +424,10 @@ fn release_source(
             for (i, s) in t.slots.iter_mut().enumerate() {
                 if s.source() == Some(ssrc) {
                     s.release();
+                    if t.leg.is_some() {
+                        // A leg's slots are nobody's to show.
+                        continue;
+                    }
                     upcalls.push(Upcall::SlotChanged {
                         worker,
                         transport: t.id,

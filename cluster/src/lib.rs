@@ -6,6 +6,7 @@
 //! - Pure cores, driven by tests without Redis: [`node`] (a node's record: region, URL, state,
 //!   load), [`region`] (regions and the distances between them), [`placement`] (which node takes
 //!   a new room: the client's region or the nearest one with room, two random choices by load),
+//!   [`cascade`] (which node serves a member of a room that has one: its core, or an edge),
 //!   [`keys`] (the Redis key names), [`control`] (what one node asks another over pub/sub).
 //! - The I/O shell: [`store`] (the Redis commands and the Lua scripts that make registration,
 //!   listing, placement and ownership atomic) and [`room_docs`] (rooms as versioned documents,
@@ -17,6 +18,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cascade;
 pub mod control;
 pub mod error;
 pub mod keys;
@@ -26,6 +28,7 @@ pub mod region;
 pub mod room_docs;
 pub mod store;
 
+pub use cascade::CascadeMode;
 pub use control::{ControlMsg, ReplyTo, RoomAction};
 pub use error::ClusterError;
 pub use node::{Load, NodeInfo, NodeState};

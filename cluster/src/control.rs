@@ -71,6 +71,21 @@ pub enum RoomAction {
         /// The room.
         room: String,
     },
+    /// An edge of `room` asks its core (at `epoch`) for a relay leg: the edge's end receives at
+    /// `addr` and sends on `ssrcs`. The core answers once its offer is in the store
+    /// (`Keys::room_leg`).
+    Link {
+        /// The room.
+        room: String,
+        /// The edge node asking.
+        edge: String,
+        /// The core's epoch the edge knows.
+        epoch: u64,
+        /// Where the edge's end of the leg receives.
+        addr: String,
+        /// The streams the edge sends on it.
+        ssrcs: Vec<u32>,
+    },
 }
 
 impl ControlMsg {

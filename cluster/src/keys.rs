@@ -89,6 +89,16 @@ impl Keys {
     pub fn room_live(&self, room: &str) -> String {
         format!("{}room:{room}:live", self.prefix)
     }
+
+    /// The relay leg the core of `room` offers edge `edge` (its address, streams and keys).
+    pub fn room_leg(&self, room: &str, edge: &str) -> String {
+        format!("{}room:{room}:leg:{edge}", self.prefix)
+    }
+
+    /// Who publishes with each SSRC in `room` on node `node` (a cascaded room's source names).
+    pub fn room_sources(&self, room: &str, node: &str) -> String {
+        format!("{}room:{room}:sources:{node}", self.prefix)
+    }
 }
 
 #[cfg(test)]

@@ -281,6 +281,84 @@ impl ClusterStore {
         Ok((Ownership { node: owner, epoch }, moved == 1))
     }
 
+    /// Writes what `room`'s core offers edge `edge` for their relay leg (JSON), kept for `ttl`.
+    pub async fn put_leg(
+        &self,
+        room: &str,
+        edge: &str,
+        offer: &str,
+        ttl: Duration,
+    ) -> Result<(), ClusterError> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        redis::cmd("SET")
+            .arg(self.keys.room_leg(room, edge))
+            .arg(offer)
+            .arg("PX")
+            .arg(ms)
+            .query_async::<()>(&mut self.con.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// What `room`'s core offers edge `edge`, if anything.
+    pub async fn leg(&self, room: &str, edge: &str) -> Result<Option<String>, ClusterError> {
+        Ok(redis::cmd("GET")
+            .arg(self.keys.room_leg(room, edge))
+            .query_async(&mut self.con.clone())
+            .await?)
+    }
+
+    /// Takes a leg offer back (the leg was dropped).
+    pub async fn delete_leg(&self, room: &str, edge: &str) -> Result<(), ClusterError> {
+        redis::cmd("DEL")
+            .arg(self.keys.room_leg(room, edge))
+            .query_async::<()>(&mut self.con.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces what node `node` says of the sources it publishes in `room` (SSRC and
+    /// participant), kept for `ttl` unless written again.
+    pub async fn put_sources(
+        &self,
+        room: &str,
+        node: &str,
+        sources: &[(u32, String)],
+        ttl: Duration,
+    ) -> Result<(), ClusterError> {
+        let key = self.keys.room_sources(room, node);
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("DEL").arg(&key).ignore();
+        if !sources.is_empty() {
+            let hset = pipe.cmd("HSET").arg(&key);
+            for (ssrc, participant) in sources {
+                hset.arg(ssrc).arg(participant);
+            }
+            hset.ignore();
+            pipe.cmd("PEXPIRE").arg(&key).arg(ms).ignore();
+        }
+        pipe.query_async::<()>(&mut self.con.clone()).await?;
+        Ok(())
+    }
+
+    /// What each of `nodes` says of the sources it publishes in `room`, all in one list.
+    pub async fn sources(
+        &self,
+        room: &str,
+        nodes: &[String],
+    ) -> Result<Vec<(u32, String)>, ClusterError> {
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for n in nodes {
+            pipe.cmd("HGETALL").arg(self.keys.room_sources(room, n));
+        }
+        let all: Vec<Vec<(u32, String)>> = pipe.query_async(&mut self.con.clone()).await?;
+        Ok(all.into_iter().flatten().collect())
+    }
+
     /// The room's owner, if it has one (a live one or not).
     pub async fn owner(&self, room: &str) -> Result<Option<Ownership>, ClusterError> {
         let (node, epoch): (Option<String>, Option<u64>) = redis::cmd("HMGET")

@@ -51,7 +51,11 @@ pub fn spawn(state: Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
                     registered = true;
                     check_rooms(&state, &store, &record.id).await;
                     publish_live(&state, &store).await;
-                    note_store(&state, true, store.nodes().await.ok().map(|n| n.len()));
+                    let nodes = store.nodes().await.ok();
+                    if let Some(nodes) = &nodes {
+                        state.cascade_upkeep(nodes).await;
+                    }
+                    note_store(&state, true, nodes.map(|n| n.len()));
                 }
                 Err(e) => {
                     note_store(&state, false, None);

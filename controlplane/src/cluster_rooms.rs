@@ -71,6 +71,8 @@ pub struct ClusterRooms {
     pub(crate) store: ClusterStore,
     pub(crate) regions: Regions,
     served: Mutex<HashMap<String, u64>>,
+    /// Relay legs of cascaded rooms, as a core and as an edge.
+    pub(crate) legs: crate::cascade::LegTable,
     /// What this node saw of the cluster (`/metrics`).
     pub stats: ClusterStats,
 }
@@ -104,6 +106,7 @@ impl ClusterRooms {
             store,
             regions,
             served: Mutex::default(),
+            legs: Default::default(),
             stats: ClusterStats::default(),
         }
     }

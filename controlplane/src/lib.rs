@@ -24,6 +24,7 @@
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod cascade;
 pub mod clock;
 pub mod cluster_api;
 pub mod cluster_calls;

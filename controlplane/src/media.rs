@@ -24,6 +24,9 @@ use crate::links::{LinkQuality, LinkSummary, Links};
 use crate::messages::{ServerMsg, SlotInfo};
 use crate::sdp::{self, AnswerParams, SdpError};
 
+mod legs;
+pub use legs::{LegEnd, LEG_LEVEL_EXT, LEG_PAYLOAD_TYPE};
+
 /// SRTP profiles in our order of preference (RFC 7714 GCM first: cheaper and authenticated encryption).
 pub const PROFILES: [SrtpProfile; 3] = [
     SrtpProfile::AeadAes128Gcm,
@@ -224,6 +227,10 @@ pub struct Media {
     /// Every transport's link from RTCP, and when the worst downstream loss is next handed to
     /// publishers.
     links: Mutex<(Links, Instant)>,
+    /// Relay legs to other nodes of cascaded rooms (`legs`).
+    legs: Mutex<HashMap<TransportId, legs::Leg>>,
+    /// The (room, SSRC) entries of `publishers` that other nodes publish.
+    remote: Mutex<std::collections::HashSet<(String, u32)>>,
 }
 
 fn random_token(len: usize) -> String {
@@ -257,6 +264,8 @@ impl Media {
             dtls_failures: AtomicU64::new(0),
             negotiated: Mutex::new(Default::default()),
             links: Mutex::new((Links::default(), Instant::now())),
+            legs: Mutex::new(HashMap::new()),
+            remote: Mutex::new(Default::default()),
         }))
     }
 
@@ -270,6 +279,20 @@ impl Media {
 
     fn publishers(&self) -> MutexGuard<'_, HashMap<(String, u32), String>> {
         self.publishers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn legs(&self) -> MutexGuard<'_, HashMap<TransportId, legs::Leg>> {
+        self.legs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remote_names(&self) -> MutexGuard<'_, std::collections::HashSet<(String, u32)>> {
+        self.remote.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The name of the room the dataplane knows as `id`.
+    fn room_name(&self, id: RoomId) -> Option<String> {
+        let ids = self.room_ids.lock().unwrap_or_else(|e| e.into_inner());
+        ids.iter().find(|(_, &v)| v == id).map(|(k, _)| k.clone())
     }
 
     fn links(&self) -> MutexGuard<'_, (Links, Instant)> {
@@ -547,6 +570,10 @@ impl Media {
         for p in people {
             self.remove_participant(room, &p);
         }
+        for leg in self.legs_of(room) {
+            self.remove_leg(leg);
+        }
+        self.set_remote_publishers(room, &[]);
         self.speakers().remove(room);
         self.dominant
             .lock()
@@ -609,7 +636,17 @@ impl Media {
             }
             Upcall::Link {
                 transport, report, ..
-            } => self.links().0.on_report(transport, &report, Instant::now()),
+            } => {
+                if !self.is_leg(transport) {
+                    self.links().0.on_report(transport, &report, Instant::now())
+                }
+            }
+            Upcall::SourceSpeaking {
+                room,
+                source,
+                speaking,
+                ..
+            } => self.on_source_speaking(room, source, speaking),
             Upcall::Dominant { room, source, .. } => self.on_dominant(room, source),
             other => tracing::debug!(?other, "upcall ignored"),
         }
@@ -706,7 +743,7 @@ impl Media {
     /// A worker moved a source onto (or off) one of a subscriber's slots: tell the subscriber who is
     /// on each of its slots now.
     fn on_slot_changed(&self, transport: TransportId, slot: usize, source: Option<u32>) {
-        let (room, participant, slots) = {
+        {
             let mut sessions = self.sessions();
             let Some(s) = sessions.get_mut(&transport) else {
                 return; // a plain transport (no signaling) or one already gone
@@ -714,6 +751,17 @@ impl Media {
             if let Some(x) = s.slot_sources.get_mut(slot) {
                 *x = source;
             }
+        }
+        self.send_slots(transport);
+    }
+
+    /// Tells a subscriber who is on each of its slots now (by the names known now).
+    fn send_slots(&self, transport: TransportId) {
+        let (room, participant, slots) = {
+            let sessions = self.sessions();
+            let Some(s) = sessions.get(&transport) else {
+                return;
+            };
             (
                 s.room.clone(),
                 s.participant.clone(),

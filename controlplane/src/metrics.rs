@@ -216,7 +216,7 @@ pub async fn metrics(State(s): Shared, client: ClientIp, headers: HeaderMap) -> 
         write_links(&mut out, &m.link_summary());
     }
     if let Some(dp) = &s.dataplane {
-        let counters: [Counter; 10] = [
+        let counters: [Counter; 12] = [
             (
                 "sluice_packets_in_total",
                 "Datagrams received by a worker.",
@@ -259,6 +259,16 @@ pub async fn metrics(State(s): Shared, client: ClientIp, headers: HeaderMap) -> 
                 "sluice_relayed_in_total",
                 "Decrypted packets a worker took from other workers.",
                 |x| x.relayed_in,
+            ),
+            (
+                "sluice_cascade_in_total",
+                "Packets a worker received on relay legs from other nodes of cascaded rooms.",
+                |x| x.cascade_in,
+            ),
+            (
+                "sluice_cascade_out_total",
+                "Packets a worker sent on relay legs to other nodes of cascaded rooms (speakers only).",
+                |x| x.cascade_out,
             ),
             (
                 "sluice_upcalls_dropped_total",

@@ -9,11 +9,12 @@
 
 use std::time::SystemTime;
 
-use sluice_cluster::{Deleted, NodeInfo, Ownership, RoomAction};
+use sluice_cluster::{cascade, Deleted, NodeInfo, Ownership, RoomAction};
 
 use crate::access::RoomGuests;
 use crate::cluster_rooms::{refuses_connections, ws_base, ClusterRooms, LiveSummary, StoredRoom};
 use crate::error::ApiError;
+use crate::mode::RoomMode;
 use crate::rooms::{unknown_room, CreateParticipant, CreateRoom, Participant, Room};
 use crate::state::AppState;
 
@@ -161,12 +162,40 @@ impl AppState {
             })
             .await?;
         if c.serves(room).is_some() {
-            if let Some(after) = after {
-                self.rooms().put(after);
+            if let Some(after) = &after {
+                self.rooms().put(after.clone());
             }
         }
-        let (owner, node) = self.place(c, room, &region).await?;
-        let base = if owner.node == self.node.identity().id {
+        let (_, core, nodes) = self.place(c, room, &region).await?;
+        // A room on the SFU may have this member served by another node (an edge).
+        let edge = after
+            .as_ref()
+            .filter(|r| r.mode == RoomMode::Sfu)
+            .and_then(|r| {
+                cascade::member_node(
+                    r.cascade,
+                    &core,
+                    &region,
+                    &nodes,
+                    &c.regions,
+                    &mut rand::rng(),
+                )
+            })
+            .cloned();
+        let mut p = p;
+        let node = match edge {
+            Some(edge) => {
+                c.update(self.room_defaults(), room, None, |view| {
+                    view.set_participant_node(room, &p.id, Some(edge.id.clone()))
+                })
+                .await?;
+                tracing::info!(%room, participant = %p.id, edge = %edge.id, core = %core.id, %region, "member placed on an edge");
+                p.node = Some(edge.id.clone());
+                edge
+            }
+            None => core,
+        };
+        let base = if node.id == self.node.identity().id {
             self.public_ws_base.clone()
         } else {
             ws_base(&node.url)
@@ -174,20 +203,23 @@ impl AppState {
         Ok((p, base))
     }
 
-    /// The room's live owner, placing it (for a client in `region`) if it has none.
+    /// The room's live owner, placing it (for a client in `region`) if it has none; with the live
+    /// nodes.
     async fn place(
         &self,
         c: &ClusterRooms,
         room: &str,
         region: &str,
-    ) -> Result<(Ownership, NodeInfo), ApiError> {
+    ) -> Result<(Ownership, NodeInfo, Vec<NodeInfo>), ApiError> {
         let nodes = c.store.nodes().await?;
         if let Some(o) = c.store.owner(room).await? {
             if let Some(n) = nodes.iter().find(|n| n.id == o.node) {
-                return Ok((o, n.clone()));
+                let n = n.clone();
+                return Ok((o, n, nodes));
             }
         }
-        self.claim(c, room, region, &nodes, None).await
+        let (o, n) = self.claim(c, room, region, &nodes, None).await?;
+        Ok((o, n, nodes))
     }
 
     /// Claims `room` for the node placement picks among `nodes` (for a client in `region`); with
@@ -291,6 +323,24 @@ impl AppState {
                 (o, Some(n))
             }
         };
+        // A member an edge serves (a cascaded room): there, or back on the core if it went.
+        let seat_node = participant
+            .and_then(|id| r.participants.iter().find(|p| p.id == id))
+            .and_then(|p| p.node.clone())
+            .filter(|n| *n != owner.node);
+        if let (Some(edge), Some(id)) = (seat_node, participant) {
+            if edge == me {
+                return self.serve_as_edge(room, r.clone(), &owner, nodes).await;
+            }
+            if let Some(n) = nodes.iter().find(|n| n.id == edge) {
+                return Ok(Route::Elsewhere(ws_base(&n.url)));
+            }
+            tracing::info!(%room, participant = %id, %edge, core = %owner.node, "the member's edge is gone: back on the room's core");
+            c.update(self.room_defaults(), room, None, |view| {
+                view.set_participant_node(room, id, None)
+            })
+            .await?;
+        }
         if owner.node != me {
             let url = node.map(|n| n.url).unwrap_or_default();
             return Ok(Route::Elsewhere(ws_base(&url)));
@@ -298,7 +348,13 @@ impl AppState {
         // Ours: serve it from the document as it is now.
         let room_now = r.clone();
         c.lock().insert(room.to_string(), owner.epoch);
-        let seats: Vec<Participant> = room_now.participants.clone();
+        // Members an edge serves connect there: they get no join grace here.
+        let seats: Vec<Participant> = room_now
+            .participants
+            .iter()
+            .filter(|p| p.node.as_ref().is_none_or(|n| *n == me))
+            .cloned()
+            .collect();
         self.rooms().put(room_now);
         {
             let mut access = self.access();
@@ -307,6 +363,45 @@ impl AppState {
                     access.minted_if_new(room, &p.id, &p.name, std::time::Instant::now());
                 }
             }
+        }
+        Ok(Route::Here {
+            epoch: owner.epoch,
+            entry_urls: nodes
+                .into_iter()
+                .filter(|n| n.id != me)
+                .map(|n| n.url)
+                .collect(),
+        })
+    }
+
+    /// Serves `room` (as `now` in the store) as an edge of its core `owner`: this node's copy of
+    /// the room, join graces for the members placed here, and the relay leg to the core (a leg
+    /// that cannot be made now is tried again at every refresh).
+    async fn serve_as_edge(
+        &self,
+        room: &str,
+        now: Room,
+        owner: &Ownership,
+        nodes: Vec<NodeInfo>,
+    ) -> Result<Route, ApiError> {
+        let me = self.node.identity().id.clone();
+        let seats: Vec<Participant> = now
+            .participants
+            .iter()
+            .filter(|p| p.node.as_deref() == Some(me.as_str()))
+            .cloned()
+            .collect();
+        self.rooms().put(now);
+        {
+            let mut access = self.access();
+            for p in &seats {
+                if !self.hub.is_member(room, &p.id) {
+                    access.minted_if_new(room, &p.id, &p.name, std::time::Instant::now());
+                }
+            }
+        }
+        if let Err(e) = self.link_to_core(room, owner).await {
+            tracing::warn!(%room, core = %owner.node, error = %e.message, "could not link to the room's core yet");
         }
         Ok(Route::Here {
             epoch: owner.epoch,
@@ -344,6 +439,30 @@ impl AppState {
             return;
         };
         let Some(epoch) = c.serves(room) else {
+            if c.legs.is_edge_of(room) {
+                // An edge removes only the members it serves.
+                let me = self.node.identity().id.clone();
+                let (defaults, room, id) = (self.room_defaults(), room.to_string(), id.to_string());
+                tokio::spawn(async move {
+                    let removed = c
+                        .update(defaults, &room, None, |view| {
+                            let here = view
+                                .get(&room)?
+                                .participants
+                                .iter()
+                                .any(|p| p.id == id && p.node.as_deref() == Some(me.as_str()));
+                            if here {
+                                view.remove_participant(&room, &id).map(Some)
+                            } else {
+                                Ok(None)
+                            }
+                        })
+                        .await;
+                    if let Err(e) = removed {
+                        tracing::warn!(%room, participant = %id, error = %e.message, "an edge could not remove its member from the cluster store");
+                    }
+                });
+            }
             return;
         };
         let me = sluice_cluster::Ownership {
@@ -422,8 +541,10 @@ impl AppState {
         let room = match &action {
             RoomAction::Kick { room, .. }
             | RoomAction::Mute { room, .. }
-            | RoomAction::Delete { room } => room.clone(),
+            | RoomAction::Delete { room }
+            | RoomAction::Link { room, .. } => room.clone(),
         };
+
         let holder = self.holder(&room, forwarded).await?;
         if let (Holder::Owner(node), Some(c)) = (&holder, self.cluster_rooms()) {
             return self
@@ -450,6 +571,14 @@ impl AppState {
                 Ok(())
             }
             RoomAction::Delete { room } => self.delete_here(&room, holder).await,
+            // An edge asks its core; anywhere else `open_leg` refuses (`not_core`).
+            RoomAction::Link {
+                room,
+                edge,
+                epoch,
+                addr,
+                ssrcs,
+            } => self.open_leg(&room, &edge, epoch, &addr, ssrcs).await,
         }
     }
 

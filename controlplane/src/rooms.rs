@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use rand::Rng;
 
 use serde::{Deserialize, Serialize};
+use sluice_cluster::CascadeMode;
 use utoipa::ToSchema;
 
 use crate::clock::unix_secs;
@@ -78,6 +79,12 @@ pub struct CreateRoom {
     /// room's link). A wrong or missing code is answered as if the room did not exist.
     #[serde(default)]
     pub join_code: Option<String>,
+    /// In a cluster, for rooms on the SFU: which members another node than the room's own (an
+    /// edge, linked to it by a relay leg) serves: `off`, `overflow` (default: those the room's
+    /// node has no room for, past its `--max-members`) or `nearest` (also those nearer another
+    /// node). docs/cascade.md.
+    #[serde(default)]
+    pub cascade: Option<CascadeMode>,
 }
 
 /// `POST /v1/rooms/{room}/participants` body.
@@ -110,6 +117,10 @@ pub struct Participant {
     /// its media flows through this node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<crate::links::LinkQuality>,
+    /// In a cluster: the node that serves this member when it is not the room's own node (an
+    /// edge of a cascaded room); absent: the room's `node`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A room as the API shows it (and as a cluster stores it, without the live fields' values).
@@ -136,6 +147,9 @@ pub struct Room {
     /// The code guests must send, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub join_code: Option<String>,
+    /// Which members other nodes serve, in a cluster (`off`, `overflow`, `nearest`).
+    #[serde(default)]
+    pub cascade: CascadeMode,
     /// Seconds since the Unix epoch.
     pub created_at: u64,
     /// How media flows now (`p2p` or `sfu`), from the members connected to signaling.
@@ -361,6 +375,7 @@ impl Rooms {
             )?,
             guest_join,
             join_code,
+            cascade: req.cascade.unwrap_or_default(),
             created_at: unix_secs(now),
             participants: Vec::new(),
             name: req.name,
@@ -438,9 +453,32 @@ impl Rooms {
             role: req.role.unwrap_or_default(),
             created_at: unix_secs(now),
             link: None,
+            node: None,
         };
         r.participants.push(p.clone());
         Ok(p)
+    }
+
+    /// Puts a participant on `node` (an edge), or back on the room's own node (`None`).
+    pub fn set_participant_node(
+        &mut self,
+        room: &str,
+        id: &str,
+        node: Option<String>,
+    ) -> Result<(), ApiError> {
+        let r = self.rooms.get_mut(room).ok_or_else(|| unknown_room(room))?;
+        let p = r
+            .participants
+            .iter_mut()
+            .find(|p| p.id == id)
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "unknown_participant",
+                    format!("no participant {id:?} in room {room:?}"),
+                )
+            })?;
+        p.node = node;
+        Ok(())
     }
 
     /// Removes a participant; returns it.
@@ -487,6 +525,7 @@ mod tests {
             empty_timeout_s: None,
             guest_join: None,
             join_code: None,
+            cascade: None,
         }
     }
 

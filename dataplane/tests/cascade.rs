@@ -45,10 +45,22 @@ fn add_leg(
     slots: &[u32],
     inbound: &[u32],
 ) {
+    add_room_leg(f, (ROOM, LEG), remote, keys, slots, inbound);
+}
+
+/// [`add_leg`] for another room (and leg id).
+fn add_room_leg(
+    f: &mut Forwarder,
+    (room, leg): (u64, u64),
+    remote: SocketAddr,
+    keys: TransportKeys,
+    slots: &[u32],
+    inbound: &[u32],
+) {
     apply(
         f,
         TopologyUpdate::AddTransport(Box::new(TransportConfig {
-            id: LEG,
+            id: leg,
             remote: Some(remote),
             keys: Some(keys),
             latch_ssrcs: vec![],
@@ -60,8 +72,8 @@ fn add_leg(
     apply(
         f,
         TopologyUpdate::Join(Box::new(Membership {
-            room: ROOM,
-            transport: LEG,
+            room,
+            transport: leg,
             slot_ssrcs: slots.to_vec(),
             egress: EgressFormat {
                 payload_type: Some(111),
@@ -464,9 +476,72 @@ fn what_a_leg_will_not_take_is_counted_and_the_room_goes_on() {
     for d in [unknown_stream, no_csrc] {
         feed(&mut c.edge, t0, node(CORE_NODE), &d, &mut c.out);
     }
-    assert_eq!(stats(&c.edge).drops(DropReason::Malformed), 2);
+    // A leg is found by its address and its streams: another stream is nobody's.
+    assert_eq!(stats(&c.edge).drops(DropReason::UnknownSource), 1);
+    assert_eq!(stats(&c.edge).drops(DropReason::Malformed), 1);
     assert!(take(&mut c.out).is_empty());
     // The real leg still works.
     let (_, at_edge) = c.frame(t0 + FRAME, &mut [(&mut a, false)]);
     assert_eq!(e.hear(&at_edge).len(), 1);
+}
+
+#[test]
+fn the_legs_of_two_rooms_between_the_same_two_workers_keep_their_rooms_apart() {
+    let t0 = Instant::now();
+    let mut c = Cascade::new();
+    // A second room with its own leg between the same two node addresses, other streams and keys.
+    const ROOM2: u64 = 8;
+    let (k3, k4) = (fixture_keys(AES_CM, 203), fixture_keys(AES_CM, 204));
+    let core_keys = TransportKeys {
+        inbound: k4.clone(),
+        outbound: k3.clone(),
+    };
+    let edge_keys = TransportKeys {
+        inbound: k3,
+        outbound: k4,
+    };
+    add_room_leg(
+        &mut c.core,
+        (ROOM2, 101),
+        node(EDGE_NODE),
+        core_keys,
+        &[0xC0DE_1001],
+        &[0xED9E_1001],
+    );
+    add_room_leg(
+        &mut c.edge,
+        (ROOM2, 101),
+        node(CORE_NODE),
+        edge_keys,
+        &[0xED9E_1001],
+        &[0xC0DE_1001],
+    );
+    let mut a = Peer::new(1, AES_CM, 0xA, 1000, 0);
+    let mut b = Peer::new(2, AES_CM, 0xB, 2000, 0);
+    let mut e1 = Peer::listener(13, AES_CM);
+    let mut e2 = Peer::listener(14, AES_CM);
+    Cascade::add(&mut c.core, &a, true, &[]);
+    Cascade::add(&mut c.edge, &e1, false, &[0x200]);
+    apply(&mut c.core, b.transport());
+    apply(&mut c.core, b.join(ROOM2, true, &[]));
+    apply(&mut c.edge, e2.transport());
+    apply(&mut c.edge, e2.join(ROOM2, false, &[0x300]));
+    let (mut h1, mut h2) = (Vec::new(), Vec::new());
+    for k in 0..20u32 {
+        let (_, at_edge) = c.frame(t0 + FRAME * k, &mut [(&mut a, false), (&mut b, false)]);
+        h1.extend(e1.hear(&at_edge));
+        h2.extend(e2.hear(&at_edge));
+    }
+    assert_eq!(
+        sources(&h1),
+        vec![0xA],
+        "room 7's listener hears room 7 only"
+    );
+    assert_eq!(
+        sources(&h2),
+        vec![0xB],
+        "room 8's listener hears room 8 only"
+    );
+    assert_eq!((h1.len(), h2.len()), (20, 20));
+    assert_eq!(stats(&c.edge).total_drops(), 0, "{:?}", stats(&c.edge));
 }

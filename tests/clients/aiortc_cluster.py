@@ -56,10 +56,12 @@ def ws_base(http):
 class Member:
     """One client: signaling that follows redirects and reconnects, and one SFU connection."""
 
-    def __init__(self, entry, key, room, name, hz, region=None):
+    def __init__(self, entry, key, room, name, hz, region=None, role=None):
         body = {"name": name}
         if region:
             body["region"] = region
+        if role:
+            body["role"] = role
         self.grant = api(entry, key, "POST", f"/v1/rooms/{room}/participants", body)
         self.id = self.grant["id"]
         self.token = self.grant["token"]
@@ -115,7 +117,8 @@ class Member:
         self.pc_started = time.monotonic()
         slots = self.slots = {}  # this connection's slots: mid -> participant
         pc = self.pc
-        pc.addTransceiver(Tone(self.hz), direction="sendrecv")
+        if self.hz is not None:  # a listener (no tone) only receives
+            pc.addTransceiver(Tone(self.hz), direction="sendrecv")
         for _ in range(audio_slots):
             pc.addTransceiver("audio", direction="recvonly")
 

@@ -57,6 +57,11 @@ impl LegState {
         }
     }
 
+    /// The other end's leg streams.
+    pub(super) fn ssrcs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.streams.iter().map(|s| s.ssrc)
+    }
+
     /// True when `ssrc` is one of the other end's leg streams.
     #[inline]
     pub(super) fn accepts(&self, ssrc: u32) -> bool {

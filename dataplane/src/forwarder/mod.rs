@@ -127,6 +127,9 @@ pub struct Forwarder {
     by_id: FxHashMap<TransportId, usize>,
     by_addr: FxHashMap<SocketAddr, usize>,
     unlatched: FxHashMap<u32, usize>,
+    /// Relay legs by the SSRCs their other end sends on: several legs (one per room) can link the
+    /// same two workers, so a leg is found by address *and* SSRC, never by address alone.
+    by_leg_ssrc: FxHashMap<u32, usize>,
     /// ICE transports by their local (server-side) ufrag.
     by_ufrag: FxHashMap<String, usize>,
     /// Return-routability checks in flight, by transaction id (`handshake`).
@@ -157,6 +160,7 @@ impl Forwarder {
             by_id: FxHashMap::default(),
             by_addr: FxHashMap::default(),
             unlatched: FxHashMap::default(),
+            by_leg_ssrc: FxHashMap::default(),
             by_ufrag: FxHashMap::default(),
             probes: FxHashMap::default(),
             rooms: FxHashMap::default(),

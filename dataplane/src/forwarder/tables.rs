@@ -230,6 +230,9 @@ impl Forwarder {
                 .as_ref()
                 .map(|l| Box::new(super::cascade::LegState::new(&l.inbound_ssrcs)));
         }
+        if let Some(leg) = &m.relay_leg {
+            self.index_leg(idx, &leg.inbound_ssrcs);
+        }
         let workers = self.cfg.workers.max(1);
         let room = self.rooms.entry(m.room).or_insert_with(|| Room {
             remote_counts: vec![0; workers],
@@ -260,11 +263,15 @@ impl Forwarder {
             });
         }
         // A relay leg's sources are heard no more: they leave this node's slots too.
-        let leg_sources = t
-            .leg
-            .take()
-            .map(|mut l| l.take_sources())
-            .unwrap_or_default();
+        let leg = t.leg.take();
+        if let Some(l) = &leg {
+            for ssrc in l.ssrcs() {
+                if self.by_leg_ssrc.get(&ssrc) == Some(&idx) {
+                    self.by_leg_ssrc.remove(&ssrc);
+                }
+            }
+        }
+        let leg_sources = leg.map(|mut l| l.take_sources()).unwrap_or_default();
         if let Some(room) = self.rooms.get_mut(&room_id) {
             room.members.retain(|&m| m != idx);
         }
@@ -371,7 +378,34 @@ impl Forwarder {
         if let Some(&idx) = self.by_addr.get(&from) {
             return Some((idx, false));
         }
-        self.unlatched.get(&ssrc?).map(|&idx| (idx, true))
+        let ssrc = ssrc?;
+        if let Some(&idx) = self.by_leg_ssrc.get(&ssrc) {
+            let t = self.transports.get(idx)?.as_ref()?;
+            return (t.remote == Some(from)).then_some((idx, false));
+        }
+        self.unlatched.get(&ssrc).map(|&idx| (idx, true))
+    }
+
+    /// Indexes relay leg `idx` by the SSRCs its other end sends on, and no longer by its address
+    /// (which the legs of other rooms between the same two workers share).
+    fn index_leg(&mut self, idx: usize, inbound: &[u32]) {
+        let Some(remote) = self
+            .transports
+            .get(idx)
+            .and_then(Option::as_ref)
+            .and_then(|t| t.remote)
+        else {
+            return;
+        };
+        if self.by_addr.get(&remote) == Some(&idx) {
+            self.by_addr.remove(&remote);
+        }
+        for &ssrc in inbound {
+            let holder = *self.by_leg_ssrc.entry(ssrc).or_insert(idx);
+            if holder != idx {
+                tracing::warn!(ssrc, "SSRC already taken by another relay leg");
+            }
+        }
     }
 
     /// The plain transport whose remote address is `from`'s host on the port before it and which has

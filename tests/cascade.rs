@@ -1,0 +1,128 @@
+//! A cascaded room across three real `sluice serve` nodes and a real `redis-server`
+//! (docs/cascade.md): the room's core in eu, edges in us and ap serving the members nearest to
+//! them, linked by relay legs of plain SRTP. Real aiortc clients speak and listen on every node.
+
+#![deny(unsafe_code)]
+
+mod common;
+
+use common::redis::RedisServer;
+use common::server::Server;
+use serde_json::Value;
+
+const KEY: &str = "cascade-test-admin-key-0123456789abcdef";
+const SECRET: &str = "cascade-test-token-secret-0123456789abcdef";
+
+/// Nodes n51 (eu, the core), n52 (us) and n53 (ap) on 127.0.0.51, .52, .53.
+fn three_nodes(redis: &RedisServer) -> Vec<Server> {
+    ["eu", "us", "ap"]
+        .iter()
+        .zip(51u8..)
+        .map(|(region, i)| {
+            Server::cluster_node(
+                &format!("127.0.0.{i}:0"),
+                &redis.url(),
+                &format!("n{i}"),
+                region,
+                (KEY, SECRET),
+            )
+        })
+        .collect()
+}
+
+fn cfg(servers: &[Server], room: &str, extra: Value) -> Value {
+    let mut cfg = serde_json::json!({
+        "nodes": servers.iter().zip(["eu", "us", "ap"]).zip(51..).map(|((s, region), i)| serde_json::json!({
+            "base": s.base, "pid": s.pid(), "region": region, "id": format!("n{i}"),
+        })).collect::<Vec<_>>(),
+        "key": KEY,
+        "room": room,
+        "speakers": {"eu": 2, "us": 1},
+        "listeners": {"us": 1, "ap": 1},
+    });
+    if let (Some(cfg), Some(extra)) = (cfg.as_object_mut(), extra.as_object()) {
+        cfg.extend(extra.clone());
+    }
+    cfg
+}
+
+fn pps(out: &Value, node: &str, dir: &str) -> f64 {
+    out["leg_pps"][node][dir].as_f64().unwrap_or(f64::NAN)
+}
+
+#[test]
+fn members_on_three_nodes_hear_every_speaker_and_only_the_speakers_cross_the_relay_legs() {
+    let redis = RedisServer::start();
+    let servers = three_nodes(&redis);
+    let out = common::clients::run_client_script(
+        "aiortc_cascade.py",
+        &[&cfg(&servers, "cascade", serde_json::json!({})).to_string()],
+    );
+    println!("{out}");
+    assert_eq!(
+        out["ready"], true,
+        "every member decodes every speaker, whichever node either is on: {out}"
+    );
+    // Members were placed on their region's node; the room's core is eu's.
+    let room = &out["room"];
+    assert_eq!(room["node"], "n51", "{out}");
+    for p in room["participants"].as_array().expect("participants") {
+        let name = p["name"].as_str().unwrap_or_default();
+        let want = match &name[..2] {
+            "eu" => Value::Null,
+            "us" => "n52".into(),
+            _ => "n53".into(),
+        };
+        assert_eq!(
+            p["node"], want,
+            "{name} is served by its region's node: {room}"
+        );
+    }
+    for (id, url) in out["signal_urls"].as_object().expect("signal urls") {
+        let name = out["names"][id].as_str().unwrap_or_default();
+        let host = match &name[..2] {
+            "eu" => "127.0.0.51",
+            "us" => "127.0.0.52",
+            _ => "127.0.0.53",
+        };
+        assert!(
+            url.as_str().is_some_and(|u| u.contains(host)),
+            "{name} signals to {host}: {url}"
+        );
+    }
+    // The legs carry speakers only, one copy each (50 packets/s per speaker): core → us edge
+    // the two eu speakers, core → ap edge those and the us speaker, us → core its one speaker,
+    // ap → core nothing (it has only a listener).
+    let (core_out, us_in, us_out, ap_in, ap_out) = (
+        pps(&out, "n51", "out"),
+        pps(&out, "n52", "in"),
+        pps(&out, "n52", "out"),
+        pps(&out, "n53", "in"),
+        pps(&out, "n53", "out"),
+    );
+    println!(
+        "cascade legs: core out {core_out} pps, us edge in {us_in} / out {us_out}, ap edge in {ap_in} / out {ap_out}"
+    );
+    let near = |x: f64, want: f64| (x - want).abs() <= want * 0.2 + 5.0;
+    assert!(
+        near(us_in, 100.0),
+        "us edge gets the two eu speakers: {us_in}"
+    );
+    assert!(
+        near(ap_in, 150.0),
+        "ap edge gets all three speakers: {ap_in}"
+    );
+    assert!(
+        near(us_out, 50.0),
+        "us edge sends its one speaker: {us_out}"
+    );
+    assert!(
+        ap_out < 5.0,
+        "a node with only listeners sends nothing: {ap_out}"
+    );
+    assert!(
+        near(core_out, 250.0),
+        "the core sends 100 + 150: {core_out}"
+    );
+    drop(servers);
+}

@@ -1,0 +1,133 @@
+"""aiortc clients in a cascaded room (docs/cascade.md): one room across three nodes, its core in
+eu and edges in us and ap, linked by relay legs.
+
+Usage: aiortc_cascade.py '<json>' with {"nodes": [{"base": "http://…", "region": "eu", "id": …}, …]
+(core first), "key": API key, "room": name, "speakers": {"eu": 2, "us": 1}, "listeners": {"us": 1,
+"ap": 1}, "kill": null | "edge" | "core"}
+
+1. The room is created on the SFU with `cascade: "nearest"`; the first speaker (in eu) places it
+   on the eu node, its core. Every member gets its token through its own region's node as a client
+   of that region: members in us and ap are placed on their region's node (an edge).
+2. Each member opens signaling where its grant says (following `redirect`), offers, and counts
+   the frames it decodes from each participant (named by `slots`). Ready when every member
+   decodes every speaker but itself.
+3. The relay legs' packet rates are read from every node's /metrics over two seconds of steady
+   talk (`sluice_cascade_out_total`, `sluice_cascade_in_total`).
+4. With "kill": "edge", the us edge is killed (SIGKILL); its members reconnect (their entry node
+   first) and are placed again; with "core", the eu core is killed: the room gets a new core and
+   the other edge links to it. The gap until every surviving member hears every surviving speaker
+   again is measured.
+
+Prints one JSON object.
+"""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+
+import aioice.ice
+
+from aiortc_cluster import Member, wait_until
+from aiortc_hybrid import api
+
+aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+
+def metric(text, name):
+    """The sum of a counter over its workers."""
+    total = 0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def scrape(nodes):
+    import requests
+
+    return {n["id"]: requests.get(n["base"] + "/metrics", timeout=5).text for n in nodes}
+
+
+async def main():
+    cfg = json.loads(sys.argv[1])
+    nodes, key, room = cfg["nodes"], cfg["key"], cfg["room"]
+    by_region = {n["region"]: n for n in nodes}
+    api(nodes[0]["base"], key, "POST", "/v1/rooms", {"name": room, "mode": "sfu", "cascade": "nearest", "last_n": 4})
+    members, speakers = [], []
+    hz = 300
+    for role in ("speakers", "listeners"):
+        for region, count in cfg[role].items():
+            for i in range(count):
+                name = f"{region}-{role[:-1]}{i}"
+                speaks = role == "speakers"
+                m = Member(by_region[region]["base"], key, room, name, hz if speaks else None, region=region,
+                           role=None if speaks else "listener")
+                m.region = region
+                members.append(m)
+                if role == "speakers":
+                    speakers.append(m)
+                hz += 150
+    out = {"signal_urls": {m.id: m.grant["signal_url"].split("/v1/")[0] for m in members},
+           "names": {m.id: f"{m.region}:{'speaker' if m in speakers else 'listener'}" for m in members}}
+    runners = [asyncio.ensure_future(m.run()) for m in members]
+    try:
+        def hears_all(ms, ss):
+            return all(m.hears([s.id for s in ss if s is not m]) for m in ms)
+
+        out["ready"] = await wait_until(lambda: hears_all(members, speakers), 40)
+        out["frames"] = {m.id: dict(m.frames) for m in members}
+        out["room"] = api(nodes[1]["base"], key, "GET", f"/v1/rooms/{room}")
+        first = scrape(nodes)
+        t = time.monotonic()
+        await asyncio.sleep(2.0)
+        second = scrape(nodes)
+        dt = time.monotonic() - t
+        out["leg_pps"] = {
+            n["id"]: {
+                d: round((metric(second[n["id"]], f"sluice_cascade_{d}_total") - metric(first[n["id"]], f"sluice_cascade_{d}_total")) / dt, 1)
+                for d in ("out", "in")
+            }
+            for n in nodes
+        }
+        out["metrics"] = {k: "\n".join(l for l in v.splitlines() if "cascade" in l or "drops_total" in l and not l.endswith(" 0")) for k, v in second.items()}
+        kill = cfg.get("kill")
+        if kill and out["ready"]:
+            victim = nodes[1] if kill == "edge" else nodes[0]
+            now = time.monotonic()
+            for m in members:
+                m.since = (now, dict(m.frames))
+            os.kill(victim["pid"], signal.SIGKILL)
+            lost = [m for m in members if m.region == victim["region"] and kill == "core"]
+            alive = [m for m in members if m not in lost]
+            alive_speakers = [s for s in speakers if s in alive]
+            back = await wait_until(lambda: all(len([w for w in m.back if w in {s.id for s in alive_speakers if s is not m}]) == len([s for s in alive_speakers if s is not m]) for m in alive), 25)
+            out["back"] = back
+            out["gaps"] = {m.id: max((v for w, v in m.back.items() if w in {s.id for s in alive_speakers}), default=None) for m in alive}
+            survivor = next(n for n in nodes if n is not victim)
+            out["after"] = api(survivor["base"], key, "GET", f"/v1/rooms/{room}")
+        out["errors"] = {m.id: m.errors for m in members if m.errors}
+        out["redirects"] = {m.id: m.redirects for m in members}
+    finally:
+        for m in members:
+            m.done = True
+            if m.ws:
+                try:
+                    await m.ws.close()
+                except Exception:
+                    pass
+        for r in runners:
+            r.cancel()
+        for m in members:
+            if m.pc:
+                try:
+                    await asyncio.wait_for(m.pc.close(), 2)
+                except Exception:
+                    pass
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -126,3 +126,56 @@ fn members_on_three_nodes_hear_every_speaker_and_only_the_speakers_cross_the_rel
     );
     drop(servers);
 }
+
+/// Runs the cascade driver with `kill` ("edge" or "core") and checks that every member hears every
+/// speaker again within the cluster's failover targets; returns the driver's output.
+fn failover(room: &str, kill: &str) -> Value {
+    let redis = RedisServer::start();
+    let servers = three_nodes(&redis);
+    let out = common::clients::run_client_script(
+        "aiortc_cascade.py",
+        &[&cfg(&servers, room, serde_json::json!({ "kill": kill })).to_string()],
+    );
+    println!("{out}");
+    assert_eq!(out["ready"], true, "{out}");
+    assert_eq!(
+        out["back"], true,
+        "every member hears every speaker again: {out}"
+    );
+    let mut gaps: Vec<f64> = out["gaps"]
+        .as_object()
+        .expect("gaps")
+        .values()
+        .map(|g| g.as_f64().unwrap_or(f64::INFINITY))
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let (median, max) = (gaps[gaps.len() / 2], gaps[gaps.len() - 1]);
+    println!("cascade, {kill} killed: every speaker back {median:.2} s after for the median member, {max:.2} s for the last ({gaps:?})");
+    assert!(median <= 3.0, "median {median:.2} s > 3 s: {out}");
+    assert!(max <= 5.0, "last {max:.2} s > 5 s: {out}");
+    drop(servers);
+    out
+}
+
+#[test]
+fn an_edge_killed_sends_its_members_back_to_the_core_within_seconds() {
+    let out = failover("edge-killed", "edge");
+    for p in out["after"]["participants"]
+        .as_array()
+        .expect("participants")
+    {
+        assert_ne!(
+            p["node"], "n52",
+            "nobody stays on the dead edge: {}",
+            out["after"]
+        );
+    }
+}
+
+#[test]
+fn a_core_killed_gives_the_room_a_new_core_that_the_other_edge_links_to() {
+    let out = failover("core-killed", "core");
+    let after = &out["after"];
+    assert_ne!(after["node"], "n51", "{out}");
+    assert_eq!(after["epoch"], 2, "a new core, the next epoch: {out}");
+}

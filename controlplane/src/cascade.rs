@@ -321,6 +321,13 @@ impl AppState {
                         tracing::warn!(%room, core = %owner.node, error = %e.message, "could not link to the room's core");
                     }
                 }
+                Ok(Some(owner)) if owner.node == me => {
+                    // This node took the room over (its core failed): it is the core now.
+                    if let Some(l) = c.legs.lock().to_core.remove(&room) {
+                        media.remove_leg(l.transport);
+                        tracing::info!(%room, "this edge is the room's core now: its leg to the old core dropped");
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(%room, error = %e, "the room's owner is unknown now"),
             }

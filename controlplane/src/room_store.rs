@@ -332,8 +332,12 @@ impl AppState {
             if edge == me {
                 return self.serve_as_edge(room, r.clone(), &owner, nodes).await;
             }
-            if let Some(n) = nodes.iter().find(|n| n.id == edge) {
-                return Ok(Route::Elsewhere(ws_base(&n.url)));
+            let live = nodes.iter().find(|n| n.id == edge);
+            if let Some(n) = live {
+                // Killed (its port refuses) is gone now, not when its record expires.
+                if !refuses_connections(&n.url).await {
+                    return Ok(Route::Elsewhere(ws_base(&n.url)));
+                }
             }
             tracing::info!(%room, participant = %id, %edge, core = %owner.node, "the member's edge is gone: back on the room's core");
             c.update(self.room_defaults(), room, None, |view| {

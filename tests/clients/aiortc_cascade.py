@@ -36,6 +36,9 @@ from aiortc_hybrid import api
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
 
+AFTER_FRAMES = 10
+
+
 def metric(text, name):
     """The sum of a counter over its workers."""
     total = 0
@@ -96,16 +99,33 @@ async def main():
         kill = cfg.get("kill")
         if kill and out["ready"]:
             victim = nodes[1] if kill == "edge" else nodes[0]
-            now = time.monotonic()
-            for m in members:
-                m.since = (now, dict(m.frames))
+            at = time.monotonic()
+            before = {m.id: dict(m.frames) for m in members}
             os.kill(victim["pid"], signal.SIGKILL)
-            lost = [m for m in members if m.region == victim["region"] and kill == "core"]
-            alive = [m for m in members if m not in lost]
-            alive_speakers = [s for s in speakers if s in alive]
-            back = await wait_until(lambda: all(len([w for w in m.back if w in {s.id for s in alive_speakers if s is not m}]) == len([s for s in alive_speakers if s is not m]) for m in alive), 25)
-            out["back"] = back
-            out["gaps"] = {m.id: max((v for w, v in m.back.items() if w in {s.id for s in alive_speakers}), default=None) for m in alive}
+            # Back: AFTER_FRAMES new frames of every other speaker (more than a jitter buffer holds).
+            gaps = {}
+
+            def back():
+                now = time.monotonic()
+                for m in members:
+                    if m.id in gaps:
+                        continue
+                    others = [sp.id for sp in speakers if sp is not m]
+                    if all(m.frames.get(o, 0) - before[m.id].get(o, 0) >= AFTER_FRAMES for o in others):
+                        gaps[m.id] = round(now - at, 2)
+                return len(gaps) == len(members)
+
+            async def poll():
+                while not back():
+                    await asyncio.sleep(0.05)
+
+            try:
+                await asyncio.wait_for(poll(), 25)
+                out["back"] = True
+            except asyncio.TimeoutError:
+                out["back"] = False
+            out["gaps"] = gaps
+            out["frames_after"] = {m.id: {o: m.frames.get(o, 0) - before[m.id].get(o, 0) for o in m.frames} for m in members}
             survivor = next(n for n in nodes if n is not victim)
             out["after"] = api(survivor["base"], key, "GET", f"/v1/rooms/{room}")
         out["errors"] = {m.id: m.errors for m in members if m.errors}

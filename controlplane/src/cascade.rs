@@ -3,13 +3,13 @@
 //! linked to the core by one relay leg per (room, edge): plain SRTP between the two nodes, no
 //! ICE or DTLS, keys minted by the core and handed over through Redis.
 //!
-//! - An edge links when it first serves a member of the room ([`AppState::link_to_core`]): it plans
+//! - An edge links when it first serves a member of the room (`AppState::link_to_core`): it plans
 //!   its end (a worker, its address, one stream per `last_n` speaker), asks the core over its
 //!   control channel (`RoomAction::Link`), reads the core's offer from the store (the core's
 //!   address, its streams, both keys) and installs its end.
-//! - The core ([`AppState::open_leg`]) answers only while it serves the room at the epoch the edge
+//! - The core (`AppState::open_leg`) answers only while it serves the room at the epoch the edge
 //!   names, and replaces an older leg to the same edge.
-//! - Every refresh ([`AppState::cascade_upkeep`]): a core drops legs to edges that are gone; an
+//! - Every refresh (`AppState::cascade_upkeep`): a core drops legs to edges that are gone; an
 //!   edge whose core changed (a failover: epoch + 1) links to the new one; each node writes who
 //!   publishes with which SSRC in its cascaded rooms and reads the others', so `slots` and
 //!   `active_speakers` name real participants on every node.

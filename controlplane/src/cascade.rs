@@ -17,9 +17,7 @@
 //! The forwarding itself (speakers only, audio-level gated, one copy per edge) is the dataplane's
 //! (`sluice_dataplane::topology::RelayLeg`).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +26,7 @@ use sluice_dataplane::srtp::{SrtpKeys, SrtpProfile};
 use sluice_dataplane::topology::{TransportId, TransportKeys};
 
 use crate::error::ApiError;
+use crate::leg_table::CoreLink;
 use crate::state::AppState;
 
 /// The SRTP profile of every leg (AES-GCM: the cheapest per packet here, docs/dataplane.md).
@@ -36,54 +35,6 @@ const LEG_PROFILE: SrtpProfile = SrtpProfile::AeadAes128Gcm;
 const OFFER_TTL: Duration = Duration::from_secs(60);
 /// How long a node's source names live unless written again (it writes them every second).
 const SOURCES_TTL: Duration = Duration::from_secs(5);
-
-/// This node's legs, both ways.
-#[derive(Debug, Default)]
-pub struct LegTable {
-    inner: Mutex<Tables>,
-    /// One link made at a time: two members arriving at once must not make two legs.
-    linking: tokio::sync::Mutex<()>,
-}
-
-#[derive(Debug, Default)]
-struct Tables {
-    /// As a core: (room, edge node) → the leg's transport.
-    to_edges: HashMap<(String, String), TransportId>,
-    /// As an edge: room → the leg to its core.
-    to_core: HashMap<String, CoreLink>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CoreLink {
-    core: String,
-    epoch: u64,
-    transport: TransportId,
-}
-
-impl LegTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The rooms this node is an edge of, with their core.
-    pub fn edge_rooms(&self) -> Vec<(String, String)> {
-        self.lock()
-            .to_core
-            .iter()
-            .map(|(r, l)| (r.clone(), l.core.clone()))
-            .collect()
-    }
-
-    /// Whether this node is an edge of `room`.
-    pub fn is_edge_of(&self, room: &str) -> bool {
-        self.lock().to_core.contains_key(room)
-    }
-
-    /// Legs this node has as a core.
-    pub fn core_legs(&self) -> usize {
-        self.lock().to_edges.len()
-    }
-}
 
 /// What a core offers an edge for their leg, as the store keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

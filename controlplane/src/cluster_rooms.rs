@@ -72,7 +72,7 @@ pub struct ClusterRooms {
     pub(crate) regions: Regions,
     served: Mutex<HashMap<String, u64>>,
     /// Relay legs of cascaded rooms, as a core and as an edge.
-    pub(crate) legs: crate::cascade::LegTable,
+    pub(crate) legs: crate::leg_table::LegTable,
     /// What this node saw of the cluster (`/metrics`).
     pub stats: ClusterStats,
 }

@@ -13,7 +13,7 @@
 //!   [`clock`] (time as the cores take it), [`heartbeat`] (a thread's sign of life), [`node`] (this node as the cluster sees it), [`webhooks`]' event, signing and retry policy.
 //! - State: [`state::AppState`], which every front end depends on and which depends on none.
 //! - I/O shells: [`api`] (REST handlers), [`guard`] (client IP, the admin check), [`signal`] (the WebSocket), [`web`] (pages),
-//!   [`metrics`], [`cluster_api`] (`GET /v1/nodes`), [`cluster_link`] (registering this node in the cluster every second, fencing the rooms it lost), [`cluster_calls`] (kick, mute and delete asked of the room's owner over pub/sub), [`cluster_rooms`] (rooms as Redis documents, changed by compare-and-set), [`cascade`] (relay legs between a cascaded room's core and edges: linking, failover, source names), [`room_store`] (the room operations every front end calls, on one node or a cluster), [`event_log`] (room events onto the cluster's Redis stream), [`router`] (every route and the OpenAPI document), [`media`] (worker upcalls and
+//!   [`metrics`], [`cluster_api`] (`GET /v1/nodes`), [`cluster_link`] (registering this node in the cluster every second, fencing the rooms it lost), [`cluster_calls`] (kick, mute and delete asked of the room's owner over pub/sub), [`cluster_rooms`] (rooms as Redis documents, changed by compare-and-set), [`leg_table`] and [`cascade`] (relay legs between a cascaded room's core and edges: linking, failover, source names), [`room_store`] (the room operations every front end calls, on one node or a cluster), [`event_log`] (room events onto the cluster's Redis stream), [`router`] (every route and the OpenAPI document), [`media`] (worker upcalls and
 //!   DTLS), [`dtls`] (OpenSSL over memory BIOs).
 //!
 //! `unsafe` is denied in the whole crate but for one `DTLSv1_get_timeout` call in `dtls/timer.rs`
@@ -37,6 +37,7 @@ pub mod fingerprint;
 pub mod guard;
 pub mod heartbeat;
 pub mod hub;
+pub mod leg_table;
 pub mod limits;
 pub mod links;
 pub mod media;

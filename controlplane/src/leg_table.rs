@@ -1,0 +1,56 @@
+//! The relay legs this node has in cascaded rooms (docs/cascade.md), as a core (one per room and
+//! edge) and as an edge (one per room, to its core): plain state, kept by
+//! [`crate::cluster_rooms::ClusterRooms`] and changed by [`crate::cascade`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use sluice_dataplane::topology::TransportId;
+
+/// This node's legs, both ways.
+#[derive(Debug, Default)]
+pub struct LegTable {
+    inner: Mutex<Tables>,
+    /// One link made at a time: two members arriving at once must not make two legs.
+    pub(crate) linking: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Tables {
+    /// As a core: (room, edge node) → the leg's transport.
+    pub(crate) to_edges: HashMap<(String, String), TransportId>,
+    /// As an edge: room → the leg to its core.
+    pub(crate) to_core: HashMap<String, CoreLink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CoreLink {
+    pub(crate) core: String,
+    pub(crate) epoch: u64,
+    pub(crate) transport: TransportId,
+}
+
+impl LegTable {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The rooms this node is an edge of, with their core.
+    pub fn edge_rooms(&self) -> Vec<(String, String)> {
+        self.lock()
+            .to_core
+            .iter()
+            .map(|(r, l)| (r.clone(), l.core.clone()))
+            .collect()
+    }
+
+    /// Whether this node is an edge of `room`.
+    pub fn is_edge_of(&self, room: &str) -> bool {
+        self.lock().to_core.contains_key(room)
+    }
+
+    /// Legs this node has as a core.
+    pub fn core_legs(&self) -> usize {
+        self.lock().to_edges.len()
+    }
+}

@@ -60,6 +60,10 @@ fn members_on_three_nodes_hear_every_speaker_and_only_the_speakers_cross_the_rel
     );
     println!("{out}");
     assert_eq!(
+        out["edges_first"], true,
+        "the edges' members were welcomed first: {out}"
+    );
+    assert_eq!(
         out["ready"], true,
         "every member decodes every speaker, whichever node either is on: {out}"
     );

@@ -91,6 +91,11 @@ impl AppState {
             .cluster_rooms
             .as_deref()
             .ok_or_else(|| ApiError::internal("a leg asked of a single node"))?;
+        if c.serves(room).is_none() {
+            // The owner has no member of its own connected yet (all may be on edges): it starts
+            // serving the room now, if it is its owner.
+            self.route_signal_room(room).await?;
+        }
         if c.serves(room) != Some(epoch) {
             return Err(ApiError::conflict(
                 "not_core",
@@ -158,6 +163,7 @@ impl AppState {
             .cluster_rooms
             .as_deref()
             .ok_or_else(|| ApiError::internal("a leg on a single node"))?;
+        c.legs.lock().edge_of.insert(room.to_string());
         let _one_at_a_time = c.legs.linking.lock().await;
         let current = c.legs.lock().to_core.get(room).cloned();
         if current
@@ -253,7 +259,7 @@ impl AppState {
             tracing::info!(%room, %edge, "relay leg to an edge dropped: the edge is gone");
         }
         // As an edge: follow the core; a room with nobody here any more lets go of its leg.
-        for (room, _) in c.legs.edge_rooms() {
+        for room in c.legs.edge_rooms() {
             if self.hub.connected(&room) == 0
                 && !self.rooms().get(&room).is_ok_and(|r| {
                     r.participants
@@ -261,7 +267,9 @@ impl AppState {
                         .any(|p| p.node.as_deref() == Some(me.as_str()))
                 })
             {
-                if let Some(l) = c.legs.lock().to_core.remove(&room) {
+                let mut legs = c.legs.lock();
+                legs.edge_of.remove(&room);
+                if let Some(l) = legs.to_core.remove(&room) {
                     media.remove_leg(l.transport);
                 }
                 continue;
@@ -274,7 +282,9 @@ impl AppState {
                 }
                 Ok(Some(owner)) if owner.node == me => {
                     // This node took the room over (its core failed): it is the core now.
-                    if let Some(l) = c.legs.lock().to_core.remove(&room) {
+                    let mut legs = c.legs.lock();
+                    legs.edge_of.remove(&room);
+                    if let Some(l) = legs.to_core.remove(&room) {
                         media.remove_leg(l.transport);
                         tracing::info!(%room, "this edge is the room's core now: its leg to the old core dropped");
                     }
@@ -284,7 +294,7 @@ impl AppState {
             }
         }
         // Source names, both ways, for every cascaded room here.
-        let mut rooms: Vec<String> = c.legs.edge_rooms().into_iter().map(|(r, _)| r).collect();
+        let mut rooms: Vec<String> = c.legs.edge_rooms();
         rooms.extend(c.legs.lock().to_edges.keys().map(|(r, _)| r.clone()));
         rooms.sort();
         rooms.dedup();

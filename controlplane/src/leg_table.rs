@@ -21,6 +21,9 @@ pub(crate) struct Tables {
     pub(crate) to_edges: HashMap<(String, String), TransportId>,
     /// As an edge: room → the leg to its core.
     pub(crate) to_core: HashMap<String, CoreLink>,
+    /// Rooms this node serves members of as an edge, linked or not yet (the refresh links those
+    /// that are not).
+    pub(crate) edge_of: std::collections::HashSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,18 +38,14 @@ impl LegTable {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The rooms this node is an edge of, with their core.
-    pub fn edge_rooms(&self) -> Vec<(String, String)> {
-        self.lock()
-            .to_core
-            .iter()
-            .map(|(r, l)| (r.clone(), l.core.clone()))
-            .collect()
+    /// The rooms this node is an edge of, linked to their core or not yet.
+    pub fn edge_rooms(&self) -> Vec<String> {
+        self.lock().edge_of.iter().cloned().collect()
     }
 
     /// Whether this node is an edge of `room`.
     pub fn is_edge_of(&self, room: &str) -> bool {
-        self.lock().to_core.contains_key(room)
+        self.lock().edge_of.contains(room)
     }
 
     /// Legs this node has as a core.

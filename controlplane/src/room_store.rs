@@ -272,6 +272,12 @@ impl AppState {
         self.route(room, Some(participant)).await
     }
 
+    /// Serves `room` here if this node is its owner (or placement makes it one): what a core
+    /// asked for a relay leg before any member of its own connected does.
+    pub(crate) async fn route_signal_room(&self, room: &str) -> Result<Route, ApiError> {
+        self.route(room, None).await
+    }
+
     /// The room, where this node may attach media to it (a plain transport): on a single node
     /// always; in a cluster only on the room's owner, which this node becomes if the room has no
     /// live owner and placement picks it (else 409 `wrong_node`, naming the node to ask).

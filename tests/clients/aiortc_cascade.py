@@ -75,7 +75,12 @@ async def main():
                 hz += 150
     out = {"signal_urls": {m.id: m.grant["signal_url"].split("/v1/")[0] for m in members},
            "names": {m.id: f"{m.region}:{'speaker' if m in speakers else 'listener'}" for m in members}}
-    runners = [asyncio.ensure_future(m.run()) for m in members]
+    # The edges' members connect first: an edge links to a core that has no member of its own
+    # connected yet (the core starts serving the room for the leg).
+    runners = [asyncio.ensure_future(m.run()) for m in members if m.region != nodes[0]["region"]]
+    out["edges_first"] = await wait_until(lambda: all(m.welcomes for m in members if m.region != nodes[0]["region"]), 10)
+    await asyncio.sleep(0.5)
+    runners += [asyncio.ensure_future(m.run()) for m in members if m.region == nodes[0]["region"]]
     try:
         def hears_all(ms, ss):
             return all(m.hears([s.id for s in ss if s is not m]) for m in ms)
@@ -83,6 +88,7 @@ async def main():
         out["ready"] = await wait_until(lambda: hears_all(members, speakers), 40)
         out["frames"] = {m.id: dict(m.frames) for m in members}
         out["room"] = api(nodes[1]["base"], key, "GET", f"/v1/rooms/{room}")
+        await asyncio.sleep(1.0)  # steady talk before the rates are read
         first = scrape(nodes)
         t = time.monotonic()
         await asyncio.sleep(2.0)

@@ -21,6 +21,8 @@
 pub mod cascade;
 pub mod control;
 pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod keys;
 pub mod node;
 pub mod placement;

@@ -52,34 +52,11 @@ fn load(n: &NodeInfo) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::{Load, NodeState};
-    use crate::region::Coordinates;
+    use crate::node::NodeState;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
-    use std::collections::HashMap;
 
-    fn node(id: &str, region: &str, members: u32) -> NodeInfo {
-        NodeInfo {
-            id: id.into(),
-            region: region.into(),
-            url: format!("http://{id}"),
-            state: NodeState::Serving,
-            load: Load {
-                members,
-                ..Load::default()
-            },
-            max_members: 100,
-        }
-    }
-
-    fn regions() -> Regions {
-        let places: HashMap<String, Coordinates> =
-            [("eu", 50.1, 8.7), ("us", 39.0, -77.5), ("ap", 1.35, 103.8)]
-                .into_iter()
-                .map(|(n, lat, lon)| (n.to_string(), Coordinates { lat, lon }))
-                .collect();
-        Regions::new(places, [])
-    }
+    use crate::fixtures::{node, regions};
 
     #[test]
     fn a_room_goes_to_the_clients_region() {

@@ -94,7 +94,7 @@ impl AppState {
         if c.serves(room).is_none() {
             // The owner has no member of its own connected yet (all may be on edges): it starts
             // serving the room now, if it is its owner.
-            self.route_signal_room(room).await?;
+            self.serve_here(room).await?;
         }
         if c.serves(room) != Some(epoch) {
             return Err(ApiError::conflict(

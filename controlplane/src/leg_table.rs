@@ -47,9 +47,4 @@ impl LegTable {
     pub fn is_edge_of(&self, room: &str) -> bool {
         self.lock().edge_of.contains(room)
     }
-
-    /// Legs this node has as a core.
-    pub fn core_legs(&self) -> usize {
-        self.lock().to_edges.len()
-    }
 }

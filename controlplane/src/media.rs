@@ -479,34 +479,25 @@ impl Media {
         let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.dataplane.workers();
         let id = self.next_transport.fetch_add(1, Ordering::Relaxed);
         let slot_ssrcs: Vec<u32> = (0..slots).map(|_| rand::random()).collect();
-        let dp = |e: sluice_dataplane::DataplaneError| MediaError::Dataplane(e.to_string());
-        self.dataplane
-            .add_transport(
-                worker,
-                TransportConfig {
-                    id,
-                    remote,
-                    keys,
-                    latch_ssrcs: ssrc.into_iter().collect(),
-                    audio_level_ext: None,
-                    ice: None,
-                    rtcp_remote,
-                },
-            )
-            .map_err(dp)?;
-        self.dataplane
-            .join(
-                worker,
-                Membership {
-                    room: self.room_id(room),
-                    transport: id,
-                    publish_ssrc: if publishes { ssrc } else { None },
-                    slot_ssrcs: slot_ssrcs.clone(),
-                    ..Default::default()
-                },
-            )
-            .map_err(dp)?;
-        self.dataplane.sync_worker(worker).map_err(dp)?;
+        self.install(
+            worker,
+            TransportConfig {
+                id,
+                remote,
+                keys,
+                latch_ssrcs: ssrc.into_iter().collect(),
+                audio_level_ext: None,
+                ice: None,
+                rtcp_remote,
+            },
+            Membership {
+                room: self.room_id(room),
+                transport: id,
+                publish_ssrc: if publishes { ssrc } else { None },
+                slot_ssrcs: slot_ssrcs.clone(),
+                ..Default::default()
+            },
+        )?;
         self.plain().insert(
             id,
             Plain {
@@ -525,6 +516,22 @@ impl Media {
             "plain transport added"
         );
         Ok((server, slot_ssrcs))
+    }
+
+    /// Adds a transport that is set up at once (no handshake: plain transports, relay legs) and
+    /// puts it in its room on `worker`, waiting until the worker applied both.
+    fn install(
+        &self,
+        worker: usize,
+        transport: TransportConfig,
+        membership: Membership,
+    ) -> Result<(), MediaError> {
+        let dp = |e: sluice_dataplane::DataplaneError| MediaError::Dataplane(e.to_string());
+        self.dataplane
+            .add_transport(worker, transport)
+            .map_err(dp)?;
+        self.dataplane.join(worker, membership).map_err(dp)?;
+        self.dataplane.sync_worker(worker).map_err(dp)
     }
 
     /// Removes the WebRTC transports of `room` created before `before` (a room back on P2P: its
@@ -790,13 +797,7 @@ impl Media {
     /// A worker's detector says `source` holds the floor in `room` now: it leads
     /// `active_speakers` from now on (several workers hosting the room report the same change).
     fn on_dominant(&self, room: RoomId, source: u32) {
-        let name = {
-            let ids = self.room_ids.lock().unwrap_or_else(|e| e.into_inner());
-            ids.iter()
-                .find(|(_, &id)| id == room)
-                .map(|(n, _)| n.clone())
-        };
-        let Some(name) = name else {
+        let Some(name) = self.room_name(room) else {
             return;
         };
         let Some(participant) = self.publishers().get(&(name.clone(), source)).cloned() else {

@@ -272,12 +272,6 @@ impl AppState {
         self.route(room, Some(participant)).await
     }
 
-    /// Serves `room` here if this node is its owner (or placement makes it one): what a core
-    /// asked for a relay leg before any member of its own connected does.
-    pub(crate) async fn route_signal_room(&self, room: &str) -> Result<Route, ApiError> {
-        self.route(room, None).await
-    }
-
     /// The room, where this node may attach media to it (a plain transport): on a single node
     /// always; in a cluster only on the room's owner, which this node becomes if the room has no
     /// live owner and placement picks it (else 409 `wrong_node`, naming the node to ask).
@@ -355,17 +349,33 @@ impl AppState {
             let url = node.map(|n| n.url).unwrap_or_default();
             return Ok(Route::Elsewhere(ws_base(&url)));
         }
-        // Ours: serve it from the document as it is now.
-        let room_now = r.clone();
+        // Ours: serve it from the document as it is now. Members an edge serves connect there:
+        // they get no join grace here.
         c.lock().insert(room.to_string(), owner.epoch);
-        // Members an edge serves connect there: they get no join grace here.
-        let seats: Vec<Participant> = room_now
+        Ok(self.serve_copy(room, r.clone(), owner.epoch, nodes, |p| {
+            p.node.as_ref().is_none_or(|n| *n == me)
+        }))
+    }
+
+    /// Serves `room` here from `now` (its document), at `epoch`: this node's copy of it, and the
+    /// join grace for each member that `seated_here` says connects to this node and is not
+    /// connected yet; returns the route, with the other live `nodes` as entry URLs.
+    fn serve_copy(
+        &self,
+        room: &str,
+        now: Room,
+        epoch: u64,
+        nodes: Vec<NodeInfo>,
+        seated_here: impl Fn(&Participant) -> bool,
+    ) -> Route {
+        let me = self.node.identity().id.clone();
+        let seats: Vec<Participant> = now
             .participants
             .iter()
-            .filter(|p| p.node.as_ref().is_none_or(|n| *n == me))
+            .filter(|p| seated_here(p))
             .cloned()
             .collect();
-        self.rooms().put(room_now);
+        self.rooms().put(now);
         {
             let mut access = self.access();
             for p in &seats {
@@ -374,14 +384,14 @@ impl AppState {
                 }
             }
         }
-        Ok(Route::Here {
-            epoch: owner.epoch,
+        Route::Here {
+            epoch,
             entry_urls: nodes
                 .into_iter()
                 .filter(|n| n.id != me)
                 .map(|n| n.url)
                 .collect(),
-        })
+        }
     }
 
     /// Serves `room` (as `now` in the store) as an edge of its core `owner`: this node's copy of
@@ -395,32 +405,13 @@ impl AppState {
         nodes: Vec<NodeInfo>,
     ) -> Result<Route, ApiError> {
         let me = self.node.identity().id.clone();
-        let seats: Vec<Participant> = now
-            .participants
-            .iter()
-            .filter(|p| p.node.as_deref() == Some(me.as_str()))
-            .cloned()
-            .collect();
-        self.rooms().put(now);
-        {
-            let mut access = self.access();
-            for p in &seats {
-                if !self.hub.is_member(room, &p.id) {
-                    access.minted_if_new(room, &p.id, &p.name, std::time::Instant::now());
-                }
-            }
-        }
+        let route = self.serve_copy(room, now, owner.epoch, nodes, |p| {
+            p.node.as_deref() == Some(me.as_str())
+        });
         if let Err(e) = self.link_to_core(room, owner).await {
             tracing::warn!(%room, core = %owner.node, error = %e.message, "could not link to the room's core yet");
         }
-        Ok(Route::Here {
-            epoch: owner.epoch,
-            entry_urls: nodes
-                .into_iter()
-                .filter(|n| n.id != me)
-                .map(|n| n.url)
-                .collect(),
-        })
+        Ok(route)
     }
 
     /// Removes a participant from the room's record (kicked, left, never connected); in a

@@ -471,12 +471,7 @@ impl Rooms {
             .participants
             .iter_mut()
             .find(|p| p.id == id)
-            .ok_or_else(|| {
-                ApiError::not_found(
-                    "unknown_participant",
-                    format!("no participant {id:?} in room {room:?}"),
-                )
-            })?;
+            .ok_or_else(|| unknown_participant(room, id))?;
         p.node = node;
         Ok(())
     }
@@ -488,14 +483,17 @@ impl Rooms {
             .participants
             .iter()
             .position(|p| p.id == id)
-            .ok_or_else(|| {
-                ApiError::not_found(
-                    "unknown_participant",
-                    format!("no participant {id:?} in room {room:?}"),
-                )
-            })?;
+            .ok_or_else(|| unknown_participant(room, id))?;
         Ok(r.participants.remove(i))
     }
+}
+
+/// 404 `unknown_participant`.
+fn unknown_participant(room: &str, id: &str) -> ApiError {
+    ApiError::not_found(
+        "unknown_participant",
+        format!("no participant {id:?} in room {room:?}"),
+    )
 }
 
 /// 404 `unknown_room`: the one answer for a room that does not exist, or is not for this caller.

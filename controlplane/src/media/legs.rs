@@ -71,41 +71,32 @@ impl Media {
         keys: TransportKeys,
     ) -> Result<(), MediaError> {
         let worker = end.worker;
-        let dp = |e: sluice_dataplane::DataplaneError| MediaError::Dataplane(e.to_string());
-        self.dataplane
-            .add_transport(
-                worker,
-                TransportConfig {
-                    id: end.transport,
-                    remote: Some(remote),
-                    keys: Some(keys),
-                    latch_ssrcs: Vec::new(),
+        self.install(
+            worker,
+            TransportConfig {
+                id: end.transport,
+                remote: Some(remote),
+                keys: Some(keys),
+                latch_ssrcs: Vec::new(),
+                audio_level_ext: Some(LEG_LEVEL_EXT),
+                ice: None,
+                rtcp_remote: None,
+            },
+            Membership {
+                room: self.room_id(room),
+                transport: end.transport,
+                slot_ssrcs: end.ssrcs.clone(),
+                egress: EgressFormat {
+                    payload_type: Some(LEG_PAYLOAD_TYPE),
+                    mid_ext: None,
                     audio_level_ext: Some(LEG_LEVEL_EXT),
-                    ice: None,
-                    rtcp_remote: None,
                 },
-            )
-            .map_err(dp)?;
-        self.dataplane
-            .join(
-                worker,
-                Membership {
-                    room: self.room_id(room),
-                    transport: end.transport,
-                    slot_ssrcs: end.ssrcs.clone(),
-                    egress: EgressFormat {
-                        payload_type: Some(LEG_PAYLOAD_TYPE),
-                        mid_ext: None,
-                        audio_level_ext: Some(LEG_LEVEL_EXT),
-                    },
-                    relay_leg: Some(RelayLeg {
-                        inbound_ssrcs: remote_ssrcs,
-                    }),
-                    ..Default::default()
-                },
-            )
-            .map_err(dp)?;
-        self.dataplane.sync_worker(worker).map_err(dp)?;
+                relay_leg: Some(RelayLeg {
+                    inbound_ssrcs: remote_ssrcs,
+                }),
+                ..Default::default()
+            },
+        )?;
         self.legs().insert(
             end.transport,
             Leg {

@@ -1,17 +1,21 @@
 //! A cascaded room across three real `sluice serve` nodes and a real `redis-server`
 //! (docs/cascade.md): the room's core in eu, edges in us and ap serving the members nearest to
-//! them, linked by relay legs of plain SRTP. Real aiortc clients speak and listen on every node.
+//! them, linked by relay legs of plain SRTP. Real aiortc clients speak and listen on every node,
+//! and hundreds of plain SRTP listeners on each edge.
 
 #![deny(unsafe_code)]
 
 mod common;
 
+use common::plain;
 use common::redis::RedisServer;
 use common::server::Server;
 use serde_json::Value;
 
 const KEY: &str = "cascade-test-admin-key-0123456789abcdef";
 const SECRET: &str = "cascade-test-token-secret-0123456789abcdef";
+/// Plain SRTP listeners on each edge in the first test.
+const PLAIN_PER_EDGE: usize = 300;
 
 /// Nodes n51 (eu, the core), n52 (us) and n53 (ap) on 127.0.0.51, .52, .53.
 fn three_nodes(redis: &RedisServer) -> Vec<Server> {
@@ -54,10 +58,42 @@ fn pps(out: &Value, node: &str, dir: &str) -> f64 {
 fn members_on_three_nodes_hear_every_speaker_and_only_the_speakers_cross_the_relay_legs() {
     let redis = RedisServer::start();
     let servers = three_nodes(&redis);
+    // The room, placed on eu's node by its first member (a plain listener there); then
+    // PLAIN_PER_EDGE plain listeners through each edge's node, which serves them as an edge.
+    let room = "cascade";
+    let made = reqwest::blocking::Client::new()
+        .post(servers[0].url("/v1/rooms"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"name": room, "mode": "sfu", "cascade": "nearest", "last_n": 4, "max_participants": 1000}))
+        .send()
+        .expect("POST /v1/rooms");
+    assert_eq!(made.status(), 201);
+    let mut ears = plain::add_listeners(&servers[0].base, KEY, room, "eu-plain", 1);
+    for (s, region) in servers[1..].iter().zip(["us", "ap"]) {
+        let t = std::time::Instant::now();
+        ears.extend(plain::add_listeners(
+            &s.base,
+            KEY,
+            room,
+            &format!("{region}-plain"),
+            PLAIN_PER_EDGE,
+        ));
+        println!(
+            "{PLAIN_PER_EDGE} plain listeners added through the {region} edge in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let listening = plain::listen(ears);
     let out = common::clients::run_client_script(
         "aiortc_cascade.py",
-        &[&cfg(&servers, "cascade", serde_json::json!({})).to_string()],
+        &[&cfg(
+            &servers,
+            room,
+            serde_json::json!({"room_made": true, "actions": true}),
+        )
+        .to_string()],
     );
+    let heard = listening.stop();
     println!("{out}");
     assert_eq!(
         out["edges_first"], true,
@@ -127,6 +163,53 @@ fn members_on_three_nodes_hear_every_speaker_and_only_the_speakers_cross_the_rel
     assert!(
         near(core_out, 250.0),
         "the core sends 100 + 150: {core_out}"
+    );
+    // Every plain listener, on the core and on both edges, gets every speaker, and every packet
+    // the oracle checks decrypts with its own keys.
+    let fewest = heard
+        .iter()
+        .flat_map(|h| h.per_source.values().copied())
+        .min()
+        .unwrap_or(0);
+    println!(
+        "{} plain listeners: each hears every speaker, the fewest packets of one {fewest}; {} packets checked by the oracle",
+        heard.len(),
+        heard.iter().map(|h| h.verified).sum::<u64>()
+    );
+    for h in &heard {
+        assert_eq!(
+            h.failed, 0,
+            "plain listener {} got bad packets: {h:?}",
+            h.id
+        );
+        assert_eq!(
+            h.sources_with(100),
+            3,
+            "plain listener {} hears the three speakers: {h:?}",
+            h.id
+        );
+    }
+    // A mute and a kick of members an edge serves, asked of other nodes.
+    let muted = out["muted_id"].as_str().unwrap_or_default();
+    assert!(
+        out["muted_seen"]
+            .as_array()
+            .is_some_and(|seen| seen.contains(&serde_json::json!([muted, true]))),
+        "the muted speaker is told: {}",
+        out["muted_seen"]
+    );
+    let muted_pps = out["muted_leg_pps"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        muted_pps < 5.0,
+        "the us edge's leg to the core falls silent once its speaker is muted: {muted_pps}"
+    );
+    assert_eq!(out["kicked"], true, "the kicked edge member got bye: {out}");
+    let kicked = &out["kicked_id"];
+    assert!(
+        out["after_kick"]
+            .as_array()
+            .is_some_and(|ids| !ids.contains(kicked)),
+        "the kicked member is gone from the room"
     );
     drop(servers);
 }

@@ -330,25 +330,26 @@ pub async fn create_plain(
         .as_ref()
         .map(|k| plain_keys(k, &mut rand::rng()))
         .transpose()?;
-    let last_n = s.serve_here(&room).await?.last_n;
-    let slots = req.slots.unwrap_or(last_n);
-    if slots > 15 {
+    if req.slots.is_some_and(|n| n > 15) {
         return Err(ApiError::bad_request(
             "invalid_field",
             "slots must be 0..=15",
         ));
     }
-    let (p, _) = s
-        .add_participant(
+    let p = s
+        .add_member_here(
             &room,
             CreateParticipant {
                 name: req.name,
                 role: Some(role),
                 region: None,
             },
-            None,
         )
         .await?;
+    let slots = match req.slots {
+        Some(n) => n,
+        None => s.rooms().get(&room).map(|r| r.last_n).unwrap_or(0),
+    };
     let (transport_keys, grant) = match keys {
         Some((inbound, grant, outbound)) => {
             (Some(TransportKeys { inbound, outbound }), Some(grant))
@@ -383,6 +384,7 @@ pub async fn create_plain(
         )),
         Err(e) => {
             let _ = s.remove_participant(&room, &p.id).await;
+            s.on_gone(&room, &p.id);
             Err(match e {
                 MediaError::SsrcInUse(_) => ApiError::conflict("ssrc_in_use", e.to_string()),
                 e => ApiError::internal(e.to_string()),

@@ -9,7 +9,8 @@
 
 use std::time::SystemTime;
 
-use sluice_cluster::{cascade, Deleted, NodeInfo, Ownership, RoomAction};
+use sluice_cluster::cascade::{self, CascadeMode};
+use sluice_cluster::{Deleted, NodeInfo, Ownership, RoomAction};
 
 use crate::access::RoomGuests;
 use crate::cluster_rooms::{refuses_connections, ws_base, ClusterRooms, LiveSummary, StoredRoom};
@@ -22,8 +23,9 @@ use crate::state::AppState;
 enum Holder {
     /// This one.
     Here,
-    /// The owner, another live node (its id).
-    Owner(String),
+    /// Another live node (its id): the room's owner, or the edge that serves the member an
+    /// action is about.
+    Node(String),
     /// None: the store is changed directly.
     Nobody,
 }
@@ -277,15 +279,61 @@ impl AppState {
     /// live owner and placement picks it (else 409 `wrong_node`, naming the node to ask).
     pub async fn serve_here(&self, room: &str) -> Result<Room, ApiError> {
         if let Route::Elsewhere(url) = self.route(room, None).await? {
-            return Err(ApiError::conflict(
-                "wrong_node",
-                format!(
-                    "room {room:?} is served by another node: ask {}",
-                    url.replacen("ws", "http", 1)
-                ),
-            ));
+            return Err(wrong_node(room, &url));
         }
         Ok(self.rooms().get(room)?.clone())
+    }
+
+    /// Adds a member whose media attaches to this node (a plain transport): on a single node or
+    /// the room's core as always; in a cascaded room on the SFU on any other node too, which then
+    /// serves it as an edge of the core (docs/cascade.md); else 409 `wrong_node`. The member
+    /// never connects to signaling, so it has no join grace.
+    pub async fn add_member_here(
+        &self,
+        room: &str,
+        req: CreateParticipant,
+    ) -> Result<Participant, ApiError> {
+        let now = SystemTime::now();
+        let Some(c) = self.cluster_rooms() else {
+            let p = self
+                .rooms()
+                .add_participant(room, req, now, &mut rand::rng())?;
+            self.on_attached(room, &p);
+            return Ok(p);
+        };
+        let core = match self.route(room, None).await? {
+            Route::Here { .. } => None,
+            Route::Elsewhere(url) => {
+                let loaded = c.load(self.room_defaults(), room).await?;
+                let r = loaded.view.get(room)?;
+                match loaded.owner {
+                    Some(o) if r.mode == RoomMode::Sfu && r.cascade != CascadeMode::Off => Some(o),
+                    _ => return Err(wrong_node(room, &url)),
+                }
+            }
+        };
+        let node = core.as_ref().map(|_| self.node.identity().id.clone());
+        let (mut p, after) = c
+            .update(self.room_defaults(), room, None, |view| {
+                let p = view.add_participant(room, req.clone(), now, &mut rand::rng())?;
+                if node.is_some() {
+                    view.set_participant_node(room, &p.id, node.clone())?;
+                }
+                Ok(p)
+            })
+            .await?;
+        p.node = node;
+        self.on_attached(room, &p);
+        match (core, after) {
+            (Some(core), Some(after)) => {
+                tracing::info!(%room, participant = %p.id, core = %core.node, "member attached here, an edge of the room's core");
+                let nodes = c.store.nodes().await?;
+                self.serve_as_edge(room, after, &core, nodes).await?;
+            }
+            (None, Some(after)) if c.serves(room).is_some() => self.rooms().put(after),
+            _ => {}
+        }
+        Ok(p)
     }
 
     async fn route(&self, room: &str, participant: Option<&str>) -> Result<Route, ApiError> {
@@ -425,9 +473,9 @@ impl AppState {
                 view.remove_participant(room, id)
             })
             .await?;
-        if c.serves(room).is_some() {
-            let _ = self.rooms().remove_participant(room, id);
-        }
+        // This node's copy, as the core or an edge (a copy of a room not served here is
+        // replaced whenever it serves it again).
+        let _ = self.rooms().remove_participant(room, id);
         Ok(p)
     }
 
@@ -530,10 +578,46 @@ impl AppState {
         }
         let live = c.store.nodes().await?.iter().any(|n| n.id == owner.node);
         Ok(if live {
-            Holder::Owner(owner.node)
+            Holder::Node(owner.node)
         } else {
             Holder::Nobody
         })
+    }
+
+    /// For a kick or a mute in a cluster: the node that serves the member, where that is an edge
+    /// (its socket and media are there); `None` where the room's holder does it.
+    async fn member_holder(
+        &self,
+        action: &RoomAction,
+        forwarded: bool,
+    ) -> Result<Option<Holder>, ApiError> {
+        let (RoomAction::Kick { room, participant }
+        | RoomAction::Mute {
+            room, participant, ..
+        }) = action
+        else {
+            return Ok(None);
+        };
+        let Some(c) = self.cluster_rooms() else {
+            return Ok(None);
+        };
+        let loaded = c.load(self.room_defaults(), room).await?;
+        let Some(edge) = loaded
+            .view
+            .get(room)
+            .ok()
+            .and_then(|r| r.participants.iter().find(|p| p.id == *participant))
+            .and_then(|p| p.node.clone())
+        else {
+            return Ok(None);
+        };
+        if edge == self.node.identity().id {
+            return Ok(Some(Holder::Here));
+        }
+        if forwarded || !c.store.nodes().await?.iter().any(|n| n.id == edge) {
+            return Ok(None);
+        }
+        Ok(Some(Holder::Node(edge)))
     }
 
     /// Does `action` on the node that holds its room: here, or asked of the owner over the
@@ -546,8 +630,11 @@ impl AppState {
             | RoomAction::Link { room, .. } => room.clone(),
         };
 
-        let holder = self.holder(&room, forwarded).await?;
-        if let (Holder::Owner(node), Some(c)) = (&holder, self.cluster_rooms()) {
+        let holder = match self.member_holder(&action, forwarded).await? {
+            Some(h) => h,
+            None => self.holder(&room, forwarded).await?,
+        };
+        if let (Holder::Node(node), Some(c)) = (&holder, self.cluster_rooms()) {
             return self
                 .calls
                 .ask(&c.store, &self.node.identity().id, node, action)
@@ -649,4 +736,15 @@ impl AppState {
             "another node owns this room now: stopped serving it (fenced)"
         );
     }
+}
+
+/// 409 `wrong_node`: `room` is served by the node at `url` (its WebSocket base).
+fn wrong_node(room: &str, url: &str) -> ApiError {
+    ApiError::conflict(
+        "wrong_node",
+        format!(
+            "room {room:?} is served by another node: ask {}",
+            url.replacen("ws", "http", 1)
+        ),
+    )
 }

@@ -213,6 +213,13 @@ impl AppState {
             .minted(room, &p.id, &p.name, origin, true, Instant::now());
     }
 
+    /// A member whose media attaches without signaling (a plain transport) was added: its seat
+    /// has no join grace, and a copy of the room loaded later gives it none.
+    pub fn on_attached(&self, room: &str, p: &Participant) {
+        self.access()
+            .minted(room, &p.id, &p.name, None, false, Instant::now());
+    }
+
     /// Connects `participant` to signaling from `from`, with `join` (the hub's), only if it is
     /// still in `room`: the check and the join happen under the rooms lock, so a kick or the end of
     /// its join grace, racing the upgrade, either comes first (then `None`: the socket is refused)

@@ -3,7 +3,8 @@ eu and edges in us and ap, linked by relay legs.
 
 Usage: aiortc_cascade.py '<json>' with {"nodes": [{"base": "http://…", "region": "eu", "id": …}, …]
 (core first), "key": API key, "room": name, "speakers": {"eu": 2, "us": 1}, "listeners": {"us": 1,
-"ap": 1}, "kill": null | "edge" | "core"}
+"ap": 1}, "kill": null | "edge" | "core", "room_made": the test made the room, "actions": mute and
+kick members of an edge}
 
 1. The room is created on the SFU with `cascade: "nearest"`; the first speaker (in eu) places it
    on the eu node, its core. Every member gets its token through its own region's node as a client
@@ -17,6 +18,9 @@ Usage: aiortc_cascade.py '<json>' with {"nodes": [{"base": "http://…", "region
    first) and are placed again; with "core", the eu core is killed: the room gets a new core and
    the other edge links to it. The gap until every surviving member hears every surviving speaker
    again is measured.
+5. With "actions": the us speaker (on the us edge) is server-muted through the ap node: it gets
+   `peer_muted` and its edge's leg to the core falls silent; the us listener is kicked through
+   the core: it gets `bye` (kicked) and is gone from the room.
 
 Prints one JSON object.
 """
@@ -54,11 +58,35 @@ def scrape(nodes):
     return {n["id"]: requests.get(n["base"] + "/metrics", timeout=5).text for n in nodes}
 
 
+def leg_pps(first, second, dt, node, d):
+    return round((metric(second[node], f"sluice_cascade_{d}_total") - metric(first[node], f"sluice_cascade_{d}_total")) / dt, 1)
+
+
+async def mute_and_kick(nodes, by_region, key, room, members, speakers, out):
+    """Step 5: a mute and a kick of members an edge serves, asked of other nodes."""
+    speaker = next(m for m in speakers if m.region == "us")
+    api(by_region["ap"]["base"], key, "POST", f"/v1/rooms/{room}/participants/{speaker.id}/mute", {"muted": True})
+    await asyncio.sleep(1.0)
+    first = scrape(nodes)
+    t = time.monotonic()
+    await asyncio.sleep(1.5)
+    second = scrape(nodes)
+    out["muted_id"] = speaker.id
+    out["muted_leg_pps"] = leg_pps(first, second, time.monotonic() - t, by_region["us"]["id"], "out")
+    out["muted_seen"] = speaker.peer_muted
+    listener = next(m for m in members if m.region == "us" and m not in speakers)
+    api(nodes[0]["base"], key, "DELETE", f"/v1/rooms/{room}/participants/{listener.id}")
+    out["kicked_id"] = listener.id
+    out["kicked"] = await wait_until(lambda: listener.bye == "kicked", 5)
+    out["after_kick"] = [p["id"] for p in api(by_region["ap"]["base"], key, "GET", f"/v1/rooms/{room}")["participants"]]
+
+
 async def main():
     cfg = json.loads(sys.argv[1])
     nodes, key, room = cfg["nodes"], cfg["key"], cfg["room"]
     by_region = {n["region"]: n for n in nodes}
-    api(nodes[0]["base"], key, "POST", "/v1/rooms", {"name": room, "mode": "sfu", "cascade": "nearest", "last_n": 4})
+    if not cfg.get("room_made"):
+        api(nodes[0]["base"], key, "POST", "/v1/rooms", {"name": room, "mode": "sfu", "cascade": "nearest", "last_n": 4})
     members, speakers = [], []
     hz = 300
     for role in ("speakers", "listeners"):
@@ -94,13 +122,9 @@ async def main():
         await asyncio.sleep(2.0)
         second = scrape(nodes)
         dt = time.monotonic() - t
-        out["leg_pps"] = {
-            n["id"]: {
-                d: round((metric(second[n["id"]], f"sluice_cascade_{d}_total") - metric(first[n["id"]], f"sluice_cascade_{d}_total")) / dt, 1)
-                for d in ("out", "in")
-            }
-            for n in nodes
-        }
+        out["leg_pps"] = {n["id"]: {d: leg_pps(first, second, dt, n["id"], d) for d in ("out", "in")} for n in nodes}
+        if cfg.get("actions") and out["ready"]:
+            await mute_and_kick(nodes, by_region, key, room, members, speakers, out)
         out["metrics"] = {k: "\n".join(l for l in v.splitlines() if "cascade" in l or "drops_total" in l and not l.endswith(" 0")) for k, v in second.items()}
         kill = cfg.get("kill")
         if kill and out["ready"]:

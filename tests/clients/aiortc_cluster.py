@@ -82,6 +82,8 @@ class Member:
         self.welcomes = 0
         self.log = []  # (seconds since start, what happened) on the signaling path
         self.errors = []
+        self.bye = None  # the reason of the `bye` that ended its session
+        self.peer_muted = []  # (participant, muted) of each `peer_muted`
         self.done = False
 
     def consume(self, track, mid, slots):
@@ -156,6 +158,8 @@ class Member:
                     elif t == "slots":
                         self.slots.clear()
                         self.slots.update({s["mid"]: s["participant"] for s in msg["slots"]})
+                    elif t == "peer_muted":
+                        self.peer_muted.append((msg["participant"], msg["muted"]))
                     elif t == "error":
                         self.errors.append(msg)
             except websockets.ConnectionClosed:
@@ -191,6 +195,7 @@ class Member:
                 url, self.url, tries, backoff = arg, arg, None, 0.25
                 continue
             if how == "bye":
+                self.bye = arg
                 return
             if self.done:
                 return

@@ -303,5 +303,6 @@ pub mod browsers;
 pub mod clients;
 pub mod freeze;
 pub mod offers;
+pub mod plain;
 pub mod redis;
 pub mod server;

@@ -17,7 +17,7 @@ use sluice_dataplane::topology::{
 };
 use sluice_dataplane::Dataplane;
 
-use crate::dtls::{DtlsCertificate, DtlsEvent, DtlsServer};
+use crate::dtls::{DtlsCertificate, DtlsContext, DtlsEvent, DtlsServer};
 use crate::heartbeat::Heartbeat;
 use crate::hub::Hub;
 use crate::links::{LinkQuality, LinkSummary, Links};
@@ -99,6 +99,10 @@ fn next_upcall(
 
 /// A transport's warnings about DTLS it could not use are logged at most this often.
 const DTLS_WARN_INTERVAL: Duration = Duration::from_secs(10);
+/// A connected session's OpenSSL state is freed once its client has sent no DTLS for this long
+/// (it would have retransmitted its last flight within it, had ours been lost: its timer starts
+/// at 1 s or less and doubles).
+const DTLS_RELEASE_AFTER: Duration = Duration::from_secs(8);
 
 /// How long after a publisher changed SSRC its packets on the old SSRC are taken for late ones
 /// rather than a change back.
@@ -202,6 +206,8 @@ impl MediaPump {
 pub struct Media {
     dataplane: Arc<Dataplane>,
     cert: DtlsCertificate,
+    /// The OpenSSL context every session shares.
+    dtls: DtlsContext,
     public_ip: Option<IpAddr>,
     sessions: Mutex<HashMap<TransportId, Session>>,
     /// Plain RTP/SRTP transports.
@@ -247,9 +253,11 @@ impl Media {
         public_ip: Option<IpAddr>,
         hub: Arc<Hub>,
     ) -> Result<Arc<Self>, crate::dtls::DtlsError> {
+        let cert = DtlsCertificate::generate()?;
         Ok(Arc::new(Self {
             dataplane,
-            cert: DtlsCertificate::generate()?,
+            dtls: DtlsContext::new(&cert, &PROFILES)?,
+            cert,
             public_ip,
             sessions: Mutex::new(HashMap::new()),
             plain: Mutex::new(HashMap::new()),
@@ -362,7 +370,7 @@ impl Media {
                 cname: "sluice",
             },
         )?;
-        let dtls = DtlsServer::new(&self.cert, offer.fingerprint.clone(), &PROFILES)
+        let dtls = DtlsServer::with_context(&self.dtls, offer.fingerprint.clone())
             .map_err(|e| MediaError::Fingerprint(e.to_string()))?;
         self.dataplane
             .add_transport(
@@ -1013,6 +1021,9 @@ impl Media {
                 if !s.connected && s.dtls.poll_timeout().is_some_and(|t| t <= now) {
                     let _ = s.dtls.handle_timeout(now);
                     self.flush_dtls(id, s);
+                }
+                if s.connected && s.dtls.release_when_quiet(now, DTLS_RELEASE_AFTER) {
+                    tracing::debug!(transport = id, "DTLS state released: the handshake is done");
                 }
             }
         }

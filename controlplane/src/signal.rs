@@ -37,6 +37,9 @@ use crate::rooms::Role;
 use crate::sdp::sends_audio;
 use crate::state::AppState;
 
+/// Bytes a signaling socket's read buffer starts with.
+const WS_READ_BUFFER: usize = 4096;
+
 /// Messages queued per socket before a slow reader is disconnected.
 pub const OUTBOX: usize = 256;
 /// Largest message a client may send.
@@ -87,6 +90,11 @@ pub async fn signal(
     Ok(ws?
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
+        // Signaling is small messages: a socket starts with a small read buffer (it grows for a
+        // larger frame, up to MAX_MESSAGE) and writes each message out at once, instead of the
+        // 128 KiB each way a WebSocket gets by default (memory per member, docs/architecture.md).
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| {
             run_socket(s, claims, (rules, audio_slots, entry_urls), client, socket)
         }))

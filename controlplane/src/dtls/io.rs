@@ -49,6 +49,11 @@ impl DatagramIo {
         d
     }
 
+    /// Whether a datagram is waiting to be sent.
+    pub(crate) fn has_outgoing(&self) -> bool {
+        !self.outgoing.is_empty()
+    }
+
     /// Drops everything queued for sending.
     pub(crate) fn clear_outgoing(&mut self) {
         self.outgoing.clear();

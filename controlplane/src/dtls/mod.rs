@@ -23,6 +23,16 @@
 //! - Retransmission: OpenSSL owns the timer (1 s, doubling, on its own clock); `poll_timeout`
 //!   reports its deadline in the caller's `Instant`s, `handle_timeout` lets it retransmit.
 //!
+//! # Memory
+//!
+//! One [`DtlsContext`] (certificate, key, ciphers, profiles) is shared by every session; each
+//! session holds only its `SSL` object, with a verify callback of its own (the fingerprint it
+//! expects). A connected session's OpenSSL state (buffers, handshake transcript, the client's
+//! certificate) is only needed to answer a retransmitted client flight (our last flight was
+//! lost); once the client has been quiet on DTLS for a while ([`DtlsServer::release_when_quiet`]),
+//! it is freed and the session keeps a few bytes. Records that come after are dropped: a
+//! `close_notify` then goes unseen, and the session ends by signaling or ICE consent instead.
+//!
 //! # Invariants
 //!
 //! - Nothing here panics on peer data; a datagram that is not a sequence of well-framed DTLS
@@ -38,7 +48,7 @@ mod timer;
 mod tests;
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use openssl::error::ErrorStack;
 use openssl::ssl::{
@@ -134,16 +144,37 @@ pub enum DtlsEvent {
 enum State {
     Handshaking,
     Connected,
+    /// Connected, and OpenSSL's state freed ([`DtlsServer::release_when_quiet`]): records are
+    /// dropped.
+    Released,
     /// Failed or closed: every further datagram is refused.
     Closed,
 }
 
+/// What every session of a server shares: the OpenSSL context with our certificate, the
+/// ciphers and the SRTP profiles (in order of preference).
+pub struct DtlsContext {
+    ctx: SslContext,
+    profiles: Vec<SrtpProfile>,
+}
+
+impl std::fmt::Debug for DtlsContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DtlsContext")
+            .field("profiles", &self.profiles)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One DTLS-SRTP server session (one client transport). See the module docs.
 pub struct DtlsServer {
-    stream: SslStream<DatagramIo>,
+    /// `None` once released.
+    stream: Option<SslStream<DatagramIo>>,
     state: State,
     profiles: Vec<SrtpProfile>,
     remote_fingerprint: Fingerprint,
+    /// When the client last sent a DTLS datagram (or the session began).
+    last_heard: Option<Instant>,
     /// Set by the verify callback when the client's certificate did not match.
     mismatch: Arc<OnceLock<Fingerprint>>,
     /// OpenSSL's retransmission deadline, in the caller's clock.
@@ -176,15 +207,10 @@ fn openssl_profile_name(p: SrtpProfile) -> &'static str {
     }
 }
 
-impl DtlsServer {
-    /// A server session expecting a client whose certificate hashes to `remote_fingerprint` (from
-    /// its SDP), offering `profiles` in order of preference (the first one the client also offers
-    /// wins).
-    pub fn new(
-        cert: &DtlsCertificate,
-        remote_fingerprint: Fingerprint,
-        profiles: &[SrtpProfile],
-    ) -> Result<Self, DtlsError> {
+impl DtlsContext {
+    /// The context for sessions with our `cert`, offering `profiles` in order of preference (the
+    /// first one the client also offers wins).
+    pub fn new(cert: &DtlsCertificate, profiles: &[SrtpProfile]) -> Result<Self, DtlsError> {
         let mut uniq: Vec<SrtpProfile> = Vec::with_capacity(profiles.len());
         for &p in profiles {
             if !uniq.contains(&p) {
@@ -215,11 +241,37 @@ impl DtlsServer {
                 | SslOptions::CIPHER_SERVER_PREFERENCE,
         );
         ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
+        ctx.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+        Ok(DtlsContext {
+            ctx: ctx.build(),
+            profiles: uniq,
+        })
+    }
+}
 
+impl DtlsServer {
+    /// A server session expecting a client whose certificate hashes to `remote_fingerprint` (from
+    /// its SDP), offering `profiles` in order of preference, with a context of its own (tests;
+    /// a server shares one through [`DtlsServer::with_context`]).
+    pub fn new(
+        cert: &DtlsCertificate,
+        remote_fingerprint: Fingerprint,
+        profiles: &[SrtpProfile],
+    ) -> Result<Self, DtlsError> {
+        Self::with_context(&DtlsContext::new(cert, profiles)?, remote_fingerprint)
+    }
+
+    /// A server session of the shared `ctx` expecting a client whose certificate hashes to
+    /// `remote_fingerprint` (from its SDP).
+    pub fn with_context(
+        ctx: &DtlsContext,
+        remote_fingerprint: Fingerprint,
+    ) -> Result<Self, DtlsError> {
         let mismatch = Arc::new(OnceLock::new());
         let expected = remote_fingerprint.clone();
         let slot = Arc::clone(&mismatch);
-        ctx.set_verify_callback(
+        let mut ssl = Ssl::new(&ctx.ctx)?;
+        ssl.set_verify_callback(
             SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
             move |_preverify, store| {
                 // Self-signed is the WebRTC norm: trust comes from the SDP fingerprint, so only the
@@ -242,17 +294,15 @@ impl DtlsServer {
                 }
             },
         );
-        let ctx = ctx.build();
-
-        let mut ssl = Ssl::new(&ctx)?;
         ssl.set_accept_state();
         ssl.set_mtu(DEFAULT_MTU as u32)?;
         let stream = SslStream::new(ssl, DatagramIo::new(DEFAULT_MTU))?;
         Ok(DtlsServer {
-            stream,
+            stream: Some(stream),
             state: State::Handshaking,
-            profiles: uniq,
+            profiles: ctx.profiles.clone(),
             remote_fingerprint,
+            last_heard: None,
             mismatch,
             deadline: None,
             pending: None,
@@ -272,12 +322,18 @@ impl DtlsServer {
             return Err(DtlsError::Closed);
         }
         check_records(datagram)?;
-        self.stream.get_mut().push_incoming(datagram);
+        self.last_heard = Some(now);
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(None); // released: nothing left to answer with
+        };
+        stream.get_mut().push_incoming(datagram);
         let r = match self.state {
             State::Handshaking => self.drive_handshake(),
             _ => self.drive_connected(),
         };
-        self.stream.get_mut().clear_incoming();
+        if let Some(stream) = self.stream.as_mut() {
+            stream.get_mut().clear_incoming();
+        }
         self.update_deadline(now);
         match r {
             Ok(None) => Ok(self.pending.take()),
@@ -287,7 +343,7 @@ impl DtlsServer {
 
     /// The next datagram to send to the client (drain until `None` after every call in).
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.stream.get_mut().pop_outgoing()
+        self.stream.as_mut()?.get_mut().pop_outgoing()
     }
 
     /// When [`Self::handle_timeout`] should next be called (a flight is awaiting an answer).
@@ -313,7 +369,35 @@ impl DtlsServer {
 
     /// Whether the handshake completed successfully and the session is still open.
     pub fn is_connected(&self) -> bool {
-        self.state == State::Connected
+        matches!(self.state, State::Connected | State::Released)
+    }
+
+    /// Frees OpenSSL's state of a connected session whose client has sent no DTLS for `quiet`
+    /// (measured from its last datagram, at `now`): it has our last flight, or it would have sent
+    /// its own again. Returns whether it was freed by this call.
+    pub fn release_when_quiet(&mut self, now: Instant, quiet: Duration) -> bool {
+        let quiet_since = self
+            .last_heard
+            .is_some_and(|t| now.saturating_duration_since(t) >= quiet);
+        if self.state != State::Connected || !quiet_since {
+            return false;
+        }
+        if self
+            .stream
+            .as_ref()
+            .is_some_and(|s| s.get_ref().has_outgoing())
+        {
+            return false; // something not sent yet
+        }
+        self.stream = None;
+        self.state = State::Released;
+        self.deadline = None;
+        true
+    }
+
+    /// Whether OpenSSL's state was freed ([`Self::release_when_quiet`]).
+    pub fn is_released(&self) -> bool {
+        self.state == State::Released
     }
 
     /// The fingerprint the client must match.
@@ -322,8 +406,8 @@ impl DtlsServer {
     }
 
     fn update_deadline(&mut self, now: Instant) {
-        self.deadline = match self.state {
-            State::Handshaking => timer::remaining(self.stream.ssl()).map(|d| now + d),
+        self.deadline = match (self.state, &self.stream) {
+            (State::Handshaking, Some(stream)) => timer::remaining(stream.ssl()).map(|d| now + d),
             _ => None,
         };
     }
@@ -335,7 +419,10 @@ impl DtlsServer {
     }
 
     fn drive_handshake(&mut self) -> Result<Option<DtlsEvent>, DtlsError> {
-        match self.stream.do_handshake() {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(None);
+        };
+        match stream.do_handshake() {
             Ok(()) => match self.on_handshake_done() {
                 Ok(ev) => {
                     self.state = State::Connected;
@@ -343,7 +430,9 @@ impl DtlsServer {
                 }
                 Err(e) => {
                     // Do not send our Finished: the client must not believe it is connected.
-                    self.stream.get_mut().clear_outgoing();
+                    if let Some(stream) = self.stream.as_mut() {
+                        stream.get_mut().clear_outgoing();
+                    }
                     Err(self.fail(e))
                 }
             },
@@ -368,8 +457,11 @@ impl DtlsServer {
     /// application data (no data channels here) is read and dropped; close_notify closes.
     fn drive_connected(&mut self) -> Result<Option<DtlsEvent>, DtlsError> {
         let mut scratch = [0u8; 2048];
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(None);
+        };
         loop {
-            match self.stream.ssl_read(&mut scratch) {
+            match stream.ssl_read(&mut scratch) {
                 Ok(_) => continue,
                 Err(e) if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE => {
                     return Ok(None)
@@ -384,7 +476,7 @@ impl DtlsServer {
     }
 
     fn on_handshake_done(&mut self) -> Result<DtlsEvent, DtlsError> {
-        let ssl = self.stream.ssl();
+        let ssl = self.stream.as_ref().ok_or(DtlsError::Closed)?.ssl();
         let peer = ssl
             .peer_certificate()
             .ok_or_else(|| DtlsError::HandshakeFailed("client sent no certificate".into()))?;

@@ -550,3 +550,59 @@ fn handshake_fragment_headers_are_read_for_logs() {
     d[0] = 23;
     assert_eq!(super::first_handshake_fragment(&d), None);
 }
+
+#[test]
+fn one_shared_context_serves_sessions_that_each_check_their_own_fingerprint() {
+    let cert = DtlsCertificate::generate().unwrap();
+    let ctx = DtlsContext::new(&cert, &SrtpProfile::ALL).unwrap();
+    let mut a = Client::new(ALL_OPENSSL, 1200);
+    let mut b = Client::new(ALL_OPENSSL, 1200);
+    let mut server_a = DtlsServer::with_context(&ctx, a.fingerprint()).unwrap();
+    // b's session expects a's certificate: b must be refused, a (on the same context) not.
+    let mut server_b = DtlsServer::with_context(&ctx, a.fingerprint()).unwrap();
+    a.step(None).unwrap();
+    b.step(None).unwrap();
+    connected(pump(&mut server_a, &mut a).unwrap());
+    assert!(matches!(
+        pump(&mut server_b, &mut b),
+        Err(DtlsError::FingerprintMismatch { .. }) | Err(DtlsError::HandshakeFailed(_))
+    ));
+    let mut c = Client::new(ALL_OPENSSL, 1200);
+    let mut server_c = DtlsServer::with_context(&ctx, c.fingerprint()).unwrap();
+    c.step(None).unwrap();
+    connected(pump(&mut server_c, &mut c).unwrap());
+}
+
+#[test]
+fn a_connected_session_is_released_only_once_its_client_has_been_quiet() {
+    let (mut server, _client, r) = handshake(&SrtpProfile::ALL, ALL_OPENSSL, 1200);
+    connected(r.unwrap());
+    let quiet = Duration::from_secs(8);
+    let now = Instant::now();
+    assert!(!server.release_when_quiet(now, quiet), "just heard from");
+    assert!(server.release_when_quiet(now + Duration::from_secs(9), quiet));
+    assert!(server.is_released() && server.is_connected());
+    assert!(!server.release_when_quiet(now + Duration::from_secs(20), quiet));
+    // Records after the release are dropped, never answered, never an error.
+    let record = [23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 4, 1, 2, 3, 4];
+    assert!(server
+        .handle_datagram(now + Duration::from_secs(21), &record)
+        .unwrap()
+        .is_none());
+    assert_eq!(server.poll_transmit(), None);
+    assert_eq!(server.poll_timeout(), None);
+}
+
+#[test]
+fn a_session_still_handshaking_is_never_released() {
+    let cert = DtlsCertificate::generate().unwrap();
+    let mut client = Client::new(ALL_OPENSSL, 1200);
+    let mut server = DtlsServer::new(&cert, client.fingerprint(), &SrtpProfile::ALL).unwrap();
+    client.step(None).unwrap();
+    let now = Instant::now();
+    for d in client.drain() {
+        let _ = server.handle_datagram(now, &d);
+    }
+    assert!(!server.release_when_quiet(now + Duration::from_secs(60), Duration::from_secs(8)));
+    assert!(!server.is_released());
+}

@@ -1,0 +1,142 @@
+"""What one connected member costs the server in memory: real aiortc members (ICE, DTLS-SRTP,
+signaling) and plain SRTP transports against a real `sluice serve`, measured from its RSS.
+
+Usage (from the repository root, with the test venv that scripts/test makes):
+    .venv/bin/python benches/member_memory.py target/release/sluice [--members 50]
+
+1. Starts `sluice serve` (one worker, loopback) and one speaker, so everything made once (the
+   DTLS certificate, worker buffers, the runtime's threads) exists before the baseline.
+2. Connects `--members` aiortc listeners; once every one decodes the speaker and their handshakes
+   are `--settle` seconds old, reads the server's RSS again: (after - before) / members.
+3. Adds as many plain SRTP listeners over REST and reads it once more.
+
+Prints one JSON object (KiB per member for each kind, and the raw RSS figures). Memory figures,
+not speed: RSS moves with the allocator, so quote the marginal over many members, not one.
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "clients"))
+
+from aiortc_cluster import Member, wait_until  # noqa: E402
+from aiortc_hybrid import api  # noqa: E402
+
+KEY = "member-memory-bench-key-0123456789abcdef"
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def settle_rss(pid, seconds):
+    """The RSS after `seconds`, once it stopped moving (sampled every 0.5 s)."""
+    await asyncio.sleep(seconds)
+    last = rss_kib(pid)
+    for _ in range(10):
+        await asyncio.sleep(0.5)
+        now = rss_kib(pid)
+        if abs(now - last) < 64:
+            return now
+        last = now
+    return last
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary")
+    ap.add_argument("--members", type=int, default=50)
+    ap.add_argument("--settle", type=float, default=12.0, help="seconds after the handshakes")
+    args = ap.parse_args()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    state = tempfile.mkdtemp(prefix="sluice-mem-")
+    server = subprocess.Popen(
+        [args.binary, "serve", "--http", f"127.0.0.1:{port}", "--udp-port", "0", "--workers", "1",
+         "--api-key", KEY, "--state-dir", state],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    members, runners, speaker = [], [], None
+    out = {"members": args.members}
+    try:
+        await wait_until(lambda: _up(base), 20)
+        room = "memory"
+        api(base, KEY, "POST", "/v1/rooms", {"name": room, "mode": "sfu", "max_participants": 2 * args.members + 10})
+        speaker = Member(base, KEY, room, "speaker", 440)
+        runners.append(asyncio.ensure_future(speaker.run()))
+        assert await wait_until(lambda: speaker.welcomes, 20), "the speaker connects"
+        await asyncio.sleep(2.0)
+        before = await settle_rss(server.pid, 1.0)
+        for i in range(args.members):
+            m = Member(base, KEY, room, f"listener{i}", None, role="listener")
+            members.append(m)
+            runners.append(asyncio.ensure_future(m.run()))
+        heard = await wait_until(lambda: all(m.hears([speaker.id]) for m in members), 120)
+        out["all_hear_the_speaker"] = heard
+        after = await settle_rss(server.pid, args.settle)
+        out["webrtc_kib_per_member"] = round((after - before) / args.members, 1)
+        plain = []
+        for i in range(args.members):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            plain.append(sock)
+            api(base, KEY, "POST", f"/v1/rooms/{room}/plain", {
+                "name": f"plain{i}", "role": "listener", "remote": f"127.0.0.1:{sock.getsockname()[1]}",
+                "srtp": {"profile": "aes128gcm", "key": base64.b64encode(secrets.token_bytes(28)).decode()}})
+        with_plain = await settle_rss(server.pid, 2.0)
+        out["plain_kib_per_member"] = round((with_plain - after) / args.members, 1)
+        out["rss_kib"] = {"baseline": before, "webrtc": after, "plain": with_plain}
+        for s in plain:
+            s.close()
+    finally:
+        for m in [*members, speaker]:
+            m.done = True
+        for m in [*members, speaker]:
+            if m.ws:
+                try:
+                    await m.ws.close()
+                except Exception:
+                    pass
+        for r in runners:
+            r.cancel()
+        for m in [*members, speaker]:
+            if m.pc:
+                try:
+                    await asyncio.wait_for(m.pc.close(), 2)
+                except Exception:
+                    pass
+        server.terminate()
+        server.wait(10)
+    print(json.dumps(out))
+
+
+def _up(base):
+    import requests
+
+    try:
+        return requests.get(base + "/healthz", timeout=1).ok
+    except Exception:
+        return False
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -90,11 +90,11 @@ pub struct BenchArgs {
     /// Rooms.
     #[arg(long, default_value_t = 1)]
     pub rooms: usize,
-    /// Publishers per room.
-    #[arg(long, default_value_t = 1)]
+    /// Publishers per room (`--speakers`).
+    #[arg(long, alias = "speakers", default_value_t = 1)]
     pub publishers: usize,
-    /// Subscribers per room.
-    #[arg(long, default_value_t = 50)]
+    /// Subscribers per room (`--listeners`).
+    #[arg(long, alias = "listeners", default_value_t = 50)]
     pub subscribers: usize,
     /// Packets per second per publisher (Opus sends 50).
     #[arg(long, default_value_t = 50)]
@@ -135,7 +135,11 @@ pub struct BenchArgs {
     /// Search for the highest rate sustained with loss within --max-loss.
     #[arg(long)]
     pub max: bool,
-    /// Loss budget for --max.
+    /// Search for the most subscribers per room sustained at --rate with loss within --max-loss,
+    /// starting from --subscribers (each trial builds the rooms afresh).
+    #[arg(long, alias = "max-listeners", conflicts_with = "max")]
+    pub max_subscribers: bool,
+    /// Loss budget for --max and --max-subscribers.
     #[arg(long, default_value_t = 0.001)]
     pub max_loss: f64,
     /// For --max: a trial whose p99 one-way latency exceeds this (milliseconds) is not sustained
@@ -153,6 +157,15 @@ pub struct BenchArgs {
 /// Runs `sluice bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     validate(&args)?;
+    if args.max_subscribers {
+        let report = search_max_subscribers(&args)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            report.print_table();
+        }
+        return Ok(());
+    }
     let mut bed = setup::TestBed::build(&args).context("setting up the bench")?;
     let report = if args.max {
         search_max(&args, &mut bed)?
@@ -236,6 +249,65 @@ fn search_max(args: &BenchArgs, bed: &mut setup::TestBed) -> anyhow::Result<Repo
     // Confirm the best rate over the full duration.
     let confirmed = run_trial(args, bed, best.rate, args.duration, progress)?;
     Ok(if sustained(args, &confirmed) {
+        confirmed
+    } else {
+        best
+    })
+}
+
+/// Finds the most subscribers per room whose trial at `--rate` is sustained: doubling from
+/// `--subscribers`, then bisection; each trial on a test bed of its own.
+fn search_max_subscribers(args: &BenchArgs) -> anyhow::Result<Report> {
+    let mut lo: Option<Report> = None;
+    let mut hi: Option<usize> = None;
+    let mut n = args.subscribers.max(1);
+    for _ in 0..24 {
+        let trial = BenchArgs {
+            subscribers: n,
+            ..args.clone()
+        };
+        let mut bed = setup::TestBed::build(&trial).context("setting up the bench")?;
+        let r = run_trial(&trial, &mut bed, args.rate, args.trial, false);
+        bed.shutdown();
+        let r = r?;
+        if !args.json {
+            eprintln!(
+                "  {:>6} subscribers per room: egress {:>10.0} pps, loss {:.5}, p99 {:>8.0} us",
+                n, r.egress_pps, r.loss_ratio, r.latency_us.p99
+            );
+        }
+        if sustained(&trial, &r) {
+            lo = Some(r);
+        } else {
+            hi = Some(n);
+        }
+        let good = lo.as_ref().map_or(0, |r| r.subscribers);
+        n = match hi {
+            None => n.saturating_mul(2),
+            Some(h) if h <= good + good / 50 + 1 => break,
+            Some(h) => (good + h) / 2,
+        };
+        if n == 0 || n > 200_000 {
+            break;
+        }
+    }
+    let Some(best) = lo else {
+        bail!(
+            "even {} subscribers per room lost more than {}",
+            args.subscribers,
+            args.max_loss
+        );
+    };
+    // Confirm over the full duration.
+    let confirm = BenchArgs {
+        subscribers: best.subscribers,
+        ..args.clone()
+    };
+    let mut bed = setup::TestBed::build(&confirm).context("setting up the bench")?;
+    let confirmed = run_trial(&confirm, &mut bed, args.rate, args.duration, !args.json);
+    bed.shutdown();
+    let confirmed = confirmed?;
+    Ok(if sustained(&confirm, &confirmed) {
         confirmed
     } else {
         best

@@ -266,3 +266,56 @@ fn a_core_killed_gives_the_room_a_new_core_that_the_other_edge_links_to() {
     assert_ne!(after["node"], "n51", "{out}");
     assert_eq!(after["epoch"], 2, "a new core, the next epoch: {out}");
 }
+
+#[test]
+fn an_empty_core_keeps_a_room_its_edges_serve_and_closes_it_once_they_let_go() {
+    let redis = RedisServer::start();
+    let servers = three_nodes(&redis);
+    let http = reqwest::blocking::Client::new();
+    let room = "held";
+    let made = http
+        .post(servers[0].url("/v1/rooms"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"name": room, "mode": "sfu", "cascade": "nearest", "empty_timeout_s": 1}))
+        .send()
+        .expect("POST /v1/rooms");
+    assert_eq!(made.status(), 201);
+    // The core (eu) has a plain listener, which never connects to signaling: by itself the room
+    // would close after its empty timeout. The us edge serves another.
+    let _core_ear = plain::add_listeners(&servers[0].base, KEY, room, "eu-plain", 1);
+    let edge_ear = plain::add_listeners(&servers[1].base, KEY, room, "us-plain", 1);
+    let status = |s: &Server| {
+        http.get(s.url(&format!("/v1/rooms/{room}")))
+            .bearer_auth(KEY)
+            .send()
+            .expect("GET room")
+            .status()
+    };
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(
+        status(&servers[2]),
+        200,
+        "the core keeps the room while an edge serves it"
+    );
+    let kicked = http
+        .delete(servers[2].url(&format!("/v1/rooms/{room}/participants/{}", edge_ear[0].id)))
+        .bearer_auth(KEY)
+        .send()
+        .expect("DELETE participant");
+    assert_eq!(kicked.status(), 204);
+    // The edge lets go of its leg at its next refresh and tells the core, which then finds the
+    // room empty and closes it after the timeout.
+    let t = std::time::Instant::now();
+    while status(&servers[2]) != 404 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(15),
+            "the room closes once no edge serves it"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    println!(
+        "an empty core closed the room {:.1} s after its edge let go",
+        t.elapsed().as_secs_f64()
+    );
+    drop(servers);
+}

@@ -86,6 +86,13 @@ pub enum RoomAction {
         /// The streams the edge sends on it.
         ssrcs: Vec<u32>,
     },
+    /// An edge of `room` serves nobody there any more: its core drops their leg.
+    Unlink {
+        /// The room.
+        room: String,
+        /// The edge node.
+        edge: String,
+    },
 }
 
 impl ControlMsg {

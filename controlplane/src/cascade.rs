@@ -156,6 +156,22 @@ impl AppState {
         Ok(())
     }
 
+    /// As the core of `room`: drops the leg to `edge` (gone, or serving nobody there any more).
+    pub(crate) async fn close_leg(&self, room: &str, edge: &str) {
+        let (Some(c), Some(media)) = (self.cluster_rooms.as_deref(), self.media.as_ref()) else {
+            return;
+        };
+        let leg = c
+            .legs
+            .lock()
+            .to_edges
+            .remove(&(room.to_string(), edge.to_string()));
+        if let Some(transport) = leg {
+            media.remove_leg(transport);
+        }
+        let _ = c.store.delete_leg(room, edge).await;
+    }
+
     /// As an edge of `room`, whose core is `owner`: links to it unless already linked at that
     /// epoch (then nothing happens).
     pub(crate) async fn link_to_core(&self, room: &str, owner: &Ownership) -> Result<(), ApiError> {
@@ -252,10 +268,8 @@ impl AppState {
             .filter(|((room, edge), _)| !live(edge) || c.serves(room).is_none())
             .map(|(k, &t)| (k.clone(), t))
             .collect();
-        for ((room, edge), transport) in gone {
-            c.legs.lock().to_edges.remove(&(room.clone(), edge.clone()));
-            media.remove_leg(transport);
-            let _ = c.store.delete_leg(&room, &edge).await;
+        for ((room, edge), _) in gone {
+            self.close_leg(&room, &edge).await;
             tracing::info!(%room, %edge, "relay leg to an edge dropped: the edge is gone");
         }
         // As an edge: follow the core; a room with nobody here any more lets go of its leg.
@@ -267,10 +281,22 @@ impl AppState {
                         .any(|p| p.node.as_deref() == Some(me.as_str()))
                 })
             {
-                let mut legs = c.legs.lock();
-                legs.edge_of.remove(&room);
-                if let Some(l) = legs.to_core.remove(&room) {
+                let link = {
+                    let mut legs = c.legs.lock();
+                    legs.edge_of.remove(&room);
+                    legs.to_core.remove(&room)
+                };
+                if let Some(l) = link {
                     media.remove_leg(l.transport);
+                    tracing::info!(%room, core = %l.core, "nobody here any more: the leg to the room's core let go");
+                    // The core drops its end (best effort: else it does when this node goes).
+                    let unlink = RoomAction::Unlink {
+                        room: room.clone(),
+                        edge: me.clone(),
+                    };
+                    if let Err(e) = self.calls.ask(&c.store, &me, &l.core, unlink).await {
+                        tracing::debug!(%room, error = %e.message, "the core did not take the unlink");
+                    }
                 }
                 continue;
             }

@@ -43,6 +43,11 @@ impl LegTable {
         self.lock().edge_of.iter().cloned().collect()
     }
 
+    /// Whether this node, as the core of `room`, has a leg to an edge.
+    pub fn has_edges(&self, room: &str) -> bool {
+        self.lock().to_edges.keys().any(|(r, _)| r == room)
+    }
+
     /// Whether this node is an edge of `room`.
     pub fn is_edge_of(&self, room: &str) -> bool {
         self.lock().edge_of.contains(room)

@@ -627,7 +627,8 @@ impl AppState {
             RoomAction::Kick { room, .. }
             | RoomAction::Mute { room, .. }
             | RoomAction::Delete { room }
-            | RoomAction::Link { room, .. } => room.clone(),
+            | RoomAction::Link { room, .. }
+            | RoomAction::Unlink { room, .. } => room.clone(),
         };
 
         let holder = match self.member_holder(&action, forwarded).await? {
@@ -667,6 +668,10 @@ impl AppState {
                 addr,
                 ssrcs,
             } => self.open_leg(&room, &edge, epoch, &addr, ssrcs).await,
+            RoomAction::Unlink { room, edge } => {
+                self.close_leg(&room, &edge).await;
+                Ok(())
+            }
         }
     }
 

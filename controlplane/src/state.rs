@@ -348,18 +348,45 @@ impl AppState {
         let rooms = self.rooms().empty_timeouts();
         empty_since.retain(|name, _| rooms.iter().any(|(n, _)| n == name));
         for (name, timeout) in rooms {
-            if self.hub.connected(&name) > 0 || timeout == 0 {
+            if self.hub.connected(&name) > 0 || timeout == 0 || self.cascade_holds(&name) {
                 empty_since.remove(&name);
                 continue;
             }
             let since = *empty_since.entry(name.clone()).or_insert(now.instant);
             if now.instant.duration_since(since) >= Duration::from_secs(timeout.into()) {
                 empty_since.remove(&name);
-                if self.close_room(&name, "empty").is_ok() {
+                if self.owned_elsewhere(&name) {
+                    // An edge's copy of a room whose core lives on: only this node lets it go.
+                    self.let_go(&name);
+                } else if self.close_room(&name, "empty").is_ok() {
                     tracing::info!(room = %name, timeout_s = timeout, "empty room closed");
                 }
             }
         }
+    }
+
+    /// Whether a cascaded room must stay although nobody is connected here: as its core while an
+    /// edge has a leg to it, as an edge while it serves members (docs/cascade.md).
+    fn cascade_holds(&self, room: &str) -> bool {
+        self.cluster_rooms
+            .as_deref()
+            .is_some_and(|c| c.legs.has_edges(room) || c.legs.is_edge_of(room))
+    }
+
+    /// In a cluster, whether this node holds a copy of `room` that it does not own (an edge's).
+    fn owned_elsewhere(&self, room: &str) -> bool {
+        self.cluster_rooms
+            .as_deref()
+            .is_some_and(|c| c.serves(room).is_none())
+    }
+
+    /// Forgets this node's copy of a room another node owns: no webhook, nothing in the store.
+    fn let_go(&self, room: &str) {
+        if let Some(m) = &self.media {
+            m.remove_room(room);
+        }
+        let _ = self.rooms().delete(room);
+        tracing::info!(%room, "an edge's copy of a room let go: nobody here any more");
     }
 
     /// The rooms, locked.

@@ -29,7 +29,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "clients"))
 
-from aiortc_cluster import Member, wait_until  # noqa: E402
+from aiortc_cluster import Member, close_all, wait_until  # noqa: E402
 from aiortc_hybrid import api  # noqa: E402
 
 KEY = "member-memory-bench-key-0123456789abcdef"
@@ -108,22 +108,7 @@ async def main():
         for s in plain:
             s.close()
     finally:
-        for m in [*members, speaker]:
-            m.done = True
-        for m in [*members, speaker]:
-            if m.ws:
-                try:
-                    await m.ws.close()
-                except Exception:
-                    pass
-        for r in runners:
-            r.cancel()
-        for m in [*members, speaker]:
-            if m.pc:
-                try:
-                    await asyncio.wait_for(m.pc.close(), 2)
-                except Exception:
-                    pass
+        await close_all([m for m in [*members, speaker] if m], runners)
         server.terminate()
         server.wait(10)
     print(json.dumps(out))

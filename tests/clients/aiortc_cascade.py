@@ -34,7 +34,7 @@ import time
 
 import aioice.ice
 
-from aiortc_cluster import Member, wait_until
+from aiortc_cluster import Member, close_all, wait_until
 from aiortc_hybrid import api
 
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
@@ -161,21 +161,7 @@ async def main():
         out["errors"] = {m.id: m.errors for m in members if m.errors}
         out["redirects"] = {m.id: m.redirects for m in members}
     finally:
-        for m in members:
-            m.done = True
-            if m.ws:
-                try:
-                    await m.ws.close()
-                except Exception:
-                    pass
-        for r in runners:
-            r.cancel()
-        for m in members:
-            if m.pc:
-                try:
-                    await asyncio.wait_for(m.pc.close(), 2)
-                except Exception:
-                    pass
+        await close_all(members, runners)
     print(json.dumps(out))
 
 

@@ -222,6 +222,25 @@ class Member:
         return max(max(self.silence.get(o, 0.0), now - max(self.last.get(o, self.watch), self.watch)) for o in others)
 
 
+async def close_all(members, runners):
+    """Ends every member: its socket closed, the runners cancelled, its connection closed."""
+    for m in members:
+        m.done = True
+        if m.ws:
+            try:
+                await m.ws.close()
+            except Exception:
+                pass
+    for r in runners:
+        r.cancel()
+    for m in members:
+        if m.pc:
+            try:
+                await asyncio.wait_for(m.pc.close(), 2)
+            except Exception:
+                pass
+
+
 async def close_later(pc, after):
     await asyncio.sleep(after)
     await pc.close()

@@ -3,6 +3,8 @@ signaling) and plain SRTP transports against a real `sluice serve`, measured fro
 
 Usage (from the repository root, with the test venv that scripts/test makes):
     .venv/bin/python benches/member_memory.py target/release/sluice [--members 50]
+    .venv/bin/python benches/member_memory.py "heaptrack -o /tmp/ht/sluice target/release/sluice"
+(a wrapper is fine: the RSS read, and the SIGTERM at the end, are the sluice process's).
 
 1. Starts `sluice serve` (one worker, loopback) and one speaker, so everything made once (the
    DTLS certificate, worker buffers, the runtime's threads) exists before the baseline.
@@ -20,6 +22,7 @@ import base64
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -41,6 +44,35 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmRSS")
+
+
+def sluice_pid(proc):
+    """The server's pid: `proc`'s, or that of its descendant named sluice when `proc` is a wrapper
+    (heaptrack, say: `benches/member_memory.py "heaptrack sluice"`)."""
+    pids = {proc.pid}
+    for _ in range(50):
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{d}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            if int(fields[1]) in pids:
+                pids.add(int(d))
+                if comm.startswith("sluice"):
+                    return int(d)
+        try:
+            with open(f"/proc/{proc.pid}/comm") as f:
+                if f.read().strip().startswith("sluice"):
+                    return proc.pid
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return proc.pid
 
 
 def free_port():
@@ -72,10 +104,11 @@ async def main():
     base = f"http://127.0.0.1:{port}"
     state = tempfile.mkdtemp(prefix="sluice-mem-")
     server = subprocess.Popen(
-        [args.binary, "serve", "--http", f"127.0.0.1:{port}", "--udp-port", "0", "--workers", "1",
+        [*args.binary.split(), "serve", "--http", f"127.0.0.1:{port}", "--udp-port", "0", "--workers", "1",
          "--api-key", KEY, "--state-dir", state],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     members, runners, speaker = [], [], None
+    pid = sluice_pid(server)
     out = {"members": args.members}
     try:
         await wait_until(lambda: _up(base), 20)
@@ -85,14 +118,14 @@ async def main():
         runners.append(asyncio.ensure_future(speaker.run()))
         assert await wait_until(lambda: speaker.welcomes, 20), "the speaker connects"
         await asyncio.sleep(2.0)
-        before = await settle_rss(server.pid, 1.0)
+        before = await settle_rss(pid, 1.0)
         for i in range(args.members):
             m = Member(base, KEY, room, f"listener{i}", None, role="listener")
             members.append(m)
             runners.append(asyncio.ensure_future(m.run()))
         heard = await wait_until(lambda: all(m.hears([speaker.id]) for m in members), 120)
         out["all_hear_the_speaker"] = heard
-        after = await settle_rss(server.pid, args.settle)
+        after = await settle_rss(pid, args.settle)
         out["webrtc_kib_per_member"] = round((after - before) / args.members, 1)
         plain = []
         for i in range(args.members):
@@ -102,15 +135,15 @@ async def main():
             api(base, KEY, "POST", f"/v1/rooms/{room}/plain", {
                 "name": f"plain{i}", "role": "listener", "remote": f"127.0.0.1:{sock.getsockname()[1]}",
                 "srtp": {"profile": "aes128gcm", "key": base64.b64encode(secrets.token_bytes(28)).decode()}})
-        with_plain = await settle_rss(server.pid, 2.0)
+        with_plain = await settle_rss(pid, 2.0)
         out["plain_kib_per_member"] = round((with_plain - after) / args.members, 1)
         out["rss_kib"] = {"baseline": before, "webrtc": after, "plain": with_plain}
         for s in plain:
             s.close()
     finally:
         await close_all([m for m in [*members, speaker] if m], runners)
-        server.terminate()
-        server.wait(10)
+        os.kill(pid, signal.SIGTERM)
+        server.wait(60)
     print(json.dumps(out))
 
 

@@ -115,12 +115,7 @@ impl AppState {
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let (core_keys, core_key) = mint_key()?;
         let (edge_keys, edge_key) = mint_key()?;
-        let old = c
-            .legs
-            .lock()
-            .to_edges
-            .remove(&(room.to_string(), edge.to_string()));
-        if let Some(old) = old {
+        if let Some(old) = c.legs.take_edge(room, edge) {
             media.remove_leg(old);
         }
         media
@@ -161,12 +156,7 @@ impl AppState {
         let (Some(c), Some(media)) = (self.cluster_rooms.as_deref(), self.media.as_ref()) else {
             return;
         };
-        let leg = c
-            .legs
-            .lock()
-            .to_edges
-            .remove(&(room.to_string(), edge.to_string()));
-        if let Some(transport) = leg {
+        if let Some(transport) = c.legs.take_edge(room, edge) {
             media.remove_leg(transport);
         }
         let _ = c.store.delete_leg(room, edge).await;

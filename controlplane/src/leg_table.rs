@@ -43,6 +43,13 @@ impl LegTable {
         self.lock().edge_of.iter().cloned().collect()
     }
 
+    /// As the core of `room`: takes its leg to `edge` out of the table.
+    pub(crate) fn take_edge(&self, room: &str, edge: &str) -> Option<TransportId> {
+        self.lock()
+            .to_edges
+            .remove(&(room.to_string(), edge.to_string()))
+    }
+
     /// Whether this node, as the core of `room`, has a leg to an edge.
     pub fn has_edges(&self, room: &str) -> bool {
         self.lock().to_edges.keys().any(|(r, _)| r == room)

@@ -274,10 +274,10 @@ impl AppState {
         self.route(room, Some(participant)).await
     }
 
-    /// The room, where this node may attach media to it (a plain transport): on a single node
-    /// always; in a cluster only on the room's owner, which this node becomes if the room has no
-    /// live owner and placement picks it (else 409 `wrong_node`, naming the node to ask).
-    pub async fn serve_here(&self, room: &str) -> Result<Room, ApiError> {
+    /// Serves `room` here (a core asked for a leg before any member of its own connected): on a
+    /// single node always; in a cluster only as its owner, which this node becomes if the room has
+    /// no live owner and placement picks it (else 409 `wrong_node`, naming the node to ask).
+    pub(crate) async fn serve_here(&self, room: &str) -> Result<Room, ApiError> {
         if let Route::Elsewhere(url) = self.route(room, None).await? {
             return Err(wrong_node(room, &url));
         }

@@ -223,18 +223,13 @@ fn search_max(args: &BenchArgs, bed: &mut setup::TestBed) -> anyhow::Result<Repo
         } else {
             hi = Some(rate);
         }
-        let good = lo.as_ref().map_or(0, |r| r.rate);
-        rate = match hi {
-            None => rate.saturating_mul(2),
-            Some(h) => {
-                if h <= good + good / 50 + 1 {
-                    break;
-                }
-                (good + h) / 2
-            }
-        };
-        if rate == 0 || rate > 10_000_000 {
-            break;
+        match next_probe(
+            u64::from(rate),
+            lo.as_ref().map_or(0, |r| u64::from(r.rate)),
+            hi.map(u64::from),
+        ) {
+            Some(next) if next <= 10_000_000 => rate = next as u32,
+            _ => break,
         }
         // Let queues drain and slots settle between trials.
         std::thread::sleep(Duration::from_millis(300));
@@ -281,14 +276,13 @@ fn search_max_subscribers(args: &BenchArgs) -> anyhow::Result<Report> {
         } else {
             hi = Some(n);
         }
-        let good = lo.as_ref().map_or(0, |r| r.subscribers);
-        n = match hi {
-            None => n.saturating_mul(2),
-            Some(h) if h <= good + good / 50 + 1 => break,
-            Some(h) => (good + h) / 2,
-        };
-        if n == 0 || n > 200_000 {
-            break;
+        match next_probe(
+            n as u64,
+            lo.as_ref().map_or(0, |r| r.subscribers as u64),
+            hi.map(|h| h as u64),
+        ) {
+            Some(next) if next <= 200_000 => n = next as usize,
+            _ => break,
         }
     }
     let Some(best) = lo else {
@@ -312,6 +306,18 @@ fn search_max_subscribers(args: &BenchArgs) -> anyhow::Result<Report> {
     } else {
         best
     })
+}
+
+/// The next value a `--max` search tries after `current`, with `good` the best sustained so far
+/// and `bad` the lowest that was not: double until something fails, then bisect; `None` once the
+/// bracket is within 2 % (or nothing is left to try).
+fn next_probe(current: u64, good: u64, bad: Option<u64>) -> Option<u64> {
+    let next = match bad {
+        None => current.saturating_mul(2),
+        Some(h) if h <= good + good / 50 + 1 => return None,
+        Some(h) => (good + h) / 2,
+    };
+    (next > 0).then_some(next)
 }
 
 /// A trial is sustained when loss stays within budget, the dataplane takes in what was offered
@@ -379,4 +385,22 @@ fn run_trial(
         &gen,
         &sink_totals,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_probe;
+
+    #[test]
+    fn a_search_doubles_until_a_trial_fails_then_bisects_to_within_two_percent() {
+        assert_eq!(next_probe(50, 50, None), Some(100));
+        assert_eq!(next_probe(800, 400, Some(800)), Some(600));
+        assert_eq!(next_probe(600, 600, Some(800)), Some(700));
+        assert_eq!(next_probe(444, 444, Some(452)), None, "within 2 %");
+        assert_eq!(
+            next_probe(1, 0, Some(1)),
+            None,
+            "nothing sustained, nothing left"
+        );
+    }
 }

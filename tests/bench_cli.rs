@@ -91,3 +91,55 @@ fn bench_rejects_bad_options_with_a_clear_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown SRTP profile"));
 }
+
+#[test]
+fn the_relay_shape_carries_each_speaker_once_across_the_leg_whatever_the_listeners() {
+    let mut legs = Vec::new();
+    for listeners in ["20", "60"] {
+        let r = bench_json(&[
+            "--relay",
+            "--speakers",
+            "2",
+            "--listeners",
+            listeners,
+            "--rate",
+            "100",
+            "--duration",
+            "1s",
+        ]);
+        let n: f64 = listeners.parse().unwrap();
+        assert_eq!(r["verify_failures"], 0, "{r}");
+        assert!(r["verified"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["loss_ratio"].as_f64().unwrap() < 0.01, "{r}");
+        // Every listener on the edge hears both speakers, who publish on the core.
+        let egress = r["egress_pps"].as_f64().unwrap();
+        assert!(
+            (egress - n * 200.0).abs() < n * 200.0 * 0.1,
+            "edge egress is listeners × speakers × rate: {r}"
+        );
+        let leg = r["relay"]["leg_pps"].as_f64().unwrap();
+        // Two speakers at 100 pps, plus a sender report per stream each second.
+        assert!(
+            (190.0..=220.0).contains(&leg),
+            "leg carries 2 × 100 pps: {r}"
+        );
+        legs.push(leg);
+        let hop = &r["second_hop"];
+        for key in [
+            "added_p50_us",
+            "added_p99_us",
+            "added_ns_per_relayed_packet",
+        ] {
+            assert!(hop[key].as_f64().is_some(), "missing second_hop.{key}: {r}");
+        }
+        assert!(
+            hop["one_hop_latency_us"]["p50"].as_f64().unwrap() > 0.0,
+            "{r}"
+        );
+        assert!(r["latency_us"]["p50"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert!(
+        (legs[0] - legs[1]).abs() < 15.0,
+        "the leg's rate does not grow with the listeners: {legs:?}"
+    );
+}

@@ -21,6 +21,7 @@ use sluice_dataplane::io::BackendChoice;
 use sluice_dataplane::srtp::{SrtpEngine, SrtpProfile};
 
 pub use report::Report;
+use report::SecondHop;
 
 /// SRTP choice on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +133,12 @@ pub struct BenchArgs {
     /// Spread each room's members over all workers (exercises the cross-worker rings).
     #[arg(long)]
     pub spread: bool,
+    /// The relay shape of a cascade (docs/cascade.md): publishers on a core node, subscribers on an
+    /// edge node (two dataplanes of --workers each), one relay leg per room between them. Reports the
+    /// leg's packets/s and each node's CPU, then runs the same load on one node and reports what
+    /// the second hop adds (latency, CPU per relayed packet).
+    #[arg(long)]
+    pub relay: bool,
     /// Search for the highest rate sustained with loss within --max-loss.
     #[arg(long)]
     pub max: bool,
@@ -157,22 +164,21 @@ pub struct BenchArgs {
 /// Runs `sluice bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     validate(&args)?;
-    if args.max_subscribers {
-        let report = search_max_subscribers(&args)?;
-        if args.json {
-            println!("{}", serde_json::to_string(&report)?);
-        } else {
-            report.print_table();
-        }
-        return Ok(());
-    }
-    let mut bed = setup::TestBed::build(&args).context("setting up the bench")?;
-    let report = if args.max {
-        search_max(&args, &mut bed)?
+    let mut report = if args.max_subscribers {
+        search_max_subscribers(&args)?
     } else {
-        run_trial(&args, &mut bed, args.rate, args.duration, !args.json)?
+        let mut bed = setup::TestBed::build(&args).context("setting up the bench")?;
+        let report = if args.max {
+            search_max(&args, &mut bed)
+        } else {
+            run_trial(&args, &mut bed, args.rate, args.duration, !args.json)
+        };
+        bed.shutdown();
+        report?
     };
-    bed.shutdown();
+    if args.relay {
+        report.second_hop = SecondHop::compare(&report, &one_hop(&args, &report)?);
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -201,6 +207,22 @@ fn validate(args: &BenchArgs) -> anyhow::Result<()> {
         bail!("--max-loss must be in [0, 1)");
     }
     Ok(())
+}
+
+/// The load of `two_hops` (a `--relay` result) on one node: same rooms, members, rate and length.
+fn one_hop(args: &BenchArgs, two_hops: &Report) -> anyhow::Result<Report> {
+    let same = BenchArgs {
+        relay: false,
+        subscribers: two_hops.subscribers,
+        ..args.clone()
+    };
+    if !args.json {
+        eprintln!("  the same load on one node, for comparison");
+    }
+    let mut bed = setup::TestBed::build(&same).context("setting up the one-hop bench")?;
+    let report = run_trial(&same, &mut bed, two_hops.rate, args.duration, !args.json);
+    bed.shutdown();
+    report
 }
 
 /// Finds the highest per-publisher rate whose trial loses at most `max_loss`: doubling, then bisection.
@@ -351,8 +373,8 @@ fn run_trial(
             bar.set_position(started.elapsed().as_millis() as u64);
             bar.set_message(format!(
                 "egress {:.0} pps, ingress {:.0} pps",
-                (now.stats.packets_out - before.stats.packets_out) as f64 / secs,
-                (now.stats.packets_in - before.stats.packets_in) as f64 / secs,
+                (now.egress - before.egress) as f64 / secs,
+                (now.ingress - before.ingress) as f64 / secs,
             ));
         }
     }

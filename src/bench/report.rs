@@ -86,6 +86,70 @@ pub struct Report {
     pub relayed: u64,
     /// Dataplane drops by reason during the measurement.
     pub drops: serde_json::Map<String, serde_json::Value>,
+    /// The relay leg and each node's share, with `--relay`.
+    pub relay: Option<RelayFigures>,
+    /// What the second hop adds over the same load on one node, with `--relay`.
+    pub second_hop: Option<SecondHop>,
+}
+
+/// The relay leg of a `--relay` trial.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayFigures {
+    /// Datagrams per second the core sent the edge over the legs (its only egress).
+    pub leg_pps: f64,
+    /// CPU seconds of the core's workers.
+    pub core_cpu_s: f64,
+    /// CPU seconds of the edge's workers.
+    pub edge_cpu_s: f64,
+    /// Core CPU per datagram it sent on a leg (each publisher packet in, one copy out per edge).
+    pub core_ns_per_leg_packet: f64,
+    /// Edge CPU per datagram it sent its subscribers (the leg's packets in, the fan-out).
+    pub edge_ns_per_egress_packet: f64,
+}
+
+/// A `--relay` trial against the same load on one node, measured in the same run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecondHop {
+    /// One-way latency generator → SFU → subscriber on one node.
+    pub one_hop_latency_us: Latency,
+    /// Loss on one node.
+    pub one_hop_loss_ratio: f64,
+    /// Dataplane CPU per egress datagram on one node, nanoseconds.
+    pub one_hop_ns_per_egress_packet: f64,
+    /// Added median one-way latency of the second hop, microseconds.
+    pub added_p50_us: f64,
+    /// Added 99th-percentile one-way latency of the second hop, microseconds.
+    pub added_p99_us: f64,
+    /// Dataplane CPU of two hops minus one hop (per second of load), per relayed datagram, nanoseconds.
+    pub added_ns_per_relayed_packet: f64,
+}
+
+impl SecondHop {
+    /// Compares `two_hops` (a `--relay` trial) with `one_hop` (the same load on one node).
+    pub fn compare(two_hops: &Report, one_hop: &Report) -> Option<Self> {
+        let leg_pps = two_hops.relay.as_ref()?.leg_pps;
+        let cpu_rate = |r: &Report| r.dataplane_cpu_s / r.duration_s.max(1e-9);
+        Some(SecondHop {
+            one_hop_latency_us: one_hop.latency_us.clone(),
+            one_hop_loss_ratio: one_hop.loss_ratio,
+            one_hop_ns_per_egress_packet: one_hop.ns_per_egress_packet,
+            added_p50_us: two_hops.latency_us.p50 - one_hop.latency_us.p50,
+            added_p99_us: two_hops.latency_us.p99 - one_hop.latency_us.p99,
+            added_ns_per_relayed_packet: if leg_pps > 0.0 {
+                (cpu_rate(two_hops) - cpu_rate(one_hop)) * 1e9 / leg_pps
+            } else {
+                0.0
+            },
+        })
+    }
+}
+
+fn ns_per(cpu_s: f64, packets: u64) -> f64 {
+    if packets == 0 {
+        0.0
+    } else {
+        cpu_s * 1e9 / packets as f64
+    }
 }
 
 impl Report {
@@ -102,8 +166,8 @@ impl Report {
         sink: &SinkTotals,
     ) -> Self {
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let egress = after.stats.packets_out - before.stats.packets_out;
-        let ingress = after.stats.packets_in - before.stats.packets_in;
+        let egress = after.egress - before.egress;
+        let ingress = after.ingress - before.ingress;
         let cpu = after.cpu.saturating_sub(before.cpu).as_secs_f64();
         let expected = gen.sent * args.subscribers as u64;
         let loss = if expected == 0 {
@@ -128,11 +192,7 @@ impl Report {
                 max: sink.latency_ns.max() as f64 / 1000.0,
             },
             dataplane_cpu_s: cpu,
-            ns_per_egress_packet: if egress == 0 {
-                0.0
-            } else {
-                cpu * 1e9 / egress as f64
-            },
+            ns_per_egress_packet: ns_per(cpu, egress),
             backend: bed.backend.to_string(),
             srtp: args.srtp.to_string(),
             srtp_engine: match args.srtp_engine {
@@ -154,12 +214,28 @@ impl Report {
             sink_cpu_s: sink.cpu.as_secs_f64(),
             relayed: after.stats.relayed_out - before.stats.relayed_out,
             drops,
+            relay: match (&before.leg, &after.leg) {
+                (Some(b), Some(a)) => {
+                    let packets = a.packets - b.packets;
+                    let core = a.core_cpu.saturating_sub(b.core_cpu).as_secs_f64();
+                    let edge = a.edge_cpu.saturating_sub(b.edge_cpu).as_secs_f64();
+                    Some(RelayFigures {
+                        leg_pps: packets as f64 / secs,
+                        core_cpu_s: core,
+                        edge_cpu_s: edge,
+                        core_ns_per_leg_packet: ns_per(core, packets),
+                        edge_ns_per_egress_packet: ns_per(edge, egress),
+                    })
+                }
+                _ => None,
+            },
+            second_hop: None,
         }
     }
 
     /// Prints the human-readable table.
     pub fn print_table(&self) {
-        let rows: Vec<(&str, String)> = vec![
+        let mut rows: Vec<(&str, String)> = vec![
             (
                 "backend / srtp",
                 format!("{} / {} ({})", self.backend, self.srtp, self.srtp_engine),
@@ -210,6 +286,38 @@ impl Report {
                 format!("{} ok, {} failed", self.verified, self.verify_failures),
             ),
         ];
+        if let Some(r) = &self.relay {
+            rows.push(("relay leg (core → edge)", format!("{:.0} pps", r.leg_pps)));
+            rows.push((
+                "core / edge CPU",
+                format!(
+                    "{:.2} s ({:.0} ns per leg packet) / {:.2} s ({:.0} ns per egress packet)",
+                    r.core_cpu_s,
+                    r.core_ns_per_leg_packet,
+                    r.edge_cpu_s,
+                    r.edge_ns_per_egress_packet
+                ),
+            ));
+        }
+        if let Some(h) = &self.second_hop {
+            rows.push((
+                "one hop: p50 / p99, loss",
+                format!(
+                    "{:.0} / {:.0} us, {:.4} %",
+                    h.one_hop_latency_us.p50,
+                    h.one_hop_latency_us.p99,
+                    h.one_hop_loss_ratio * 100.0
+                ),
+            ));
+            rows.push((
+                "second hop adds p50 / p99",
+                format!("{:.0} / {:.0} us", h.added_p50_us, h.added_p99_us),
+            ));
+            rows.push((
+                "second hop adds CPU",
+                format!("{:.0} ns per relayed packet", h.added_ns_per_relayed_packet),
+            ));
+        }
         for (k, v) in rows {
             println!("{k:<30} {v}");
         }

@@ -1,6 +1,10 @@
 //! The bench's test bed: the in-process dataplane, one loopback socket and one plain transport per
 //! publisher and subscriber, random SRTP keys, and the load threads' state (kept across `--max` trials
 //! so SRTP sequence numbers and replay windows stay continuous).
+//!
+//! With `--relay` the bed is a cascade (docs/cascade.md): two dataplanes in this process, a *core*
+//! holding the publishers and an *edge* holding the subscribers, and per room one relay leg between
+//! them (plain SRTP on loopback, as between two `sluice serve` nodes), so every packet takes two hops.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::AtomicBool;
@@ -15,7 +19,9 @@ use sluice_dataplane::io::socket::bind_udp;
 use sluice_dataplane::io::{BackendKind, IoConfig};
 use sluice_dataplane::srtp::{SrtpKeys, SrtpProfile};
 use sluice_dataplane::stats::StatsSnapshot;
-use sluice_dataplane::topology::{Membership, TransportConfig, TransportKeys};
+use sluice_dataplane::topology::{
+    EgressFormat, Membership, RelayLeg, TransportConfig, TransportKeys,
+};
 use sluice_dataplane::{Dataplane, DataplaneConfig};
 
 use super::generator::{Generator, GeneratorTotals, Publisher};
@@ -25,15 +31,33 @@ use super::{BenchArgs, SrtpArg};
 /// Dataplane counters and CPU at one instant.
 #[derive(Debug, Clone, Copy)]
 pub struct Measurement {
-    /// Counters summed over workers.
+    /// Counters summed over workers (of both nodes, with `--relay`).
     pub stats: StatsSnapshot,
-    /// CPU time summed over workers.
+    /// Datagrams the publishers' node received.
+    pub ingress: u64,
+    /// Datagrams the subscribers' node sent.
+    pub egress: u64,
+    /// CPU time summed over workers (of both nodes, with `--relay`).
     pub cpu: Duration,
+    /// The relay leg, with `--relay`.
+    pub leg: Option<LegMeasurement>,
+}
+
+/// What the two nodes of a `--relay` bed did, at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct LegMeasurement {
+    /// Datagrams the core sent (all of them on the relay legs: it holds no subscribers).
+    pub packets: u64,
+    /// CPU time of the core's workers.
+    pub core_cpu: Duration,
+    /// CPU time of the edge's workers.
+    pub edge_cpu: Duration,
 }
 
 /// Everything a bench run needs.
 pub struct TestBed {
-    dataplane: Option<Dataplane>,
+    /// The nodes: one, or with `--relay` the core (publishers) then the edge (subscribers).
+    nodes: Vec<Dataplane>,
     generator: Arc<Mutex<Generator>>,
     sinks: Vec<Arc<Mutex<Sink>>>,
     load_cores: Vec<usize>,
@@ -61,8 +85,101 @@ fn loopback_socket(rcvbuf: usize) -> anyhow::Result<UdpSocket> {
     Ok(bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)), &cfg, true)?)
 }
 
+/// Worker cores of each node: `--worker-cores` (taken in turn, core node first), or by default
+/// cores `0..` one per worker, leaving the last core to the load threads where the host has no
+/// spare one for each worker (on two cores, both nodes of a `--relay` bed share core 0).
+fn node_cores(args: &BenchArgs, nodes: usize, host_cores: usize) -> Vec<Vec<usize>> {
+    let total = nodes * args.workers;
+    let list: Vec<usize> = match &args.worker_cores {
+        Some(list) if !list.is_empty() => list.clone(),
+        _ if nodes == 1 => (0..total).map(|i| i % host_cores).collect(),
+        _ => {
+            let usable = if host_cores > total {
+                host_cores
+            } else {
+                (host_cores - 1).max(1)
+            };
+            (0..total).map(|i| i % usable).collect()
+        }
+    };
+    (0..nodes)
+        .map(|n| {
+            (0..args.workers)
+                .map(|w| list[(n * args.workers + w) % list.len()])
+                .collect()
+        })
+        .collect()
+}
+
+/// Fresh keys for both directions of a relay leg: the core's end and the edge's end.
+fn leg_keys(
+    rng: &mut impl RngCore,
+    profile: Option<SrtpProfile>,
+) -> anyhow::Result<(Option<TransportKeys>, Option<TransportKeys>)> {
+    let Some(p) = profile else {
+        return Ok((None, None));
+    };
+    let (down, up) = (random_keys(rng, p)?, random_keys(rng, p)?);
+    Ok((
+        Some(TransportKeys {
+            inbound: up.clone(),
+            outbound: down.clone(),
+        }),
+        Some(TransportKeys {
+            inbound: down,
+            outbound: up,
+        }),
+    ))
+}
+
+/// Adds one end of a relay leg of `room` on worker `worker` of `node`: it sends the room's
+/// speakers to `remote` on `slots` and takes what comes back on `inbound` (the other end's slots).
+fn add_leg_end(
+    node: &Dataplane,
+    (worker, room, id): (usize, u64, u64),
+    remote: SocketAddr,
+    keys: Option<TransportKeys>,
+    slots: &[u32],
+    inbound: &[u32],
+) -> anyhow::Result<()> {
+    let level = Some(super::generator::AUDIO_LEVEL_EXT);
+    node.add_transport(
+        worker,
+        TransportConfig {
+            id,
+            remote: Some(remote),
+            keys,
+            latch_ssrcs: Vec::new(),
+            audio_level_ext: level,
+            ice: None,
+            rtcp_remote: None,
+        },
+    )?;
+    node.join(
+        worker,
+        Membership {
+            room,
+            transport: id,
+            slot_ssrcs: slots.to_vec(),
+            // Unlike `sluice serve`'s legs, which write a fresh extension block holding the audio
+            // level alone, the bench's pass the publisher's block through: the send time the
+            // latency is taken from rides in it (the level the edge gates on keeps its id).
+            egress: EgressFormat {
+                payload_type: Some(111),
+                mid_ext: None,
+                audio_level_ext: None,
+            },
+            relay_leg: Some(RelayLeg {
+                inbound_ssrcs: inbound.to_vec(),
+            }),
+            ..Default::default()
+        },
+    )?;
+    Ok(())
+}
+
 impl TestBed {
-    /// Starts the dataplane and creates every room, member and socket.
+    /// Starts the dataplane (two, with `--relay`) and creates every room, member, leg and socket.
     pub fn build(args: &BenchArgs) -> anyhow::Result<Self> {
         // One socket per member: as many open files as the host allows.
         if let Err(e) = raise_open_file_limit() {
@@ -72,13 +189,11 @@ impl TestBed {
             .map(|v| v.len())
             .unwrap_or(1)
             .max(1);
-        let worker_cores = args
-            .worker_cores
-            .clone()
-            .unwrap_or_else(|| (0..args.workers).map(|i| i % host_cores).collect());
+        let node_count = if args.relay { 2 } else { 1 };
+        let cores = node_cores(args, node_count, host_cores);
         let load_cores = args.load_cores.clone().unwrap_or_else(|| {
             let free: Vec<usize> = (0..host_cores)
-                .filter(|c| !worker_cores.contains(c))
+                .filter(|c| !cores.iter().flatten().any(|w| w == c))
                 .collect();
             if free.is_empty() {
                 vec![host_cores - 1]
@@ -86,16 +201,22 @@ impl TestBed {
                 free
             }
         });
-        let dataplane = Dataplane::start(DataplaneConfig {
-            workers: args.workers,
-            cores: worker_cores,
-            base_port: 0,
-            backend: args.backend,
-            srtp_engine: args.srtp_engine,
-            io: IoConfig::default(),
-            ..DataplaneConfig::default()
-        })
-        .context("starting the dataplane")?;
+        let mut nodes = Vec::new();
+        for cores in cores {
+            nodes.push(
+                Dataplane::start(DataplaneConfig {
+                    workers: args.workers,
+                    cores,
+                    base_port: 0,
+                    backend: args.backend,
+                    srtp_engine: args.srtp_engine,
+                    io: IoConfig::default(),
+                    ..DataplaneConfig::default()
+                })
+                .context("starting the dataplane")?,
+            );
+        }
+        let (publishing, subscribing) = (&nodes[0], &nodes[nodes.len() - 1]);
 
         let profile = match args.srtp {
             SrtpArg::Profile(p) => Some(p),
@@ -107,14 +228,42 @@ impl TestBed {
         let mut subscribers = Vec::new();
         let members_per_room = args.publishers + args.subscribers;
         for room in 0..args.rooms as u64 {
+            if args.relay {
+                let worker = room as usize % args.workers;
+                let (core_keys, edge_keys) = leg_keys(&mut rng, profile)?;
+                let core_slots: Vec<u32> = (0..args.slots).map(|_| rng.random()).collect();
+                let edge_slots: Vec<u32> = (0..args.slots).map(|_| rng.random()).collect();
+                let (core_addr, edge_addr) = (
+                    publishing.worker_addr(worker).context("worker address")?,
+                    subscribing.worker_addr(worker).context("worker address")?,
+                );
+                add_leg_end(
+                    publishing,
+                    (worker, room, next_id),
+                    edge_addr,
+                    core_keys,
+                    &core_slots,
+                    &edge_slots,
+                )?;
+                add_leg_end(
+                    subscribing,
+                    (worker, room, next_id + 1),
+                    core_addr,
+                    edge_keys,
+                    &edge_slots,
+                    &core_slots,
+                )?;
+                next_id += 2;
+            }
             for m in 0..members_per_room {
                 let worker = if args.spread {
                     (room as usize + m) % args.workers
                 } else {
                     room as usize % args.workers
                 };
-                let server = dataplane.worker_addr(worker).context("worker address")?;
                 let is_pub = m < args.publishers;
+                let dataplane = if is_pub { publishing } else { subscribing };
+                let server = dataplane.worker_addr(worker).context("worker address")?;
                 let socket = loopback_socket(if is_pub { 1 << 20 } else { 4 << 20 })?;
                 let local = socket.local_addr()?;
                 let keys = match profile {
@@ -173,9 +322,11 @@ impl TestBed {
                 }
             }
         }
-        dataplane
-            .sync()
-            .context("waiting for the workers to apply the topology")?;
+        for dataplane in &nodes {
+            dataplane
+                .sync()
+                .context("waiting for the workers to apply the topology")?;
+        }
 
         let sink_threads = args.sink_threads.clamp(1, subscribers.len().max(1));
         let mut groups: Vec<Vec<Subscriber>> = (0..sink_threads).map(|_| Vec::new()).collect();
@@ -187,34 +338,41 @@ impl TestBed {
             .map(|g| Arc::new(Mutex::new(Sink::new(g, args.size))))
             .collect();
         Ok(Self {
-            backend: dataplane.backend(),
-            dataplane: Some(dataplane),
+            backend: nodes[0].backend(),
+            nodes,
             generator: Arc::new(Mutex::new(Generator::new(publishers, args.size))),
             sinks,
             load_cores,
         })
     }
 
-    fn dataplane(&self) -> &Dataplane {
-        self.dataplane
-            .as_ref()
-            .expect("dataplane runs until shutdown")
-    }
-
-    /// Number of dataplane workers.
+    /// Number of dataplane workers (per node).
     pub fn workers(&self) -> usize {
-        self.dataplane().workers()
+        self.nodes.first().map_or(0, Dataplane::workers)
     }
 
     /// Counters and CPU now.
     pub fn measure(&self) -> Measurement {
-        let dp = self.dataplane();
-        let cpu = (0..dp.workers())
-            .filter_map(|i| dp.worker_cpu_time(i))
-            .sum();
+        let cpu_of = |dp: &Dataplane| -> Duration {
+            (0..dp.workers())
+                .filter_map(|i| dp.worker_cpu_time(i))
+                .sum()
+        };
+        let mut stats = StatsSnapshot::default();
+        for dp in &self.nodes {
+            stats = stats.merged(&dp.total_stats());
+        }
+        let (first, last) = (&self.nodes[0], &self.nodes[self.nodes.len() - 1]);
         Measurement {
-            stats: dp.total_stats(),
-            cpu,
+            stats,
+            ingress: first.total_stats().packets_in,
+            egress: last.total_stats().packets_out,
+            cpu: self.nodes.iter().map(cpu_of).sum(),
+            leg: (self.nodes.len() > 1).then(|| LegMeasurement {
+                packets: first.total_stats().packets_out,
+                core_cpu: cpu_of(first),
+                edge_cpu: cpu_of(last),
+            }),
         }
     }
 
@@ -264,9 +422,9 @@ impl TestBed {
             })?)
     }
 
-    /// Stops the dataplane.
+    /// Stops the dataplane (both, with `--relay`).
     pub fn shutdown(&mut self) {
-        if let Some(dp) = self.dataplane.take() {
+        for dp in self.nodes.drain(..) {
             dp.shutdown();
         }
     }

@@ -187,6 +187,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let leaving = state.clone();
         let _registration = sluice_controlplane::cluster_link::spawn(state.clone());
         let _control = sluice_controlplane::cluster_link::spawn_control(state.clone());
+        let _roster = sluice_controlplane::roster_link::spawn(state.clone());
         let on_shutdown_hooks = state.webhooks.clone();
         // Room housekeeping: cooldowns back to P2P, empty rooms closing themselves.
         let keeper = state.clone();

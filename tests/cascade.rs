@@ -203,7 +203,23 @@ fn members_on_three_nodes_hear_every_speaker_and_only_the_speakers_cross_the_rel
         muted_pps < 5.0,
         "the us edge's leg to the core falls silent once its speaker is muted: {muted_pps}"
     );
+    assert_eq!(
+        out["rosters_complete"], true,
+        "every member's roster names the members of every node: {}",
+        out["rosters"]
+    );
+    assert!(
+        out["muted_told"]
+            .as_object()
+            .is_some_and(|told| told.values().all(|m| *m == Value::Bool(true))),
+        "every other member, on every node, sees the edge speaker muted: {}",
+        out["muted_told"]
+    );
     assert_eq!(out["kicked"], true, "the kicked edge member got bye: {out}");
+    assert_eq!(
+        out["kick_told"], true,
+        "every other member, on every node, sees the kicked member leave: {out}"
+    );
     let kicked = &out["kicked_id"];
     assert!(
         out["after_kick"]
@@ -237,6 +253,11 @@ fn failover(room: &str, kill: &str) -> Value {
         .collect();
     gaps.sort_by(f64::total_cmp);
     let (median, max) = (gaps[gaps.len() / 2], gaps[gaps.len() - 1]);
+    assert_eq!(
+        out["rosters_back"], true,
+        "after the failover every member's roster names every other member again: {}",
+        out["rosters_after"]
+    );
     println!("cascade, {kill} killed: every speaker back {median:.2} s after for the median member, {max:.2} s for the last ({gaps:?})");
     assert!(median <= 3.0, "median {median:.2} s > 3 s: {out}");
     assert!(max <= 5.0, "last {max:.2} s > 5 s: {out}");

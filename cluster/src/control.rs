@@ -22,6 +22,16 @@ pub enum ControlMsg {
         /// Where and under which id to answer.
         reply: ReplyTo,
     },
+    /// Who is connected to signaling in a cascaded room changed on the sending node `from` (or
+    /// on an edge whose change the core passes on): fire and forget, in order per sender.
+    Roster {
+        /// The room.
+        room: String,
+        /// The node that sent it.
+        from: String,
+        /// The change.
+        update: RosterUpdate,
+    },
     /// The answer to a `Room` message.
     Done {
         /// The `ReplyTo::id` it answers.
@@ -34,6 +44,62 @@ pub enum ControlMsg {
         /// The error message, if it failed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
+    },
+}
+
+/// A member connected to signaling on some node of a cascaded room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterPeer {
+    /// Participant id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Role (`speaker` or `listener`).
+    pub role: String,
+    /// Muted (by itself or the server).
+    pub muted: bool,
+    /// The node it is connected to.
+    pub node: String,
+}
+
+/// A change to a cascaded room's roster ([`ControlMsg::Roster`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RosterUpdate {
+    /// A member connected (or connected again) on `peer.node`.
+    Joined {
+        /// Who.
+        peer: RosterPeer,
+    },
+    /// A member of `node` left.
+    Left {
+        /// Its node.
+        node: String,
+        /// Its id.
+        id: String,
+    },
+    /// A member of `node` was muted or unmuted.
+    Muted {
+        /// Its node.
+        node: String,
+        /// Its id.
+        id: String,
+        /// Muted now or not.
+        muted: bool,
+    },
+    /// Everyone connected on `node` now: replaces what the receiver knew of that node (an edge
+    /// that just linked to its core; an edge that went, with nobody).
+    Node {
+        /// The node.
+        node: String,
+        /// Its members.
+        peers: Vec<RosterPeer>,
+    },
+    /// Everyone connected to the room on the other nodes, as its core sees them: replaces all the
+    /// receiver knew (sent to an edge when the core links it).
+    Full {
+        /// The members.
+        peers: Vec<RosterPeer>,
     },
 }
 

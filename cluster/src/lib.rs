@@ -31,7 +31,7 @@ pub mod room_docs;
 pub mod store;
 
 pub use cascade::CascadeMode;
-pub use control::{ControlMsg, ReplyTo, RoomAction};
+pub use control::{ControlMsg, ReplyTo, RoomAction, RosterPeer, RosterUpdate};
 pub use error::ClusterError;
 pub use node::{Load, NodeInfo, NodeState};
 pub use room_docs::{Deleted, Put, RoomDoc};

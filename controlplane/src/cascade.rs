@@ -21,12 +21,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice_cluster::{cascade, NodeInfo, Ownership, RoomAction};
+use sluice_cluster::{cascade, NodeInfo, Ownership, RoomAction, RosterUpdate};
 use sluice_dataplane::srtp::{SrtpKeys, SrtpProfile};
 use sluice_dataplane::topology::{TransportId, TransportKeys};
 
 use crate::error::ApiError;
 use crate::leg_table::CoreLink;
+use crate::roster::RosterJob;
 use crate::state::AppState;
 
 /// The SRTP profile of every leg (AES-GCM: the cheapest per packet here, docs/dataplane.md).
@@ -147,6 +148,11 @@ impl AppState {
             .lock()
             .to_edges
             .insert((room.to_string(), edge.to_string()), end.transport);
+        // The edge learns who is connected elsewhere (docs/cascade.md, "One roster").
+        self.hub.queue_roster(RosterJob::SendFull {
+            room: room.to_string(),
+            to: edge.to_string(),
+        });
         tracing::info!(%room, %edge, epoch, transport = end.transport, "relay leg opened to an edge");
         Ok(())
     }
@@ -158,6 +164,17 @@ impl AppState {
         };
         if let Some(transport) = c.legs.take_edge(room, edge) {
             media.remove_leg(transport);
+            // Its members are gone from the room, here and on the other edges.
+            let nobody = RosterUpdate::Node {
+                node: edge.to_string(),
+                peers: Vec::new(),
+            };
+            self.hub.apply_remote(room, nobody.clone());
+            self.hub.queue_roster(RosterJob::PassOn {
+                room: room.to_string(),
+                from: edge.to_string(),
+                update: nobody,
+            });
         }
         let _ = c.store.delete_leg(room, edge).await;
     }
@@ -237,6 +254,11 @@ impl AppState {
                 transport: end.transport,
             },
         );
+        // The core learns who is connected here.
+        self.hub.queue_roster(RosterJob::SendMine {
+            room: room.to_string(),
+            to: owner.node.clone(),
+        });
         tracing::info!(%room, core = %owner.node, epoch = owner.epoch, transport = end.transport, "linked to the room's core");
         Ok(())
     }
@@ -276,6 +298,7 @@ impl AppState {
                     legs.edge_of.remove(&room);
                     legs.to_core.remove(&room)
                 };
+                self.hub.forget_remote(&room);
                 if let Some(l) = link {
                     media.remove_leg(l.transport);
                     tracing::info!(%room, core = %l.core, "nobody here any more: the leg to the room's core let go");
@@ -302,6 +325,14 @@ impl AppState {
                     legs.edge_of.remove(&room);
                     if let Some(l) = legs.to_core.remove(&room) {
                         media.remove_leg(l.transport);
+                        // The old core's members are gone with it.
+                        self.hub.apply_remote(
+                            &room,
+                            RosterUpdate::Node {
+                                node: l.core.clone(),
+                                peers: Vec::new(),
+                            },
+                        );
                         tracing::info!(%room, "this edge is the room's core now: its leg to the old core dropped");
                     }
                 }

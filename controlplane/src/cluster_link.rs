@@ -15,7 +15,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_cluster::{ControlMsg, Held};
+use sluice_cluster::{ControlMsg, Held, RosterUpdate};
+
+use crate::roster::RosterJob;
 
 use crate::cluster_calls::Answer;
 use crate::cluster_rooms::LiveSummary;
@@ -217,6 +219,15 @@ async fn apply(state: &Arc<AppState>, msg: ControlMsg) {
                 message,
             },
         ),
+        ControlMsg::Roster { room, from, update } => {
+            // Applied in order, here: the hub's lock, no await.
+            state.hub.apply_remote(&room, update.clone());
+            if !matches!(update, RosterUpdate::Full { .. }) {
+                state
+                    .hub
+                    .queue_roster(RosterJob::PassOn { room, from, update });
+            }
+        }
         ControlMsg::Drain { draining } => {
             state.node.set_draining(draining);
             tracing::info!(

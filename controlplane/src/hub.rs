@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -21,6 +21,7 @@ use crate::limits::SignalLimits;
 use crate::messages::{PeerInfo, ServerMsg};
 use crate::mode::{MediaMode, ModeMachine, ModeRules};
 use crate::rate_limit::{RateLimit, RATE_BURST, RATE_PER_S};
+use crate::roster::{LocalChange, RemoteMember, RemoteRoster, RosterJob};
 
 struct Member {
     info: PeerInfo,
@@ -122,7 +123,14 @@ impl Budgets {
 /// Connected members by room: who receives room news, and each room's mode.
 #[derive(Default)]
 pub struct Hub {
+    /// Locked before `remote` when both are.
     rooms: Mutex<HashMap<String, LiveRoom>>,
+    /// Members of each room connected on the other nodes of a cascade (docs/cascade.md).
+    remote: Mutex<HashMap<String, RemoteRoster>>,
+    /// Where changes to this node's members go for the other nodes (set once, in a cluster).
+    roster_out: OnceLock<mpsc::Sender<RosterJob>>,
+    /// Changes that could not be queued for the other nodes (the queue was full).
+    roster_dropped: AtomicU64,
     budgets: Mutex<Budgets>,
     limits: SignalLimits,
     /// Socket tasks still running (they may still be writing a `bye`).
@@ -156,6 +164,83 @@ impl Hub {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, LiveRoom>> {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remote(&self) -> MutexGuard<'_, HashMap<String, RemoteRoster>> {
+        self.remote.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends changes to this node's members to `tx`, for the other nodes of cascaded rooms
+    /// ([`crate::roster_link`]); a single node has no sink and keeps its news to itself.
+    pub fn set_roster_sink(&self, tx: mpsc::Sender<RosterJob>) {
+        let _ = self.roster_out.set(tx);
+    }
+
+    /// Queues `job` for the other nodes, if this node is in a cluster.
+    pub fn queue_roster(&self, job: RosterJob) {
+        if let Some(tx) = self.roster_out.get() {
+            if tx.try_send(job).is_err() {
+                self.roster_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("roster queue full: another node misses a member's news");
+            }
+        }
+    }
+
+    fn tell_others(&self, room: &str, change: LocalChange) {
+        if self.roster_out.get().is_some() {
+            self.queue_roster(RosterJob::Local {
+                room: room.to_string(),
+                change,
+            });
+        }
+    }
+
+    /// Applies a change another node sent about its members of `room`, and tells this node's.
+    pub fn apply_remote(&self, room: &str, update: sluice_cluster::RosterUpdate) {
+        let mut rooms = self.lock();
+        let mut remote = self.remote();
+        let live = rooms.get_mut(room);
+        let told = {
+            let local = |id: &str| live.as_ref().is_some_and(|l| l.members.contains_key(id));
+            remote
+                .entry(room.to_string())
+                .or_default()
+                .apply(update, local)
+        };
+        if remote.get(room).is_some_and(RemoteRoster::is_empty) {
+            remote.remove(room);
+        }
+        if let Some(live) = live {
+            for msg in told {
+                Self::broadcast(&mut live.members, "", &msg);
+            }
+        }
+    }
+
+    /// Members of `room` connected here.
+    pub fn local_peers(&self, room: &str) -> Vec<PeerInfo> {
+        self.lock()
+            .get(room)
+            .map(|l| l.members.values().map(|m| m.info.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Members of `room` connected on other nodes, as far as this node knows.
+    pub fn remote_peers(&self, room: &str) -> Vec<RemoteMember> {
+        self.remote()
+            .get(room)
+            .map(|r| r.members().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets who `room` has on other nodes (this node stopped serving it).
+    pub fn forget_remote(&self, room: &str) {
+        self.remote().remove(room);
+    }
+
+    /// Changes for the other nodes that were dropped because their queue was full.
+    pub fn roster_dropped(&self) -> u64 {
+        self.roster_dropped.load(Ordering::Relaxed)
     }
 
     /// Sends to one member; a full outbox disconnects it (its socket task sees the channel close).
@@ -235,7 +320,11 @@ impl Hub {
         if let Some(old) = live.members.remove(&info.id) {
             let _ = old.tx.try_send(ServerMsg::Bye { reason: "replaced" });
         }
-        let peers = live.members.values().map(|m| m.info.clone()).collect();
+        let mut peers: Vec<PeerInfo> = live.members.values().map(|m| m.info.clone()).collect();
+        if let Some(remote) = self.remote().get_mut(room) {
+            remote.forget(&info.id);
+            peers.extend(remote.members().map(|m| m.info.clone()));
+        }
         Self::broadcast(
             &mut live.members,
             &info.id,
@@ -244,6 +333,7 @@ impl Hub {
             },
         );
         let id = info.id.clone();
+        self.tell_others(room, LocalChange::Joined(info.clone()));
         live.members.insert(id.clone(), Member { info, tx, conn });
         let n = live.members.len() as u32;
         let switch = live
@@ -259,8 +349,9 @@ impl Hub {
     }
 
     /// Forgets member `id` of `room` and tells the others; keeps the room's mode state.
-    fn remove_member(live: &mut LiveRoom, id: &str, now: Instant) {
+    fn remove_member(&self, room: &str, live: &mut LiveRoom, id: &str, now: Instant) {
         live.members.remove(id);
+        self.tell_others(room, LocalChange::Left(id.to_string()));
         Self::broadcast(
             &mut live.members,
             id,
@@ -282,7 +373,7 @@ impl Hub {
         if live.members.get(id).is_none_or(|m| m.conn != conn) {
             return false;
         }
-        Self::remove_member(live, id, now);
+        self.remove_member(room, live, id, now);
         true
     }
 
@@ -351,6 +442,13 @@ impl Hub {
             Some(m) => m.info.muted = muted,
             None => return,
         }
+        self.tell_others(
+            room,
+            LocalChange::Muted {
+                id: id.to_string(),
+                muted,
+            },
+        );
         let msg = ServerMsg::PeerMuted {
             participant: id.to_string(),
             muted,
@@ -417,7 +515,7 @@ impl Hub {
         if let Some(live) = rooms.get_mut(room) {
             if let Some(m) = live.members.get(id) {
                 let _ = m.tx.try_send(ServerMsg::Bye { reason: "kicked" });
-                Self::remove_member(live, id, now);
+                self.remove_member(room, live, id, now);
             }
         }
     }
@@ -460,8 +558,10 @@ impl Hub {
         let Some(live) = self.lock().remove(room) else {
             return 0;
         };
+        self.forget_remote(room);
         for m in live.members.values() {
             let _ = m.tx.try_send(msg_for(&m.info));
+            self.tell_others(room, LocalChange::Left(m.info.id.clone()));
         }
         live.members.len()
     }
@@ -492,6 +592,7 @@ impl Hub {
                 let _ = m.tx.try_send(ServerMsg::Bye {
                     reason: "server_shutdown",
                 });
+                self.tell_others(&room, LocalChange::Left(m.info.id.clone()));
             }
             gone.push((room, live.members.into_keys().collect()));
         }
@@ -546,6 +647,73 @@ mod tests {
             out.push(serde_json::to_value(&m).expect("json")["type"].to_string());
         }
         out
+    }
+
+    #[test]
+    fn a_cascaded_room_shows_members_of_other_nodes_and_tells_them_of_its_own() {
+        use sluice_cluster::{RosterPeer, RosterUpdate};
+        let hub = Hub::default();
+        let (jobs_tx, mut jobs) = mpsc::channel(16);
+        hub.set_roster_sink(jobs_tx);
+        let t0 = Now::read();
+        let (a_tx, mut a_rx) = mpsc::channel(16);
+        let a = hub.join("r", rules(), peer("a"), a_tx, t0);
+        assert!(a.peers.is_empty());
+        // A member connected on another node: announced here, and in the next welcome.
+        hub.apply_remote(
+            "r",
+            RosterUpdate::Joined {
+                peer: RosterPeer {
+                    id: "far".into(),
+                    name: "Far".into(),
+                    role: "listener".into(),
+                    muted: false,
+                    node: "n2".into(),
+                },
+            },
+        );
+        assert_eq!(drain(&mut a_rx), ["\"peer_joined\""]);
+        let (b_tx, _b_rx) = mpsc::channel(16);
+        let b = hub.join("r", rules(), peer("b"), b_tx, t0);
+        let mut ids: Vec<&str> = b.peers.iter().map(|p| p.id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["a", "far"]);
+        assert_eq!(hub.remote_peers("r").len(), 1);
+        // This node's own changes are queued for the others, in order.
+        hub.set_muted("r", "a", true, false);
+        assert!(hub.leave("r", "b", b.conn, t0.instant));
+        let mut got = Vec::new();
+        while let Ok(job) = jobs.try_recv() {
+            if let RosterJob::Local { change, .. } = job {
+                got.push(change);
+            }
+        }
+        assert_eq!(
+            got,
+            [
+                LocalChange::Joined(peer("a")),
+                LocalChange::Joined(peer("b")),
+                LocalChange::Muted {
+                    id: "a".into(),
+                    muted: true
+                },
+                LocalChange::Left("b".into()),
+            ]
+        );
+        drain(&mut a_rx);
+        hub.apply_remote(
+            "r",
+            RosterUpdate::Node {
+                node: "n2".into(),
+                peers: vec![],
+            },
+        );
+        assert_eq!(
+            drain(&mut a_rx),
+            ["\"peer_left\""],
+            "n2 went with its member"
+        );
+        assert!(hub.remote_peers("r").is_empty());
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub mod rate_limit;
 pub mod room_moves;
 pub mod room_store;
 pub mod rooms;
+pub mod roster;
+pub mod roster_link;
 pub mod router;
 pub mod sdp;
 pub mod signal;

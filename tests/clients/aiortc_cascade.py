@@ -21,6 +21,9 @@ kick members of an edge}
 5. With "actions": the us speaker (on the us edge) is server-muted through the ap node: it gets
    `peer_muted` and its edge's leg to the core falls silent; the us listener is kicked through
    the core: it gets `bye` (kicked) and is gone from the room.
+6. One roster across nodes: every member's view (welcome, then peer_joined, peer_left and
+   peer_muted) names every other member, whichever node it is on, once ready, after the mute and
+   the kick (`rosters`, `muted_told`, `kick_told`), and after a failover (`rosters_back`).
 
 Prints one JSON object.
 """
@@ -62,6 +65,11 @@ def leg_pps(first, second, dt, node, d):
     return round((metric(second[node], f"sluice_cascade_{d}_total") - metric(first[node], f"sluice_cascade_{d}_total")) / dt, 1)
 
 
+def rosters_complete(members):
+    """Whether every member's roster is exactly the other members."""
+    return all(set(m.roster) == {o.id for o in members if o is not m} for m in members)
+
+
 async def mute_and_kick(nodes, by_region, key, room, members, speakers, out):
     """Step 5: a mute and a kick of members an edge serves, asked of other nodes."""
     speaker = next(m for m in speakers if m.region == "us")
@@ -74,10 +82,12 @@ async def mute_and_kick(nodes, by_region, key, room, members, speakers, out):
     out["muted_id"] = speaker.id
     out["muted_leg_pps"] = leg_pps(first, second, time.monotonic() - t, by_region["us"]["id"], "out")
     out["muted_seen"] = speaker.peer_muted
+    out["muted_told"] = {m.id: m.roster.get(speaker.id) for m in members if m is not speaker}
     listener = next(m for m in members if m.region == "us" and m not in speakers)
     api(nodes[0]["base"], key, "DELETE", f"/v1/rooms/{room}/participants/{listener.id}")
     out["kicked_id"] = listener.id
     out["kicked"] = await wait_until(lambda: listener.bye == "kicked", 5)
+    out["kick_told"] = await wait_until(lambda: all(listener.id not in m.roster for m in members if m is not listener), 5)
     out["after_kick"] = [p["id"] for p in api(by_region["ap"]["base"], key, "GET", f"/v1/rooms/{room}")["participants"]]
 
 
@@ -115,6 +125,8 @@ async def main():
 
         out["ready"] = await wait_until(lambda: hears_all(members, speakers), 40)
         out["frames"] = {m.id: dict(m.frames) for m in members}
+        out["rosters_complete"] = await wait_until(lambda: rosters_complete(members), 5)
+        out["rosters"] = {m.id: sorted(m.roster) for m in members}
         out["room"] = api(nodes[1]["base"], key, "GET", f"/v1/rooms/{room}")
         await asyncio.sleep(1.0)  # steady talk before the rates are read
         first = scrape(nodes)
@@ -155,6 +167,8 @@ async def main():
             except asyncio.TimeoutError:
                 out["back"] = False
             out["gaps"] = gaps
+            out["rosters_back"] = await wait_until(lambda: rosters_complete(members), 10)
+            out["rosters_after"] = {m.id: sorted(m.roster) for m in members}
             out["frames_after"] = {m.id: {o: m.frames.get(o, 0) - before[m.id].get(o, 0) for o in m.frames} for m in members}
             survivor = next(n for n in nodes if n is not victim)
             out["after"] = api(survivor["base"], key, "GET", f"/v1/rooms/{room}")

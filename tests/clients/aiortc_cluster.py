@@ -84,6 +84,7 @@ class Member:
         self.errors = []
         self.bye = None  # the reason of the `bye` that ended its session
         self.peer_muted = []  # (participant, muted) of each `peer_muted`
+        self.roster = {}  # participant -> muted, as welcome, peer_joined, peer_left and peer_muted tell
         self.done = False
 
     def consume(self, track, mid, slots):
@@ -152,14 +153,22 @@ class Member:
                         self.note("welcome")
                         self.welcomes += 1
                         self.entry_urls = msg.get("entry_urls", [])
+                        self.roster = {p["id"]: p["muted"] for p in msg.get("peers", [])}
                         await self.offer(msg["audio_slots"])
                     elif t == "answer" and self.pc:
                         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
                     elif t == "slots":
                         self.slots.clear()
                         self.slots.update({s["mid"]: s["participant"] for s in msg["slots"]})
+                    elif t == "peer_joined":
+                        p = msg["participant"]
+                        self.roster[p["id"]] = p["muted"]
+                    elif t == "peer_left":
+                        self.roster.pop(msg["participant"], None)
                     elif t == "peer_muted":
                         self.peer_muted.append((msg["participant"], msg["muted"]))
+                        if msg["participant"] in self.roster:
+                            self.roster[msg["participant"]] = msg["muted"]
                     elif t == "error":
                         self.errors.append(msg)
             except websockets.ConnectionClosed:

@@ -1,7 +1,8 @@
-//! Plain SRTP listeners for tests with many members: `POST /v1/rooms/{room}/plain` listeners of
+//! Plain SRTP members for tests with many members: `POST /v1/rooms/{room}/plain` listeners of
 //! one node, each with its own loopback socket and AES-128-GCM keys, read by one thread that counts
 //! each listener's packets per source (the CSRC its slot streams name) and checks a sample of them
-//! with webrtc-srtp, the independent oracle.
+//! with webrtc-srtp, the independent oracle; and plain speakers, sending 50 SRTP packets a second
+//! from one thread.
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
@@ -49,10 +50,7 @@ impl Heard {
 /// Adds `count` plain listeners named `{prefix}{i}` to `room` through the node at `base`.
 pub fn add_listeners(base: &str, key: &str, room: &str, prefix: &str, count: usize) -> Vec<Ear> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("http client");
+    let http = http_client();
     (0..count)
         .map(|i| {
             let sock = UdpSocket::bind("127.0.0.1:0").expect("bind a listener");
@@ -85,10 +83,140 @@ pub fn add_listeners(base: &str, key: &str, room: &str, prefix: &str, count: usi
         .collect()
 }
 
+/// One plain speaker: its socket, where it sends, and what protects what it sends.
+pub struct Mouth {
+    /// Its participant id.
+    pub id: String,
+    /// The SSRC it publishes with.
+    pub ssrc: u32,
+    sock: UdpSocket,
+    server: std::net::SocketAddr,
+    ctx: SrtpContext,
+    seq: u16,
+    ts: u32,
+}
+
+fn http_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client")
+}
+
+/// Adds a plain speaker `name` publishing with `ssrc` (hearing nothing) to `room` through `base`.
+pub fn add_speaker(base: &str, key: &str, room: &str, name: &str, ssrc: u32) -> Mouth {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind a speaker");
+    let ours: Vec<u8> = (0..28).map(|_| rand::random::<u8>()).collect();
+    let r = http_client()
+        .post(format!("{base}/v1/rooms/{room}/plain"))
+        .bearer_auth(key)
+        .json(&json!({
+            "name": name, "role": "speaker", "ssrc": ssrc, "slots": 0,
+            "remote": sock.local_addr().expect("addr").to_string(),
+            "srtp": {"profile": "aes128gcm", "key": b64.encode(&ours)},
+        }))
+        .send()
+        .expect("POST plain");
+    let status = r.status();
+    let grant: Value = r.json().expect("a JSON answer");
+    assert_eq!(status, 201, "plain speaker {name} on {base}: {grant}");
+    let keys = SrtpKeys::new(SrtpProfile::AeadAes128Gcm, &ours[..16], &ours[16..]).expect("keys");
+    Mouth {
+        id: grant["id"].as_str().unwrap_or_default().to_string(),
+        ssrc,
+        sock,
+        server: grant["server"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("the server's address"),
+        ctx: SrtpContext::new(SrtpEngine::InPlace, &keys).expect("srtp"),
+        seq: rand::random(),
+        ts: rand::random(),
+    }
+}
+
+impl Mouth {
+    /// Sends one 20 ms Opus-sized SRTP packet.
+    fn send(&mut self) {
+        let mut buf = [0u8; 256];
+        buf[0] = 0x80;
+        buf[1] = 111;
+        buf[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        buf[4..8].copy_from_slice(&self.ts.to_be_bytes());
+        buf[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        buf[12..92].fill(0x5A);
+        if let Ok(n) = self.ctx.protect_rtp(&mut buf, 92) {
+            let _ = self.sock.send_to(&buf[..n], self.server);
+        }
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(960);
+    }
+}
+
+/// Speakers talking in the background, 50 packets a second each.
+pub struct Talking {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Vec<Mouth>>>,
+}
+
+/// Every mouth sends 50 packets a second until [`Talking::stop`].
+pub fn talk(mut mouths: Vec<Mouth>) -> Talking {
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let start = std::time::Instant::now();
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let due = start.elapsed().as_millis() as u64 / 20 + 1;
+                while sent < due {
+                    mouths.iter_mut().for_each(Mouth::send);
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            mouths
+        }
+    });
+    Talking {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+impl Talking {
+    /// Stops talking; the speakers, to talk again.
+    pub fn stop(mut self) -> Vec<Mouth> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .map(|t| t.join().expect("the talker"))
+            .unwrap_or_default()
+    }
+}
+
+/// Reads and discards whatever the listeners' sockets hold (a reader that fell behind leaves a
+/// backlog), until a whole pass finds nothing.
+pub fn drain(ears: &mut [Ear]) {
+    let mut buf = [0u8; 2048];
+    loop {
+        let mut got = 0;
+        for ear in ears.iter_mut() {
+            while ear.sock.recv(&mut buf).is_ok() {
+                got += 1;
+            }
+        }
+        if got == 0 {
+            return;
+        }
+    }
+}
+
 /// Listeners being read in the background.
 pub struct Listening {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Vec<Heard>>>,
+    thread: Option<JoinHandle<(Vec<Heard>, Vec<Ear>)>>,
 }
 
 /// Reads every ear's socket until [`Listening::stop`].
@@ -128,7 +256,7 @@ pub fn listen(mut ears: Vec<Ear>) -> Listening {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            heard
+            (heard, ears)
         }
     });
     Listening {
@@ -139,7 +267,12 @@ pub fn listen(mut ears: Vec<Ear>) -> Listening {
 
 impl Listening {
     /// Stops reading; what each listener heard.
-    pub fn stop(mut self) -> Vec<Heard> {
+    pub fn stop(self) -> Vec<Heard> {
+        self.stop_keeping_ears().0
+    }
+
+    /// Stops reading; what each listener heard, and the listeners, to listen again.
+    pub fn stop_keeping_ears(mut self) -> (Vec<Heard>, Vec<Ear>) {
         self.stop.store(true, Ordering::Relaxed);
         self.thread
             .take()

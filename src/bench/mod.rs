@@ -135,8 +135,8 @@ pub struct BenchArgs {
     pub spread: bool,
     /// The relay shape of a cascade (docs/cascade.md): publishers on a core node, subscribers on an
     /// edge node (two dataplanes of --workers each), one relay leg per room between them. Reports the
-    /// leg's packets/s and each node's CPU, then runs the same load on one node and reports what
-    /// the second hop adds (latency, CPU per relayed packet).
+    /// leg's packets/s and each node's CPU (the core's is the second hop's cost), then runs the
+    /// same load on one node and reports the latency the second hop adds.
     #[arg(long)]
     pub relay: bool,
     /// Search for the highest rate sustained with loss within --max-loss.

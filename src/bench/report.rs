@@ -101,8 +101,11 @@ pub struct RelayFigures {
     pub core_cpu_s: f64,
     /// CPU seconds of the edge's workers.
     pub edge_cpu_s: f64,
-    /// Core CPU per datagram it sent on a leg (each publisher packet in, one copy out per edge).
+    /// Core CPU per datagram it sent on a leg (each publisher packet in, one copy out per edge):
+    /// what the second hop costs per relayed packet, since the edge does what a single node would.
     pub core_ns_per_leg_packet: f64,
+    /// The core's CPU as a share of one core (its workers' CPU over the trial's wall time).
+    pub core_share: f64,
     /// Edge CPU per datagram it sent its subscribers (the leg's packets in, the fan-out).
     pub edge_ns_per_egress_packet: f64,
 }
@@ -120,26 +123,18 @@ pub struct SecondHop {
     pub added_p50_us: f64,
     /// Added 99th-percentile one-way latency of the second hop, microseconds.
     pub added_p99_us: f64,
-    /// Dataplane CPU of two hops minus one hop (per second of load), per relayed datagram, nanoseconds.
-    pub added_ns_per_relayed_packet: f64,
 }
 
 impl SecondHop {
     /// Compares `two_hops` (a `--relay` trial) with `one_hop` (the same load on one node).
     pub fn compare(two_hops: &Report, one_hop: &Report) -> Option<Self> {
-        let leg_pps = two_hops.relay.as_ref()?.leg_pps;
-        let cpu_rate = |r: &Report| r.dataplane_cpu_s / r.duration_s.max(1e-9);
+        two_hops.relay.as_ref()?;
         Some(SecondHop {
             one_hop_latency_us: one_hop.latency_us.clone(),
             one_hop_loss_ratio: one_hop.loss_ratio,
             one_hop_ns_per_egress_packet: one_hop.ns_per_egress_packet,
             added_p50_us: two_hops.latency_us.p50 - one_hop.latency_us.p50,
             added_p99_us: two_hops.latency_us.p99 - one_hop.latency_us.p99,
-            added_ns_per_relayed_packet: if leg_pps > 0.0 {
-                (cpu_rate(two_hops) - cpu_rate(one_hop)) * 1e9 / leg_pps
-            } else {
-                0.0
-            },
         })
     }
 }
@@ -224,6 +219,7 @@ impl Report {
                         core_cpu_s: core,
                         edge_cpu_s: edge,
                         core_ns_per_leg_packet: ns_per(core, packets),
+                        core_share: core / secs,
                         edge_ns_per_egress_packet: ns_per(edge, egress),
                     })
                 }
@@ -291,9 +287,10 @@ impl Report {
             rows.push((
                 "core / edge CPU",
                 format!(
-                    "{:.2} s ({:.0} ns per leg packet) / {:.2} s ({:.0} ns per egress packet)",
+                    "{:.2} s ({:.0} ns per leg packet, {:.1} % of a core) / {:.2} s ({:.0} ns per egress packet)",
                     r.core_cpu_s,
                     r.core_ns_per_leg_packet,
+                    r.core_share * 100.0,
                     r.edge_cpu_s,
                     r.edge_ns_per_egress_packet
                 ),
@@ -312,10 +309,6 @@ impl Report {
             rows.push((
                 "second hop adds p50 / p99",
                 format!("{:.0} / {:.0} us", h.added_p50_us, h.added_p99_us),
-            ));
-            rows.push((
-                "second hop adds CPU",
-                format!("{:.0} ns per relayed packet", h.added_ns_per_relayed_packet),
             ));
         }
         for (k, v) in rows {

@@ -11,6 +11,8 @@ Usage (from the repository root, with the test venv that scripts/test makes):
 2. Connects `--members` aiortc listeners; once every one decodes the speaker and their handshakes
    are `--settle` seconds old, reads the server's RSS again: (after - before) / members.
 3. Adds as many plain SRTP listeners over REST and reads it once more.
+With --kill-connected the server is SIGKILLed after step 2, its members still connected: under
+heaptrack, `heaptrack_print --print-leaks 1` then lists what they hold, by call site.
 
 Prints one JSON object (KiB per member for each kind, and the raw RSS figures). Memory figures,
 not speed: RSS moves with the allocator, so quote the marginal over many members, not one.
@@ -99,6 +101,9 @@ async def main():
     ap.add_argument("binary")
     ap.add_argument("--members", type=int, default=50)
     ap.add_argument("--settle", type=float, default=12.0, help="seconds after the handshakes")
+    ap.add_argument("--kill-connected", action="store_true",
+                    help="SIGKILL the server once the WebRTC members are measured, while they are still "
+                         "connected: under heaptrack its 'leaks' are then what they hold")
     args = ap.parse_args()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -127,6 +132,10 @@ async def main():
         out["all_hear_the_speaker"] = heard
         after = await settle_rss(pid, args.settle)
         out["webrtc_kib_per_member"] = round((after - before) / args.members, 1)
+        if args.kill_connected:
+            os.kill(pid, signal.SIGKILL)
+            out["rss_kib"] = {"baseline": before, "webrtc": after}
+            return
         plain = []
         for i in range(args.members):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -142,9 +151,10 @@ async def main():
             s.close()
     finally:
         await close_all([m for m in [*members, speaker] if m], runners)
-        os.kill(pid, signal.SIGTERM)
+        if not args.kill_connected:
+            os.kill(pid, signal.SIGTERM)
         server.wait(60)
-    print(json.dumps(out))
+        print(json.dumps(out))
 
 
 def _up(base):

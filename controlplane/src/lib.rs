@@ -35,6 +35,7 @@ pub mod error;
 pub mod event_log;
 pub mod fingerprint;
 pub mod guard;
+pub mod heap_trim;
 pub mod heartbeat;
 pub mod hub;
 pub mod leg_table;

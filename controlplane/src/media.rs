@@ -227,6 +227,8 @@ pub struct Media {
     room_ids: Mutex<HashMap<String, RoomId>>,
     next_transport: AtomicU64,
     next_worker: AtomicUsize,
+    /// When to give freed handshake memory back to the kernel.
+    trims: Mutex<crate::heap_trim::TrimSchedule>,
     dtls_failures: AtomicU64,
     /// Completed handshakes by (SRTP profile, DTLS version): what clients negotiate.
     negotiated: Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
@@ -269,6 +271,7 @@ impl Media {
             room_ids: Mutex::new(HashMap::new()),
             next_transport: AtomicU64::new(1),
             next_worker: AtomicUsize::new(0),
+            trims: Mutex::default(),
             dtls_failures: AtomicU64::new(0),
             negotiated: Mutex::new(Default::default()),
             links: Mutex::new((Links::default(), Instant::now())),
@@ -1016,6 +1019,7 @@ impl Media {
         self.hand_down_link_quality(now);
         let mut sessions = self.sessions();
         let ids: Vec<TransportId> = sessions.keys().copied().collect();
+        let mut released = 0;
         for id in ids {
             if let Some(s) = sessions.get_mut(&id) {
                 if !s.connected && s.dtls.poll_timeout().is_some_and(|t| t <= now) {
@@ -1024,8 +1028,28 @@ impl Media {
                 }
                 if s.connected && s.dtls.release_when_quiet(now, DTLS_RELEASE_AFTER) {
                     tracing::debug!(transport = id, "DTLS state released: the handshake is done");
+                    released += 1;
                 }
             }
+        }
+        drop(sessions);
+        // The handshakes' memory (OpenSSL's, the offers') is free now, but glibc would keep it
+        // resident in its arenas for good: hand the whole free pages back (docs/architecture.md,
+        // "Memory per member"), at most once a second.
+        let due = self
+            .trims
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .due(now, released);
+        if due {
+            let t = Instant::now();
+            let trimmed = sluice_dataplane::io::heap::trim();
+            tracing::debug!(
+                released,
+                trimmed,
+                took_us = t.elapsed().as_micros() as u64,
+                "heap trimmed"
+            );
         }
     }
 

@@ -12,8 +12,8 @@
 //!
 //! Beside them, safe wrappers for the few other system calls sluice makes: [`socket`] (binding and
 //! sizing UDP sockets), [`cputime`] (thread CPU clocks), [`timestamps`] (a `recvmmsg` batch
-//! receiver with kernel receive timestamps, for `sluice bench`'s sinks) and [`limits`] (the
-//! open-file limit).
+//! receiver with kernel receive timestamps, for `sluice bench`'s sinks), [`limits`] (the
+//! open-file limit) and [`heap`] (giving freed heap pages back to the kernel).
 //!
 //! Invariants every backend keeps:
 //! - Buffers, message headers and address arrays are allocated once at construction; `recv` and
@@ -26,6 +26,7 @@
 //! - Every `unsafe` block carries a `SAFETY:` comment that says why it is sound.
 
 pub mod cputime;
+pub mod heap;
 pub mod limits;
 pub mod mmsg;
 pub mod socket;

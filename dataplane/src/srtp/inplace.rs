@@ -8,9 +8,12 @@
 //! - Every key schedule (AES round keys, GHASH key, HMAC-SHA1 inner/outer state) is built once in
 //!   [`InPlaceContext::new`]; per packet the only copies are stack copies (the keyed HMAC state is
 //!   cloned, the AES key is borrowed by the CTR wrapper). No heap allocation per packet.
-//! - Per-SSRC state lives in a fixed array of [`SrtpContext::MAX_STREAMS`] slots, searched linearly
-//!   (32 compares of a `u32` cost less than hashing). A slot is taken on the send side at the first
-//!   protected packet, on the receive side only after the first packet authenticated.
+//! - Per-SSRC state lives in a table of at most [`SrtpContext::MAX_STREAMS`] slots, searched
+//!   linearly (32 compares of a `u32` cost less than hashing). A slot is taken on the send side at
+//!   the first protected packet, on the receive side only after the first packet authenticated.
+//!   The table starts with room for [`INITIAL_STREAMS`] and doubles when a new SSRC needs more (at
+//!   most three times per context), so a member's two contexts cost under 1 KiB, not 7, and a
+//!   packet of a stream already known never allocates.
 //! - Unprotect computes everything from a copy of the slot's window and writes the slot only after
 //!   authentication succeeded, so a failure leaves the context unchanged.
 
@@ -183,12 +186,16 @@ struct Slot {
     rtcp_next: u32,
 }
 
+/// Streams a context has room for before its table first grows: a publisher's context sees one or
+/// two SSRCs, a subscriber's one per slot.
+pub(crate) const INITIAL_STREAMS: usize = 4;
+
 /// The in-place engine behind [`SrtpContext`].
 pub(crate) struct InPlaceContext {
     profile: SrtpProfile,
     transform: Transform,
-    slots: [Slot; SrtpContext::MAX_STREAMS],
-    used: usize,
+    /// At most [`SrtpContext::MAX_STREAMS`].
+    slots: Vec<Slot>,
 }
 
 fn index_err(e: IndexError) -> SrtpError {
@@ -339,13 +346,12 @@ impl InPlaceContext {
         Ok(InPlaceContext {
             profile: keys.profile,
             transform,
-            slots: [Slot::default(); SrtpContext::MAX_STREAMS],
-            used: 0,
+            slots: Vec::with_capacity(INITIAL_STREAMS),
         })
     }
 
     fn find(&self, ssrc: u32) -> Option<usize> {
-        self.slots[..self.used].iter().position(|s| s.ssrc == ssrc)
+        self.slots.iter().position(|s| s.ssrc == ssrc)
     }
 
     /// The slot for `ssrc` if it exists, else a fresh default (not yet stored), or `TooManyStreams`
@@ -368,19 +374,17 @@ impl InPlaceContext {
         match at {
             Some(i) => self.slots[i] = slot,
             None => {
-                let s = self
-                    .slots
-                    .get_mut(self.used)
-                    .ok_or(SrtpError::TooManyStreams)?;
-                *s = slot;
-                self.used += 1;
+                if self.slots.len() >= SrtpContext::MAX_STREAMS {
+                    return Err(SrtpError::TooManyStreams);
+                }
+                self.slots.push(slot);
             }
         }
         Ok(())
     }
 
     fn table_full_for(&self, at: Option<usize>) -> bool {
-        at.is_none() && self.used >= SrtpContext::MAX_STREAMS
+        at.is_none() && self.slots.len() >= SrtpContext::MAX_STREAMS
     }
 
     pub(crate) fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
@@ -559,7 +563,7 @@ impl InPlaceContext {
     /// Number of SSRC slots in use.
     #[cfg(test)]
     pub(crate) fn streams(&self) -> usize {
-        self.used
+        self.slots.len()
     }
 }
 

@@ -14,9 +14,10 @@
 //!     allocates on every call. It is kept as a selectable alternative so benchmarks can compare both,
 //!     and its tests serve as the independent oracle for ours: whatever one engine protects, the other
 //!     must unprotect.
-//! - Per-SSRC state (ROC, highest index, 128-packet replay window, SRTCP index) lives in a fixed table
-//!   of [`SrtpContext::MAX_STREAMS`] slots allocated in `new`. On the receive side a slot is taken only
-//!   after a packet for that SSRC authenticated, so forged SSRCs cannot fill the table.
+//! - Per-SSRC state (ROC, highest index, 128-packet replay window, SRTCP index) lives in a table of
+//!   at most [`SrtpContext::MAX_STREAMS`] slots that starts small and grows only when a new SSRC
+//!   takes a slot. On the receive side a slot is taken only after a packet for that SSRC
+//!   authenticated, so forged SSRCs cannot fill the table.
 //!
 //! # Invariants
 //!

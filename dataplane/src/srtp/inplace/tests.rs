@@ -415,7 +415,7 @@ fn snapshot(c: &SrtpContext) -> Vec<(u32, IndexWindow, IndexWindow, u32)> {
     else {
         unreachable!()
     };
-    c.slots[..c.used]
+    c.slots[..]
         .iter()
         .map(|s| (s.ssrc, s.rtp, s.rtcp, s.rtcp_next))
         .collect()

@@ -321,9 +321,12 @@ impl AppState {
                 }
                 Ok(Some(owner)) if owner.node == me => {
                     // This node took the room over (its core failed): it is the core now.
-                    let mut legs = c.legs.lock();
-                    legs.edge_of.remove(&room);
-                    if let Some(l) = legs.to_core.remove(&room) {
+                    let link = {
+                        let mut legs = c.legs.lock();
+                        legs.edge_of.remove(&room);
+                        legs.to_core.remove(&room)
+                    };
+                    if let Some(l) = link {
                         media.remove_leg(l.transport);
                         // The old core's members are gone with it.
                         self.hub.apply_remote(

@@ -220,6 +220,16 @@ async fn apply(state: &Arc<AppState>, msg: ControlMsg) {
             },
         ),
         ControlMsg::Roster { room, from, update } => {
+            // Only for a room this node serves (as its core, or an edge), so news of a room it
+            // let go of leaves nothing behind.
+            let here = state
+                .cluster_rooms
+                .as_deref()
+                .is_some_and(|c| c.serves(&room).is_some() || c.legs.is_edge_of(&room));
+            if !here {
+                tracing::debug!(%room, %from, "roster news of a room not served here: ignored");
+                return;
+            }
             // Applied in order, here: the hub's lock, no await.
             state.hub.apply_remote(&room, update.clone());
             if !matches!(update, RosterUpdate::Full { .. }) {

@@ -55,20 +55,8 @@ pub fn add_listeners(base: &str, key: &str, room: &str, prefix: &str, count: usi
         .map(|i| {
             let sock = UdpSocket::bind("127.0.0.1:0").expect("bind a listener");
             sock.set_nonblocking(true).expect("nonblocking");
-            let ours: Vec<u8> = (0..28).map(|_| rand::random::<u8>()).collect();
-            let r = http
-                .post(format!("{base}/v1/rooms/{room}/plain"))
-                .bearer_auth(key)
-                .json(&json!({
-                    "name": format!("{prefix}{i}"), "role": "listener",
-                    "remote": sock.local_addr().expect("addr").to_string(),
-                    "srtp": {"profile": "aes128gcm", "key": b64.encode(&ours)},
-                }))
-                .send()
-                .expect("POST plain");
-            let status = r.status();
-            let grant: Value = r.json().expect("a JSON answer");
-            assert_eq!(status, 201, "plain listener {prefix}{i} on {base}: {grant}");
+            let member = json!({"name": format!("{prefix}{i}"), "role": "listener"});
+            let (grant, _) = post_plain(&http, (base, key, room), &sock, member);
             let theirs = b64
                 .decode(grant["srtp"]["key"].as_str().expect("sluice's key"))
                 .expect("base64");
@@ -103,24 +91,39 @@ fn http_client() -> reqwest::blocking::Client {
         .expect("http client")
 }
 
-/// Adds a plain speaker `name` publishing with `ssrc` (hearing nothing) to `room` through `base`.
-pub fn add_speaker(base: &str, key: &str, room: &str, name: &str, ssrc: u32) -> Mouth {
+/// Asks the node at `base` for a plain transport in `room` (`member`: its name, role, …) that
+/// sends to `sock`, with fresh AES-128-GCM keys; returns sluice's grant and our master key ‖ salt.
+fn post_plain(
+    http: &reqwest::blocking::Client,
+    (base, key, room): (&str, &str, &str),
+    sock: &UdpSocket,
+    mut member: Value,
+) -> (Value, Vec<u8>) {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind a speaker");
     let ours: Vec<u8> = (0..28).map(|_| rand::random::<u8>()).collect();
-    let r = http_client()
+    member["remote"] = sock.local_addr().expect("addr").to_string().into();
+    member["srtp"] = json!({"profile": "aes128gcm", "key": b64.encode(&ours)});
+    let r = http
         .post(format!("{base}/v1/rooms/{room}/plain"))
         .bearer_auth(key)
-        .json(&json!({
-            "name": name, "role": "speaker", "ssrc": ssrc, "slots": 0,
-            "remote": sock.local_addr().expect("addr").to_string(),
-            "srtp": {"profile": "aes128gcm", "key": b64.encode(&ours)},
-        }))
+        .json(&member)
         .send()
         .expect("POST plain");
     let status = r.status();
     let grant: Value = r.json().expect("a JSON answer");
-    assert_eq!(status, 201, "plain speaker {name} on {base}: {grant}");
+    assert_eq!(
+        status, 201,
+        "plain member {} on {base}: {grant}",
+        member["name"]
+    );
+    (grant, ours)
+}
+
+/// Adds a plain speaker `name` publishing with `ssrc` (hearing nothing) to `room` through `base`.
+pub fn add_speaker(base: &str, key: &str, room: &str, name: &str, ssrc: u32) -> Mouth {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind a speaker");
+    let member = json!({"name": name, "role": "speaker", "ssrc": ssrc, "slots": 0});
+    let (grant, ours) = post_plain(&http_client(), (base, key, room), &sock, member);
     let keys = SrtpKeys::new(SrtpProfile::AeadAes128Gcm, &ours[..16], &ours[16..]).expect("keys");
     Mouth {
         id: grant["id"].as_str().unwrap_or_default().to_string(),

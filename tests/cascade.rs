@@ -203,6 +203,16 @@ fn members_on_three_nodes_hear_every_speaker_and_only_the_speakers_cross_the_rel
         muted_pps < 5.0,
         "the us edge's leg to the core falls silent once its speaker is muted: {muted_pps}"
     );
+    for (node, m) in out["metrics_all"]
+        .as_object()
+        .expect("every node's metrics")
+    {
+        let m = m.as_str().unwrap_or_default();
+        assert!(
+            m.contains("sluice_roster_dropped_total 0"),
+            "{node} told the others of every change: {m}"
+        );
+    }
     assert_eq!(
         out["rosters_complete"], true,
         "every member's roster names the members of every node: {}",

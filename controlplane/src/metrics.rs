@@ -167,6 +167,11 @@ pub async fn metrics(State(s): Shared, client: ClientIp, headers: HeaderMap) -> 
             st.restored.load(Ordering::Relaxed),
             st.moved.load(Ordering::Relaxed),
         );
+        let _ = writeln!(
+            out,
+            "# HELP sluice_roster_dropped_total Changes to this node's members that the other nodes of a cascaded room were not told of (the roster queue was full).\n# TYPE sluice_roster_dropped_total counter\nsluice_roster_dropped_total {}",
+            s.hub.roster_dropped()
+        );
     }
     let (to_sfu, to_p2p) = s.hub.switches();
     let _ = writeln!(

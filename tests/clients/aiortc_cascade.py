@@ -138,6 +138,7 @@ async def main():
         if cfg.get("actions") and out["ready"]:
             await mute_and_kick(nodes, by_region, key, room, members, speakers, out)
         out["metrics"] = {k: "\n".join(l for l in v.splitlines() if "cascade" in l or "drops_total" in l and not l.endswith(" 0")) for k, v in second.items()}
+        out["metrics_all"] = {k: "\n".join(l for l in v.splitlines() if l.startswith("sluice_roster")) for k, v in second.items()}
         kill = cfg.get("kill")
         if kill and out["ready"]:
             victim = nodes[1] if kill == "edge" else nodes[0]

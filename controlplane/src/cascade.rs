@@ -21,13 +21,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice_cluster::{cascade, NodeInfo, Ownership, RoomAction, RosterUpdate};
+use sluice_cluster::{cascade, NodeInfo, Ownership, RoomAction};
 use sluice_dataplane::srtp::{SrtpKeys, SrtpProfile};
 use sluice_dataplane::topology::{TransportId, TransportKeys};
 
 use crate::error::ApiError;
 use crate::leg_table::CoreLink;
-use crate::roster::RosterJob;
+use crate::roster::{nobody_on, RosterJob};
 use crate::state::AppState;
 
 /// The SRTP profile of every leg (AES-GCM: the cheapest per packet here, docs/dataplane.md).
@@ -165,10 +165,7 @@ impl AppState {
         if let Some(transport) = c.legs.take_edge(room, edge) {
             media.remove_leg(transport);
             // Its members are gone from the room, here and on the other edges.
-            let nobody = RosterUpdate::Node {
-                node: edge.to_string(),
-                peers: Vec::new(),
-            };
+            let nobody = nobody_on(edge);
             self.hub.apply_remote(room, nobody.clone());
             self.hub.queue_roster(RosterJob::PassOn {
                 room: room.to_string(),
@@ -329,13 +326,7 @@ impl AppState {
                     if let Some(l) = link {
                         media.remove_leg(l.transport);
                         // The old core's members are gone with it.
-                        self.hub.apply_remote(
-                            &room,
-                            RosterUpdate::Node {
-                                node: l.core.clone(),
-                                peers: Vec::new(),
-                            },
-                        );
+                        self.hub.apply_remote(&room, nobody_on(&l.core));
                         tracing::info!(%room, "this edge is the room's core now: its leg to the old core dropped");
                     }
                 }

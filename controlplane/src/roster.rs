@@ -138,6 +138,14 @@ impl RemoteRoster {
     }
 }
 
+/// Node `node` has nobody connected any more (it went, or stopped serving the room).
+pub fn nobody_on(node: &str) -> RosterUpdate {
+    RosterUpdate::Node {
+        node: node.to_string(),
+        peers: Vec::new(),
+    }
+}
+
 /// A member of this node, `node`, as the other nodes are told of it.
 pub fn to_peer(info: &PeerInfo, node: &str) -> RosterPeer {
     RosterPeer {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use sluice_cluster::{ClusterStore, ControlMsg, RosterUpdate};
+use sluice_cluster::{ClusterStore, ControlMsg, RosterPeer, RosterUpdate};
 use tokio::sync::mpsc;
 
 use crate::cluster_rooms::ClusterRooms;
@@ -56,6 +56,14 @@ fn route(
             .map(|(_, e)| e.clone())
             .collect()
     };
+    let mine = |room: &str| -> Vec<RosterPeer> {
+        state
+            .hub
+            .local_peers(room)
+            .iter()
+            .map(|p| to_peer(p, me))
+            .collect()
+    };
     let (room, update, to) = match job {
         RosterJob::Local { room, change } => {
             let mut to = edges(&room);
@@ -67,25 +75,14 @@ fn route(
             (room, update, to)
         }
         RosterJob::SendMine { room, to } => {
-            let peers = state
-                .hub
-                .local_peers(&room)
-                .iter()
-                .map(|p| to_peer(p, me))
-                .collect();
             let update = RosterUpdate::Node {
                 node: me.to_string(),
-                peers,
+                peers: mine(&room),
             };
             (room, update, vec![to])
         }
         RosterJob::SendFull { room, to } => {
-            let mut peers: Vec<_> = state
-                .hub
-                .local_peers(&room)
-                .iter()
-                .map(|p| to_peer(p, me))
-                .collect();
+            let mut peers = mine(&room);
             peers.extend(
                 state
                     .hub

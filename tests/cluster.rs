@@ -816,6 +816,145 @@ fn kick_mute_and_delete_through_another_node_reach_the_owner_and_answer_once_don
     }
 }
 
+type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// Opens the signaling socket of `signal_url`'s participant on `node` instead, following a
+/// `redirect` to the room's node; returns the socket and its `welcome`.
+fn connect_via(node: &Server, signal_url: &str) -> (Socket, Value) {
+    let query = signal_url
+        .split_once("/v1/signal")
+        .map(|(_, q)| q)
+        .unwrap_or_default();
+    let mut url = format!("{}/v1/signal{query}", node.base.replacen("http", "ws", 1));
+    for _ in 0..3 {
+        let (mut ws, _) = tungstenite::connect(url.as_str()).expect("socket");
+        let first = next_of_any(&mut ws, &["welcome", "redirect"]);
+        if first["type"] == "welcome" {
+            return (ws, first);
+        }
+        url = first["url"].as_str().unwrap_or_default().to_string();
+    }
+    panic!("no welcome after three redirects");
+}
+
+/// Reads `ws` until a message of one of `kinds`; panics after 5 s.
+fn next_of_any(ws: &mut Socket, kinds: &[&str]) -> Value {
+    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+        tcp.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+    }
+    loop {
+        let msg = ws
+            .read()
+            .unwrap_or_else(|e| panic!("waiting for {kinds:?}: {e}"));
+        let Ok(text) = msg.into_text() else { continue };
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if kinds.iter().any(|k| v["type"] == *k) {
+            return v;
+        }
+    }
+}
+
+fn server_muted(s: &Server, room: &str, id: &str) -> Value {
+    let (_, r) = call(s, "GET", &format!("/v1/rooms/{room}"), None);
+    r["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["id"] == id))
+        .map(|p| p["server_muted"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_server_mute_holds_on_the_node_that_serves_the_member_after_its_owner_is_killed() {
+    let redis = RedisServer::start();
+    let mut s = three_nodes(&redis, 101, ["eu", "eu", "eu"]);
+    let (status, _) = call(
+        &s[0],
+        "POST",
+        "/v1/rooms",
+        Some(serde_json::json!({"name": "hush", "mode": "sfu"})),
+    );
+    assert_eq!(status, StatusCode::CREATED);
+    let grant = |name: &str| {
+        let (status, grant) = call(
+            &s[0],
+            "POST",
+            "/v1/rooms/hush/participants",
+            Some(serde_json::json!({"name": name})),
+        );
+        assert_eq!(status, StatusCode::CREATED, "{grant}");
+        (
+            grant["id"].as_str().unwrap_or_default().to_string(),
+            grant["signal_url"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let ((alice, alice_url), (bob, bob_url)) = (grant("alice"), grant("bob"));
+    let (a, _) = connect_via(&s[1], &alice_url);
+    let (mut b, _) = connect_via(&s[2], &bob_url);
+    let (_, room) = call(&s[0], "GET", "/v1/rooms/hush", None);
+    let owner = room["node"].as_str().unwrap_or_default().to_string();
+    let owner_at = ["n101", "n102", "n103"]
+        .iter()
+        .position(|id| *id == owner)
+        .expect("an owner");
+
+    // Muted through a node that does not serve the room: every node's view says so, and bob
+    // cannot lift it himself.
+    let other = (owner_at + 1) % 3;
+    let (status, body) = call(
+        &s[other],
+        "POST",
+        &format!("/v1/rooms/hush/participants/{bob}/mute"),
+        Some(serde_json::json!({"muted": true})),
+    );
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(next_of(&mut b, "peer_muted")["muted"], true);
+    for n in &s {
+        assert_eq!(server_muted(n, "hush", &bob), true, "{}", n.base);
+        assert_eq!(server_muted(n, "hush", &alice), Value::Null, "{}", n.base);
+    }
+    b.send(tungstenite::Message::Text(
+        r#"{"type":"mute","muted":false}"#.into(),
+    ))
+    .expect("send");
+    assert_eq!(next_of(&mut b, "error")["code"], "server_muted");
+
+    // The owner dies: both reconnect through a node still alive; the room's new node serves bob
+    // muted (his welcome says so, and alice's lists him muted).
+    drop((a, b));
+    s.remove(owner_at).kill();
+    let t = Instant::now();
+    let (mut b, welcome) = connect_via(&s[0], &bob_url);
+    assert_eq!(welcome["participant"]["muted"], true, "{welcome}");
+    let (_a, welcome) = connect_via(&s[1], &alice_url);
+    let listed = welcome["peers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["id"] == bob.as_str()))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(listed["muted"], true, "{welcome}");
+    println!(
+        "both members back on the new node {:.2} s after the kill, bob still muted",
+        t.elapsed().as_secs_f64()
+    );
+    b.send(tungstenite::Message::Text(
+        r#"{"type":"mute","muted":false}"#.into(),
+    ))
+    .expect("send");
+    assert_eq!(next_of(&mut b, "error")["code"], "server_muted");
+
+    // The server lifts it.
+    let (status, body) = call(
+        &s[0],
+        "POST",
+        &format!("/v1/rooms/hush/participants/{bob}/mute"),
+        Some(serde_json::json!({"muted": false})),
+    );
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(next_of(&mut b, "peer_muted")["muted"], false);
+    assert_eq!(server_muted(&s[1], "hush", &bob), Value::Null);
+}
+
 #[test]
 fn three_hundred_rooms_created_through_random_nodes_spread_within_one_and_a_half_times() {
     let redis = RedisServer::start();

@@ -648,13 +648,7 @@ impl AppState {
                 participant,
                 muted,
             } => {
-                let r = self.room(&room).await?;
-                if !r.participants.iter().any(|p| p.id == participant) {
-                    return Err(ApiError::not_found(
-                        "unknown_participant",
-                        format!("no participant {participant:?} in room {room:?}"),
-                    ));
-                }
+                self.record_server_mute(&room, &participant, muted).await?;
                 self.set_muted(&room, &participant, muted, true);
                 tracing::info!(%room, %participant, muted, "server mute");
                 Ok(())
@@ -673,6 +667,22 @@ impl AppState {
                 Ok(())
             }
         }
+    }
+
+    /// Writes a server mute into the participant's record (404 `unknown_participant`): in a
+    /// cluster into the room's document too, so whichever node serves the member next (after a
+    /// failover, a drain) applies it when the member connects.
+    async fn record_server_mute(&self, room: &str, id: &str, muted: bool) -> Result<(), ApiError> {
+        let Some(c) = self.cluster_rooms() else {
+            return self.rooms().set_server_muted(room, id, muted);
+        };
+        c.update(self.room_defaults(), room, None, |view| {
+            view.set_server_muted(room, id, muted)
+        })
+        .await?;
+        // This node's copy, where it serves the room (as the core or an edge).
+        let _ = self.rooms().set_server_muted(room, id, muted);
+        Ok(())
     }
 
     /// Removes a participant from the room and, where this node serves it, from its socket and

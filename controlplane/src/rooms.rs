@@ -121,6 +121,11 @@ pub struct Participant {
     /// edge of a cascaded room); absent: the room's `node`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Muted by the server (`POST …/mute`): nothing it publishes is forwarded, and it cannot unmute
+    /// itself. Kept with the participant, so it holds across reconnects and, in a cluster, on
+    /// whichever node serves the member next.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub server_muted: bool,
 }
 
 /// A room as the API shows it (and as a cluster stores it, without the live fields' values).
@@ -454,6 +459,7 @@ impl Rooms {
             created_at: unix_secs(now),
             link: None,
             node: None,
+            server_muted: false,
         };
         r.participants.push(p.clone());
         Ok(p)
@@ -466,14 +472,30 @@ impl Rooms {
         id: &str,
         node: Option<String>,
     ) -> Result<(), ApiError> {
+        self.participant_mut(room, id)?.node = node;
+        Ok(())
+    }
+
+    /// Records a server mute (or its end) on a participant.
+    pub fn set_server_muted(&mut self, room: &str, id: &str, muted: bool) -> Result<(), ApiError> {
+        self.participant_mut(room, id)?.server_muted = muted;
+        Ok(())
+    }
+
+    /// Whether the server muted this participant (`false` for one this node does not know).
+    pub fn is_server_muted(&self, room: &str, id: &str) -> bool {
+        self.rooms
+            .get(room)
+            .and_then(|r| r.participants.iter().find(|p| p.id == id))
+            .is_some_and(|p| p.server_muted)
+    }
+
+    fn participant_mut(&mut self, room: &str, id: &str) -> Result<&mut Participant, ApiError> {
         let r = self.rooms.get_mut(room).ok_or_else(|| unknown_room(room))?;
-        let p = r
-            .participants
+        r.participants
             .iter_mut()
             .find(|p| p.id == id)
-            .ok_or_else(|| unknown_participant(room, id))?;
-        p.node = node;
-        Ok(())
+            .ok_or_else(|| unknown_participant(room, id))
     }
 
     /// Removes a participant; returns it.

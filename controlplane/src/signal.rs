@@ -150,6 +150,12 @@ impl Session {
         match msg {
             ClientMsg::Leave => Next::Leave,
             ClientMsg::Mute { muted } => {
+                if !muted && self.s.rooms().is_server_muted(self.room(), self.me()) {
+                    return error(
+                        "server_muted",
+                        "the server muted you: only the server can unmute you",
+                    );
+                }
                 tracing::info!(
                     room = self.room(),
                     participant = self.me(),
@@ -284,7 +290,7 @@ async fn run_socket(
         id: claims.sub.clone(),
         name: claims.name.clone(),
         role: claims.role,
-        muted: false,
+        muted: s.server_mute_on_connect(&claims.room, &claims.sub),
     };
     let (tx, mut rx) = mpsc::channel(OUTBOX);
     // A kick (or the end of the join grace) that came while the socket was upgrading wins.

@@ -106,6 +106,18 @@ impl AppState {
         self.hub.set_muted(room, participant, muted, by_server);
     }
 
+    /// A member connecting to signaling here: whether the server muted it (its record says so,
+    /// whichever node muted it); its media then starts muted too.
+    pub fn server_mute_on_connect(&self, room: &str, participant: &str) -> bool {
+        let muted = self.rooms().is_server_muted(room, participant);
+        if muted {
+            if let Some(m) = &self.media {
+                m.set_muted(room, participant, true);
+            }
+        }
+        muted
+    }
+
     /// A member connected to signaling.
     pub fn on_joined(&self, room: &str, who: &PeerInfo) {
         self.emit(WebhookEvent::ParticipantJoined {

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -23,9 +23,13 @@ use crate::mode::{MediaMode, ModeMachine, ModeRules};
 use crate::rate_limit::{RateLimit, RATE_BURST, RATE_PER_S};
 use crate::roster::{LocalChange, RemoteMember, RemoteRoster, RosterJob};
 
+/// Where a member's signaling news goes: its socket task's queue. Messages are shared, so a
+/// broadcast to a room of thousands makes one message, not one copy per member.
+pub type Outbox = mpsc::Sender<Arc<ServerMsg>>;
+
 struct Member {
     info: PeerInfo,
-    tx: mpsc::Sender<ServerMsg>,
+    tx: Outbox,
     conn: u64,
 }
 
@@ -246,25 +250,29 @@ impl Hub {
     /// Sends to one member; a full outbox disconnects it (its socket task sees the channel close).
     fn deliver(members: &mut HashMap<String, Member>, id: &str, msg: ServerMsg) {
         if let Some(m) = members.get(id) {
-            if m.tx.try_send(msg).is_err() {
-                tracing::warn!(
-                    participant = id,
-                    "signaling outbox full or closed: disconnecting"
-                );
+            if !Self::offer(id, m, Arc::new(msg)) {
                 members.remove(id);
             }
         }
     }
 
+    /// Sends `msg` to every member but `except`, one shared copy for all of them.
     fn broadcast(members: &mut HashMap<String, Member>, except: &str, msg: &ServerMsg) {
-        let ids: Vec<String> = members
-            .keys()
-            .filter(|k| k.as_str() != except)
-            .cloned()
-            .collect();
-        for id in ids {
-            Self::deliver(members, &id, msg.clone());
+        let msg = Arc::new(msg.clone());
+        members.retain(|id, m| id.as_str() == except || Self::offer(id, m, msg.clone()));
+    }
+
+    /// Queues `msg` for one member; `false` when its outbox is full or closed (it is then
+    /// disconnected: its socket task sees the channel close once the member is forgotten).
+    fn offer(id: &str, m: &Member, msg: Arc<ServerMsg>) -> bool {
+        let queued = m.tx.try_send(msg).is_ok();
+        if !queued {
+            tracing::warn!(
+                participant = id,
+                "signaling outbox full or closed: disconnecting"
+            );
         }
+        queued
     }
 
     /// Records a switch of `room` to `to` at `now`, tells every member but `except`, and returns the
@@ -305,7 +313,7 @@ impl Hub {
         room: &str,
         rules: ModeRules,
         info: PeerInfo,
-        tx: mpsc::Sender<ServerMsg>,
+        tx: Outbox,
         now: Now,
     ) -> Joined {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -318,7 +326,9 @@ impl Hub {
             back_to_p2p: None,
         });
         if let Some(old) = live.members.remove(&info.id) {
-            let _ = old.tx.try_send(ServerMsg::Bye { reason: "replaced" });
+            let _ = old
+                .tx
+                .try_send(Arc::new(ServerMsg::Bye { reason: "replaced" }));
         }
         let mut peers: Vec<PeerInfo> = live.members.values().map(|m| m.info.clone()).collect();
         if let Some(remote) = self.remote().get_mut(room) {
@@ -514,7 +524,7 @@ impl Hub {
         let mut rooms = self.lock();
         if let Some(live) = rooms.get_mut(room) {
             if let Some(m) = live.members.get(id) {
-                let _ = m.tx.try_send(ServerMsg::Bye { reason: "kicked" });
+                let _ = m.tx.try_send(Arc::new(ServerMsg::Bye { reason: "kicked" }));
                 self.remove_member(room, live, id, now);
             }
         }
@@ -560,7 +570,7 @@ impl Hub {
         };
         self.forget_remote(room);
         for m in live.members.values() {
-            let _ = m.tx.try_send(msg_for(&m.info));
+            let _ = m.tx.try_send(Arc::new(msg_for(&m.info)));
             self.tell_others(room, LocalChange::Left(m.info.id.clone()));
         }
         live.members.len()
@@ -589,9 +599,9 @@ impl Hub {
         let mut gone = Vec::new();
         for (room, live) in self.lock().drain() {
             for m in live.members.values() {
-                let _ = m.tx.try_send(ServerMsg::Bye {
+                let _ = m.tx.try_send(Arc::new(ServerMsg::Bye {
                     reason: "server_shutdown",
-                });
+                }));
                 self.tell_others(&room, LocalChange::Left(m.info.id.clone()));
             }
             gone.push((room, live.members.into_keys().collect()));
@@ -641,10 +651,10 @@ mod tests {
         }
     }
 
-    fn drain(rx: &mut mpsc::Receiver<ServerMsg>) -> Vec<String> {
+    fn drain(rx: &mut mpsc::Receiver<Arc<ServerMsg>>) -> Vec<String> {
         let mut out = Vec::new();
         while let Ok(m) = rx.try_recv() {
-            out.push(serde_json::to_value(&m).expect("json")["type"].to_string());
+            out.push(serde_json::to_value(&*m).expect("json")["type"].to_string());
         }
         out
     }
@@ -786,9 +796,11 @@ mod tests {
             (p.id == "a").then(|| format!("ws://next/{}", p.id))
         });
         assert_eq!(n, 2);
-        assert!(matches!(a_rx.try_recv(), Ok(ServerMsg::Redirect { url }) if url == "ws://next/a"));
         assert!(
-            matches!(b_rx.try_recv(), Ok(ServerMsg::Moved)),
+            matches!(a_rx.try_recv().as_deref(), Ok(ServerMsg::Redirect { url }) if url == "ws://next/a")
+        );
+        assert!(
+            matches!(b_rx.try_recv().as_deref(), Ok(ServerMsg::Moved)),
             "no URL: closed without a word"
         );
         assert!(hub.live("r").is_none());

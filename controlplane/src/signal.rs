@@ -349,21 +349,21 @@ async fn run_socket(
                         break;
                     }
                 },
-                out = rx.recv() => match out {
+                out = rx.recv() => match out.as_deref() {
                     Some(ServerMsg::Moved) => {
                         let _ = socket.send(Message::Close(None)).await;
                         reason = "room moved";
                         break;
                     }
                     Some(msg @ ServerMsg::Redirect { .. }) => {
-                        let _ = send(&mut socket, &msg).await;
+                        let _ = send(&mut socket, msg).await;
                         let _ = socket.send(Message::Close(None)).await;
                         reason = "room moved";
                         break;
                     }
                     Some(msg) => {
                         let bye = matches!(msg, ServerMsg::Bye { .. });
-                        if !send(&mut socket, &msg).await || bye {
+                        if !send(&mut socket, msg).await || bye {
                             reason = "closed by server";
                             break;
                         }

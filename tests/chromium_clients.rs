@@ -10,6 +10,11 @@
 //! Two runs: Chromium's default DTLS settings (then one page mutes itself), and the ClientHello Chromium 156 sends by default
 //! (DTLS 1.3 offered, post-quantum key share, 1.4 KB fragmented over two datagrams), enabled on this
 //! Chromium with its own switches; the server log must show that ClientHello arriving in pieces.
+//!
+//! And loss across two hops (`tests/clients/chromium_fec.mjs`): a Chromium page whose listener page
+//! loses 5 % of what sluice sends it hears of that loss in sluice's receiver reports (its own hop
+//! loses nothing), steadily although the listener reports only every 5 s or so; a plain RTP recorder
+//! in the room reads the Opus mode and in-band FEC (LBRR) flags of what sluice forwards, printed.
 
 #![deny(unsafe_code)]
 
@@ -175,6 +180,75 @@ fn chromium_with_a_fragmented_dtls13_client_hello_is_served() {
         "the server saw the ClientHello in pieces: {fragments:?}"
     );
     assert_pages_hear_each_other(&run);
+}
+
+/// What the recorder counted in `phase` for each slot stream: `key` (packets, lbrr, silk, hybrid,
+/// celt), largest first.
+fn per_slot(r: &Value, phase: &str, key: &str) -> Vec<u64> {
+    let mut v: Vec<u64> = r["counts"][phase]
+        .as_object()
+        .map(|o| o.values().map(|c| c[key].as_u64().unwrap_or(0)).collect())
+        .unwrap_or_default();
+    v.sort_unstable_by(|a, b| b.cmp(a));
+    v
+}
+
+#[test]
+fn a_chromium_talker_hears_of_its_listeners_five_percent_loss_two_hops_away() {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let chromium = chromium();
+    check_modules(&["playwright-core"]);
+    let state = TempDir::new("chromium-fec");
+    let mut cmd = unshare_net();
+    cmd.arg("node")
+        .arg(root().join("tests/clients/chromium_fec.mjs"))
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .arg(&state.0)
+        .args(["0.05", "8"])
+        .env("SLUICE_CHROMIUM", &chromium);
+    let r = run_driver(cmd);
+    let polls: Vec<f64> = r["talker_fraction_lost"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let clean_loss = r["clean"]["talker"]["remote_inbound"][0]["fractionLost"].as_f64();
+    let lost = r["lossy"]["lossy"]["inbound"][0]["packetsLost"]
+        .as_u64()
+        .unwrap_or(0);
+    println!(
+        "Chromium behind 5 % loss two hops away: the lossy page lost {lost} packets; the talker's \
+         receiver reports said fraction lost {clean_loss:?} before, then every 0.5 s {polls:?}; \
+         the talker's Opus per slot (clean, lossy): CELT-only {:?} {:?}, SILK {:?} {:?}, hybrid \
+         {:?} {:?}, with FEC (LBRR) {:?} {:?}; the lossy page's inbound-rtp {}",
+        per_slot(&r, "clean", "celt"),
+        per_slot(&r, "lossy", "celt"),
+        per_slot(&r, "clean", "silk"),
+        per_slot(&r, "lossy", "silk"),
+        per_slot(&r, "clean", "hybrid"),
+        per_slot(&r, "lossy", "hybrid"),
+        per_slot(&r, "clean", "lbrr"),
+        per_slot(&r, "lossy", "lbrr"),
+        r["lossy"]["lossy"]["inbound"]
+    );
+    let heard = per_slot(&r, "clean", "packets");
+    assert!(
+        heard.len() == 2 && heard[1] > 200,
+        "the recorder heard both pages: {heard:?}\n{r}"
+    );
+    assert_eq!(clean_loss, Some(0.0), "nobody loses anything at first: {r}");
+    assert!(lost >= 5, "the lossy page lost packets: {r}");
+    // The talker's own hop loses nothing: what its receiver reports say is its listener's loss,
+    // and it holds between that listener's reports (every 5 s or so) instead of flapping to 0.
+    let first = polls.iter().position(|&f| f > 0.0);
+    assert!(
+        first.is_some_and(|i| i < polls.len() / 2),
+        "the talker hears of the loss within seconds: {polls:?}\n{r}"
+    );
+    let since = &polls[first.unwrap_or(0)..];
+    assert!(
+        since.iter().all(|&f| f > 0.0),
+        "and keeps hearing of it: {polls:?}"
+    );
 }
 
 /// A page in p2p mode with `peers` connected direct connections that each carried audio, and no SFU

@@ -9,7 +9,10 @@ Usage (from the repository root, with the test venv that scripts/test makes):
 1. Starts `sluice serve` (one worker, loopback) and one speaker, so everything made once (the
    DTLS certificate, worker buffers, the runtime's threads) exists before the baseline.
 2. Connects `--members` aiortc listeners; once every one decodes the speaker and their handshakes
-   are `--settle` seconds old, reads the server's RSS again: (after - before) / members.
+   are `--settle` seconds old, reads the server's RSS again: (after - before) / members. With
+   `--then N`, connects N more the same way and reports their marginal cost too (what the first
+   batch grew once, the allocator's arenas and tables, is not in it). Each reading also splits the
+   RSS by mapping (the main heap, other anonymous memory, files), from /proc/pid/smaps.
 3. Adds as many plain SRTP listeners over REST and reads it once more.
 With --kill-connected the server is SIGKILLed after step 2, its members still connected: under
 heaptrack, `heaptrack_print --print-leaks 1` then lists what they hold, by call site.
@@ -77,6 +80,24 @@ def sluice_pid(proc):
     return proc.pid
 
 
+def rss_by_mapping(pid):
+    """The RSS (KiB) of `pid` by kind of mapping, from /proc/pid/smaps: `heap` (the main arena),
+    `anon` (other arenas, thread stacks, mmap'd blocks), `file` (the binary, libraries)."""
+    out = {"heap": 0, "anon": 0, "file": 0}
+    kind = "anon"
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if not head:
+                continue
+            if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                name = head[5] if len(head) > 5 else ""
+                kind = "heap" if name == "[heap]" else "file" if name.startswith("/") else "anon"
+            elif head[0] == "Rss:":
+                out[kind] += int(head[1])
+    return out
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -100,6 +121,9 @@ async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
     ap.add_argument("--members", type=int, default=50)
+    ap.add_argument("--then", type=int, default=0,
+                    help="after the first --members, connect this many more and report what each of "
+                         "those cost (the marginal, without what the first members grew once)")
     ap.add_argument("--settle", type=float, default=12.0, help="seconds after the handshakes")
     ap.add_argument("--kill-connected", action="store_true",
                     help="SIGKILL the server once the WebRTC members are measured, while they are still "
@@ -124,6 +148,7 @@ async def main():
         assert await wait_until(lambda: speaker.welcomes, 20), "the speaker connects"
         await asyncio.sleep(2.0)
         before = await settle_rss(pid, 1.0)
+        before_maps = rss_by_mapping(pid)
         for i in range(args.members):
             m = Member(base, KEY, room, f"listener{i}", None, role="listener")
             members.append(m)
@@ -132,6 +157,21 @@ async def main():
         out["all_hear_the_speaker"] = heard
         after = await settle_rss(pid, args.settle)
         out["webrtc_kib_per_member"] = round((after - before) / args.members, 1)
+        out["rss_by_mapping_kib"] = {"baseline": before_maps, "webrtc": rss_by_mapping(pid)}
+        if args.then:
+            more = []
+            for i in range(args.then):
+                m = Member(base, KEY, room, f"more{i}", None, role="listener")
+                more.append(m)
+                runners.append(asyncio.ensure_future(m.run()))
+            members.extend(more)
+            out["then_hear_the_speaker"] = await wait_until(
+                lambda: all(m.hears([speaker.id]) for m in more), 120)
+            later = await settle_rss(pid, args.settle)
+            out["then"] = args.then
+            out["webrtc_kib_per_member_marginal"] = round((later - after) / args.then, 1)
+            out["rss_by_mapping_kib"]["then"] = rss_by_mapping(pid)
+            after = later
         if args.kill_connected:
             os.kill(pid, signal.SIGKILL)
             out["rss_kib"] = {"baseline": before, "webrtc": after}
@@ -146,6 +186,7 @@ async def main():
                 "srtp": {"profile": "aes128gcm", "key": base64.b64encode(secrets.token_bytes(28)).decode()}})
         with_plain = await settle_rss(pid, 2.0)
         out["plain_kib_per_member"] = round((with_plain - after) / args.members, 1)
+        out["rss_by_mapping_kib"]["plain"] = rss_by_mapping(pid)
         out["rss_kib"] = {"baseline": before, "webrtc": after, "plain": with_plain}
         for s in plain:
             s.close()

@@ -219,7 +219,7 @@ fn a_chromium_talker_hears_of_its_listeners_five_percent_loss_two_hops_away() {
         "Chromium behind 5 % loss two hops away: the lossy page lost {lost} packets; the talker's \
          receiver reports said fraction lost {clean_loss:?} before, then every 0.5 s {polls:?}; \
          the talker's Opus per slot (clean, lossy): CELT-only {:?} {:?}, SILK {:?} {:?}, hybrid \
-         {:?} {:?}, with FEC (LBRR) {:?} {:?}; the lossy page's inbound-rtp {}",
+         {:?} {:?}, with FEC (LBRR) {:?} {:?}; the lossy page's inbound-rtp {}; sluice's answer {}",
         per_slot(&r, "clean", "celt"),
         per_slot(&r, "lossy", "celt"),
         per_slot(&r, "clean", "silk"),
@@ -228,7 +228,8 @@ fn a_chromium_talker_hears_of_its_listeners_five_percent_loss_two_hops_away() {
         per_slot(&r, "lossy", "hybrid"),
         per_slot(&r, "clean", "lbrr"),
         per_slot(&r, "lossy", "lbrr"),
-        r["lossy"]["lossy"]["inbound"]
+        r["lossy"]["lossy"]["inbound"],
+        r["answer_fmtp"]
     );
     let heard = per_slot(&r, "clean", "packets");
     assert!(

@@ -126,6 +126,9 @@ try {
     await sleep(100);
   }
   result.connected_at_s = now();
+  // What sluice's answer says of Opus (FEC needs `useinbandfec=1` there).
+  result.answer_fmtp = await pages.talker.evaluate(() => window.sluice.state.sfu.pc.remoteDescription
+    .sdp.split("\r\n").filter((l) => l.startsWith("a=fmtp") || l.startsWith("a=rtpmap")));
 
   // What getStats says: the selected pair's local port, the sender's receiver-report view
   // (remote-inbound-rtp), what came in (inbound-rtp).

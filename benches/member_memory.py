@@ -142,7 +142,7 @@ async def main():
     try:
         await wait_until(lambda: _up(base), 20)
         room = "memory"
-        api(base, KEY, "POST", "/v1/rooms", {"name": room, "mode": "sfu", "max_participants": 2 * args.members + 10})
+        api(base, KEY, "POST", "/v1/rooms", {"name": room, "mode": "sfu", "max_participants": 2 * args.members + args.then + 10})
         speaker = Member(base, KEY, room, "speaker", 440)
         runners.append(asyncio.ensure_future(speaker.run()))
         assert await wait_until(lambda: speaker.welcomes, 20), "the speaker connects"

@@ -696,46 +696,43 @@ fn redis_killed_and_restarted_while_a_room_talks_never_stops_its_audio_and_place
     drop(servers);
 }
 
+type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
 /// Reads `ws` until a message of type `kind` (skipping others); panics after 5 s.
-fn next_of(
-    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
-    kind: &str,
-) -> Value {
-    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
-        tcp.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-    }
-    loop {
-        let msg = ws
-            .read()
-            .unwrap_or_else(|e| panic!("waiting for {kind}: {e}"));
-        let Ok(text) = msg.into_text() else { continue };
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if v["type"] == kind {
-            return v;
-        }
-    }
+fn next_of(ws: &mut Socket, kind: &str) -> Value {
+    next_of_any(ws, &[kind])
+}
+
+/// Creates an SFU room `name` through `s`.
+fn create_sfu_room(s: &Server, name: &str) {
+    let (status, body) = call(
+        s,
+        "POST",
+        "/v1/rooms",
+        Some(serde_json::json!({"name": name, "mode": "sfu"})),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// A new participant's grant (`id`, `token`, `signal_url`) from `POST …/participants` through `s`.
+fn grant(s: &Server, room: &str, name: &str) -> Value {
+    let (status, grant) = call(
+        s,
+        "POST",
+        &format!("/v1/rooms/{room}/participants"),
+        Some(serde_json::json!({"name": name})),
+    );
+    assert_eq!(status, StatusCode::CREATED, "{grant}");
+    grant
 }
 
 #[test]
 fn kick_mute_and_delete_through_another_node_reach_the_owner_and_answer_once_done() {
     let redis = RedisServer::start();
     let s = three_nodes(&redis, 41, ["eu", "eu", "eu"]);
-    let (status, _) = call(
-        &s[1],
-        "POST",
-        "/v1/rooms",
-        Some(serde_json::json!({"name": "ctl", "mode": "sfu"})),
-    );
-    assert_eq!(status, StatusCode::CREATED);
+    create_sfu_room(&s[1], "ctl");
     let join = |name: &str| {
-        let (status, grant) = call(
-            &s[0],
-            "POST",
-            "/v1/rooms/ctl/participants",
-            Some(serde_json::json!({"name": name})),
-        );
-        assert_eq!(status, StatusCode::CREATED, "{grant}");
+        let grant = grant(&s[0], "ctl", name);
         let (ws, _) =
             tungstenite::connect(grant["signal_url"].as_str().unwrap_or_default()).expect("socket");
         (grant["id"].as_str().unwrap_or_default().to_string(), ws)
@@ -816,8 +813,6 @@ fn kick_mute_and_delete_through_another_node_reach_the_owner_and_answer_once_don
     }
 }
 
-type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
-
 /// Opens the signaling socket of `signal_url`'s participant on `node` instead, following a
 /// `redirect` to the room's node; returns the socket and its `welcome`.
 fn connect_via(node: &Server, signal_url: &str) -> (Socket, Value) {
@@ -868,21 +863,9 @@ fn server_muted(s: &Server, room: &str, id: &str) -> Value {
 fn a_server_mute_holds_on_the_node_that_serves_the_member_after_its_owner_is_killed() {
     let redis = RedisServer::start();
     let mut s = three_nodes(&redis, 101, ["eu", "eu", "eu"]);
-    let (status, _) = call(
-        &s[0],
-        "POST",
-        "/v1/rooms",
-        Some(serde_json::json!({"name": "hush", "mode": "sfu"})),
-    );
-    assert_eq!(status, StatusCode::CREATED);
+    create_sfu_room(&s[0], "hush");
     let grant = |name: &str| {
-        let (status, grant) = call(
-            &s[0],
-            "POST",
-            "/v1/rooms/hush/participants",
-            Some(serde_json::json!({"name": name})),
-        );
-        assert_eq!(status, StatusCode::CREATED, "{grant}");
+        let grant = grant(&s[0], "hush", name);
         (
             grant["id"].as_str().unwrap_or_default().to_string(),
             grant["signal_url"].as_str().unwrap_or_default().to_string(),

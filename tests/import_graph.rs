@@ -278,12 +278,43 @@ fn the_cluster_crate_has_no_import_cycle_and_its_pure_cores_use_no_redis() {
     }
 }
 
+#[test]
+fn the_broadcast_crate_is_pure_cores_with_no_io() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("broadcast/src");
+    assert_eq!(find_cycle(&module_graph(&src)), None);
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    assert!(!files.is_empty());
+    for f in files {
+        let code = std::fs::read_to_string(&f).expect("read");
+        for io in [
+            "std::net",
+            "std::fs",
+            "tokio",
+            "SystemTime::now",
+            "Instant::now",
+        ] {
+            assert!(
+                !code.contains(io),
+                "{} uses {io}: its cores take time and data from the caller",
+                f.display()
+            );
+        }
+    }
+}
+
 /// `cargo test --test import_graph -- --ignored --nocapture` prints the graphs drawn in
 /// docs/architecture.md.
 #[test]
 #[ignore = "prints the graphs for docs/architecture.md"]
 fn print_graphs() {
-    for dir in ["controlplane/src", "dataplane/src", "cluster/src", "src"] {
+    for dir in [
+        "controlplane/src",
+        "dataplane/src",
+        "cluster/src",
+        "broadcast/src",
+        "src",
+    ] {
         let g = module_graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir));
         for (k, v) in &g {
             println!("{dir}: {k} -> {v:?}");

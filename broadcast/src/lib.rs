@@ -9,12 +9,15 @@
 //! - [`mix`]: the sum of the speakers' 20 ms frames through a limiter, so five people talking at
 //!   once never clip;
 //! - [`playlist`]: the rolling media playlist (with `EXT-X-PROGRAM-DATE-TIME` and `EXT-X-ENDLIST`)
-//!   and the multivariant playlist naming each rendition.
+//!   and the multivariant playlist naming each rendition;
+//! - [`fmp4`]: the Opus rendition's init and media segments (CMAF), with the `mp4-atom` crate's
+//!   boxes.
 //!
-//! No I/O, no clock reads, no codec here: the engines (libopus, the fMP4 writer, ffmpeg for the AAC
-//! rendition) and the HTTP serving are thin shells around these cores.
+//! No I/O, no clock reads, no codec here: the engines (libopus, ffmpeg for the AAC rendition) and
+//! the HTTP serving are thin shells around these cores.
 
 #![deny(unsafe_code)]
 
+pub mod fmp4;
 pub mod mix;
 pub mod playlist;

@@ -11,13 +11,15 @@
 //! - [`playlist`]: the rolling media playlist (with `EXT-X-PROGRAM-DATE-TIME` and `EXT-X-ENDLIST`)
 //!   and the multivariant playlist naming each rendition;
 //! - [`fmp4`]: the Opus rendition's init and media segments (CMAF), with the `mp4-atom` crate's
-//!   boxes.
+//!   boxes;
+//! - [`codec`]: libopus, decoding each speaker and encoding the mix.
 //!
-//! No I/O, no clock reads, no codec here: the engines (libopus, ffmpeg for the AAC rendition) and
+//! No I/O and no clock reads here: the subscriber that feeds it, ffmpeg for the AAC rendition and
 //! the HTTP serving are thin shells around these cores.
 
 #![deny(unsafe_code)]
 
+pub mod codec;
 pub mod fmp4;
 pub mod mix;
 pub mod playlist;

@@ -73,6 +73,17 @@ impl MixEncoder {
     }
 }
 
+/// Frame number `index` of a sine at `hz` with peak `amplitude`: a test signal (a speaker's
+/// tone), continuous across frames.
+pub fn sine_frame(hz: f32, amplitude: f32, index: usize) -> [i16; FRAME] {
+    let mut f = [0i16; FRAME];
+    for (i, s) in f.iter_mut().enumerate() {
+        let t = (index * FRAME + i) as f32 / RATE as f32;
+        *s = (amplitude * (2.0 * std::f32::consts::PI * hz * t).sin()) as i16;
+    }
+    f
+}
+
 /// The energy of `samples` at `hz` (the Goertzel filter): for tests and diagnostics that look
 /// for a tone in a mix.
 pub fn tone_energy(samples: &[i16], hz: f32) -> f32 {
@@ -91,15 +102,6 @@ pub fn tone_energy(samples: &[i16], hz: f32) -> f32 {
 mod tests {
     use super::*;
 
-    fn tone_frame(hz: f32, index: usize) -> [i16; FRAME] {
-        let mut f = [0i16; FRAME];
-        for (i, s) in f.iter_mut().enumerate() {
-            let t = (index * FRAME + i) as f32 / RATE as f32;
-            *s = (10_000.0 * (2.0 * std::f32::consts::PI * hz * t).sin()) as i16;
-        }
-        f
-    }
-
     #[test]
     fn a_tone_survives_encoding_and_decoding_and_a_lost_packet_is_concealed() {
         let mut enc = MixEncoder::new(64_000).expect("encoder");
@@ -108,7 +110,10 @@ mod tests {
         let mut out = [0i16; FRAME];
         let mut heard = Vec::new();
         for i in 0..50 {
-            let packet = enc.encode(&tone_frame(440.0, i)).expect("encode").to_vec();
+            let packet = enc
+                .encode(&sine_frame(440.0, 10_000.0, i))
+                .expect("encode")
+                .to_vec();
             assert!(packet.len() > 50 && packet.len() < 400, "{}", packet.len());
             assert_eq!(dec.decode(Some(&packet), &mut out).expect("decode"), FRAME);
             if i >= 10 {

@@ -125,16 +125,9 @@ impl Mixer {
 mod tests {
     use super::*;
 
-    /// `frames` frames of a sine at `hz` with peak `amp`, starting at frame `from`.
+    /// Frames of a sine at `hz` with peak `amp`, from frame `from` on.
     fn tone(hz: f32, amp: f32, from: usize) -> impl Iterator<Item = [i16; FRAME]> {
-        (from..).map(move |f| {
-            let mut out = [0i16; FRAME];
-            for (i, o) in out.iter_mut().enumerate() {
-                let t = (f * FRAME + i) as f32 / RATE as f32;
-                *o = (amp * (2.0 * std::f32::consts::PI * hz * t).sin()) as i16;
-            }
-            out
-        })
+        (from..).map(move |f| crate::codec::sine_frame(hz, amp, f))
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-use sluice_broadcast::codec::{tone_energy, MixEncoder};
+use sluice_broadcast::codec::{sine_frame, tone_energy, MixEncoder};
 use sluice_broadcast::fmp4::{init_segment, media_segment, FRAME_TICKS};
 use sluice_broadcast::mix::{Mixer, FRAME, RATE};
 
@@ -96,16 +96,6 @@ fn ffprobe_reads_an_init_segment_and_three_media_segments_as_one_opus_track() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Frame `index` of a sine at `hz`.
-fn tone(hz: f32, index: usize) -> [i16; FRAME] {
-    let mut f = [0i16; FRAME];
-    for (i, s) in f.iter_mut().enumerate() {
-        let t = (index * FRAME + i) as f32 / RATE as f32;
-        *s = (12_000.0 * (2.0 * std::f32::consts::PI * hz * t).sin()) as i16;
-    }
-    f
-}
-
 #[test]
 fn two_speakers_mixed_encoded_and_segmented_decode_in_ffmpeg_to_each_ones_tone_in_turn() {
     // Three segments of a second: speaker A (440 Hz) alone, both, then speaker B (700 Hz) alone.
@@ -116,7 +106,10 @@ fn two_speakers_mixed_encoded_and_segmented_decode_in_ffmpeg_to_each_ones_tone_i
     for seq in 0..3usize {
         let mut packets = Vec::new();
         for i in seq * 50..(seq + 1) * 50 {
-            let (a, b) = (tone(440.0, i), tone(700.0, i));
+            let (a, b) = (
+                sine_frame(440.0, 12_000.0, i),
+                sine_frame(700.0, 12_000.0, i),
+            );
             let speaking: Vec<&[i16]> = match seq {
                 0 => vec![&a],
                 1 => vec![&a, &b],

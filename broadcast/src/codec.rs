@@ -73,17 +73,6 @@ impl MixEncoder {
     }
 }
 
-/// Frame number `index` of a sine at `hz` with peak `amplitude`: a test signal (a speaker's
-/// tone), continuous across frames.
-pub fn sine_frame(hz: f32, amplitude: f32, index: usize) -> [i16; FRAME] {
-    let mut f = [0i16; FRAME];
-    for (i, s) in f.iter_mut().enumerate() {
-        let t = (index * FRAME + i) as f32 / RATE as f32;
-        *s = (amplitude * (2.0 * std::f32::consts::PI * hz * t).sin()) as i16;
-    }
-    f
-}
-
 /// The energy of `samples` at `hz` (the Goertzel filter): for tests and diagnostics that look
 /// for a tone in a mix.
 pub fn tone_energy(samples: &[i16], hz: f32) -> f32 {
@@ -111,7 +100,7 @@ mod tests {
         let mut heard = Vec::new();
         for i in 0..50 {
             let packet = enc
-                .encode(&sine_frame(440.0, 10_000.0, i))
+                .encode(&crate::mix::sine_frame(440.0, 10_000.0, i))
                 .expect("encode")
                 .to_vec();
             assert!(packet.len() > 50 && packet.len() < 400, "{}", packet.len());

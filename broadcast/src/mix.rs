@@ -121,13 +121,24 @@ impl Mixer {
     }
 }
 
+/// Frame number `index` of a sine at `hz` with peak `amplitude`: a test signal (a speaker's
+/// tone), continuous across frames.
+pub fn sine_frame(hz: f32, amplitude: f32, index: usize) -> [i16; FRAME] {
+    let mut f = [0i16; FRAME];
+    for (i, s) in f.iter_mut().enumerate() {
+        let t = (index * FRAME + i) as f32 / RATE as f32;
+        *s = (amplitude * (2.0 * std::f32::consts::PI * hz * t).sin()) as i16;
+    }
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Frames of a sine at `hz` with peak `amp`, from frame `from` on.
     fn tone(hz: f32, amp: f32, from: usize) -> impl Iterator<Item = [i16; FRAME]> {
-        (from..).map(move |f| crate::codec::sine_frame(hz, amp, f))
+        (from..).map(move |f| sine_frame(hz, amp, f))
     }
 
     #[test]

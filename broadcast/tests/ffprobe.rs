@@ -7,9 +7,9 @@
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-use sluice_broadcast::codec::{sine_frame, tone_energy, MixEncoder};
+use sluice_broadcast::codec::{tone_energy, MixEncoder};
 use sluice_broadcast::fmp4::{init_segment, media_segment, FRAME_TICKS};
-use sluice_broadcast::mix::{Mixer, FRAME, RATE};
+use sluice_broadcast::mix::{sine_frame, Mixer, FRAME, RATE};
 
 /// Opus packets of 20 ms: a TOC byte for CELT-only fullband 20 ms mono (config 31, code 0) and a
 /// frame of `len` bytes of zero (RFC 6716 3.1; a decoder turns it into quiet noise or silence).

@@ -465,18 +465,25 @@ impl AppState {
     /// Removes a participant from the room's record (kicked, left, never connected); in a
     /// cluster from the document, and from this node's copy where it serves the room.
     pub async fn remove_participant(&self, room: &str, id: &str) -> Result<Participant, ApiError> {
+        self.change_record(room, |view| view.remove_participant(room, id))
+            .await
+    }
+
+    /// Applies `rule` to a room's record: in a cluster to its document (compare-and-set) and then
+    /// to this node's copy, as the core or an edge (a copy of a room not served here is replaced
+    /// whenever it serves it again); on a single node to its rooms. Returns what the record's
+    /// rule returned.
+    async fn change_record<T>(
+        &self,
+        room: &str,
+        rule: impl Fn(&mut crate::rooms::Rooms) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         let Some(c) = self.cluster_rooms() else {
-            return self.rooms().remove_participant(room, id);
+            return rule(&mut self.rooms());
         };
-        let (p, _) = c
-            .update(self.room_defaults(), room, None, |view| {
-                view.remove_participant(room, id)
-            })
-            .await?;
-        // This node's copy, as the core or an edge (a copy of a room not served here is
-        // replaced whenever it serves it again).
-        let _ = self.rooms().remove_participant(room, id);
-        Ok(p)
+        let (out, _) = c.update(self.room_defaults(), room, None, &rule).await?;
+        let _ = rule(&mut self.rooms());
+        Ok(out)
     }
 
     /// In a cluster, removes a participant from the room's document in the background (a member
@@ -673,16 +680,8 @@ impl AppState {
     /// cluster into the room's document too, so whichever node serves the member next (after a
     /// failover, a drain) applies it when the member connects.
     async fn record_server_mute(&self, room: &str, id: &str, muted: bool) -> Result<(), ApiError> {
-        let Some(c) = self.cluster_rooms() else {
-            return self.rooms().set_server_muted(room, id, muted);
-        };
-        c.update(self.room_defaults(), room, None, |view| {
-            view.set_server_muted(room, id, muted)
-        })
-        .await?;
-        // This node's copy, where it serves the room (as the core or an edge).
-        let _ = self.rooms().set_server_muted(room, id, muted);
-        Ok(())
+        self.change_record(room, |view| view.set_server_muted(room, id, muted))
+            .await
     }
 
     /// Removes a participant from the room and, where this node serves it, from its socket and

@@ -40,7 +40,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Whether an Opus packet (RFC 6716 3.1) carries LBRR (FEC) data: SILK-only and hybrid modes
  * only (CELT-only has none); for each frame, the LBRR flag follows the VAD flags of its SILK frames
  * (one per 20 ms; per channel). Returns null for what is not an Opus packet we can read. */
-export function opusHasLbrr(p) {
+function opusHasLbrr(p) {
   if (p.length < 2) return null;
   const toc = p[0];
   const config = toc >> 3;
